@@ -1,0 +1,43 @@
+//! procwire: inter-process communication for Rust on Linux, after the classic Windows
+//! techniques.
+//!
+//! This crate is the local layer and the wire format. It needs no async runtime; the
+//! `tokio` feature adds async versions of the pipe API.
+//!
+//! # Organization
+//!
+//! - [`name`]: one syntax for every object name (`HelloWorld`, `Global\X`,
+//!   `\\.\pipe\X`, `\\host:port\pipe\X`) and the namespace directories behind them.
+//! - [`security`]: access rights, access lists and peer credentials.
+//! - [`wire`]: the handshake and frames, as pure encode/decode.
+//! - [`pipe`]: named pipes, blocking, and with `tokio` in [`pipe::tokio`].
+//!
+//! What it does not do (yet): shared memory, named sync objects, mailslots and remoting
+//! are planned as their own modules and crates.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use procwire::pipe::{PipeConnection, PipeServer};
+//!
+//! // In the server process:
+//! let server = PipeServer::create(r"\\.\pipe\HelloWorld")?;
+//! let mut client = server.accept()?;
+//! let request = client.recv()?;
+//! client.send(b"Default response from server")?;
+//!
+//! // In the client process:
+//! let mut pipe = PipeConnection::open(r"\\.\pipe\HelloWorld")?;
+//! pipe.send(b"Default request from client")?;
+//! let response = pipe.recv()?;
+//! # Ok::<(), procwire::pipe::PipeError>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod name;
+pub mod pipe;
+pub mod security;
+pub mod wire;
+
+mod sys;

@@ -1,0 +1,196 @@
+//! Connecting to a pipe, blocking: `CreateFile` plus `WaitNamedPipe`.
+
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use super::endpoint::{self, Endpoint, Target};
+use super::handshake;
+use super::info::Info;
+use super::stream::Stream;
+use super::{ClientOptions, PipeConnection, PipeError};
+use crate::name::Name;
+use crate::wire::{Request, Response, Status};
+
+/// Sleeps between attempts while a pipe is busy: short at first, then longer.
+#[derive(Debug)]
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff(Duration::from_millis(1))
+    }
+
+    /// The next pause, or `None` when it would pass the deadline.
+    pub(crate) fn next(&mut self, deadline: Instant) -> Option<Duration> {
+        let pause = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_millis(50));
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(pause.min(left))
+    }
+}
+
+impl ClientOptions {
+    /// Connects to the pipe `name` (`CreateFile`), waiting while every instance is busy
+    /// (`WaitNamedPipe`) for up to the [timeout](Self::timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::NotFound`] when no server has the name (or its server died);
+    /// [`PipeError::Busy`] when every instance stayed in use until the timeout;
+    /// [`PipeError::AccessDenied`] when the pipe's access list or direction refuses the
+    /// access asked for; [`PipeError::ModeMismatch`] for message read mode on a byte-type
+    /// pipe; [`PipeError::WrongKind`] when the name is not a pipe; [`PipeError::Timeout`]
+    /// when the server does not answer in time.
+    pub fn open<N>(&self, name: N) -> Result<PipeConnection, PipeError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<PipeError>,
+    {
+        let endpoint = endpoint::resolve(name)?;
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let stream = connect(&endpoint, deadline)?;
+            let response = self.exchange(&endpoint, &stream, deadline)?;
+            match self.interpret(&endpoint, response) {
+                Ok(info) => {
+                    let peer = stream.peer_credentials().unwrap_or(None);
+                    stream
+                        .set_timeouts(None)
+                        .map_err(|e| PipeError::io(&endpoint.display, "cannot set up", e))?;
+                    return Ok(PipeConnection::new(stream, Info { peer, ..info }));
+                }
+                Err(busy @ PipeError::Busy { .. }) => match backoff.next(deadline) {
+                    Some(pause) => std::thread::sleep(pause),
+                    None => return Err(busy),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn exchange(
+        &self,
+        endpoint: &Endpoint,
+        stream: &Stream,
+        deadline: Instant,
+    ) -> Result<Response, PipeError> {
+        let display = &endpoint.display;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        stream
+            .set_timeouts(Some(left))
+            .map_err(|e| PipeError::io(display, "cannot set the timeout", e))?;
+        let timeout = |e: io::Error, what| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => PipeError::Timeout {
+                name: display.clone(),
+                what,
+                after: self.timeout,
+            },
+            _ => PipeError::Disconnected {
+                name: display.clone(),
+                detail: format!("the server hung up during the handshake ({e})"),
+            },
+        };
+        stream
+            .write_all(&self.request(endpoint).encode())
+            .map_err(|e| timeout(e, "sending the handshake"))?;
+        handshake::read_blocking(stream, handshake::RESPONSE)
+            .map_err(|e| timeout(e, "waiting for the server's answer"))?
+            .map_err(|source| PipeError::Protocol {
+                name: display.clone(),
+                source,
+            })
+    }
+
+    pub(crate) fn request(&self, endpoint: &Endpoint) -> Request {
+        Request {
+            access: self.access,
+            mode: self.read_mode,
+            pipe: endpoint.object.clone(),
+        }
+    }
+
+    /// Turns the server's answer into the connection's facts or the matching error; shared
+    /// with the tokio client.
+    pub(crate) fn interpret(
+        &self,
+        endpoint: &Endpoint,
+        response: Response,
+    ) -> Result<Info, PipeError> {
+        let name = endpoint.display.clone();
+        let detail = response.detail;
+        match response.status {
+            Status::Ok => Ok(Info {
+                name,
+                pipe_type: response.pipe_type,
+                read_mode: self.read_mode,
+                access: response.access.unwrap_or(self.access),
+                max_message: response.max_message.min(self.max_message),
+                peer: None,
+                _slot: None,
+            }),
+            Status::Busy => Err(PipeError::Busy {
+                name,
+                in_use: response.instances,
+                max: response.max_instances,
+            }),
+            Status::NotFound => Err(PipeError::NotFound { name, detail }),
+            Status::AccessDenied => Err(PipeError::AccessDenied { name, detail }),
+            Status::ModeMismatch => Err(PipeError::ModeMismatch { name, detail }),
+            Status::UnsupportedVersion | Status::BadRequest => Err(PipeError::Protocol {
+                name,
+                source: crate::wire::ProtocolError::BadField {
+                    field: "handshake",
+                    problem: format!("the server refused it: {detail}"),
+                },
+            }),
+        }
+    }
+}
+
+fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<Stream, PipeError> {
+    let display = &endpoint.display;
+    match &endpoint.target {
+        Target::Unix(path) => UnixStream::connect(path)
+            .map(Stream::Unix)
+            .map_err(|e| endpoint::connect_error(display, path, e)),
+        Target::Tcp { host, port } => {
+            let addrs = (host.as_str(), *port).to_socket_addrs().map_err(|e| {
+                PipeError::io(display, format!("cannot resolve host `{host}`"), e)
+            })?;
+            let mut last = None;
+            for addr in addrs {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match TcpStream::connect_timeout(&addr, left) {
+                    Ok(s) => {
+                        s.set_nodelay(true)
+                            .map_err(|e| PipeError::io(display, "cannot set TCP_NODELAY", e))?;
+                        return Ok(Stream::Tcp(s));
+                    }
+                    Err(e) => last = Some((addr, e)),
+                }
+            }
+            Err(match last {
+                Some((addr, e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    PipeError::NotFound {
+                        name: display.clone(),
+                        detail: format!("nothing listens on {addr}"),
+                    }
+                }
+                Some((addr, e)) => PipeError::io(display, format!("cannot connect to {addr}"), e),
+                None => PipeError::Timeout {
+                    name: display.clone(),
+                    what: "connecting",
+                    after: Duration::ZERO,
+                },
+            })
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! One connected end of a pipe, blocking.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use super::framing::{FrameReader, FrameWriter};
+use super::info::{into_io, Failure, Info, MessagePart};
+use super::stream::Stream;
+use super::{ClientOptions, PipeError};
+use crate::security::{Access, PeerCredentials};
+use crate::wire::{self, PipeMode};
+
+/// The read buffer of a message-type connection.
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
+
+/// One connected end of a named pipe: what a server gets from
+/// [`accept`](super::PipeServer::accept) and a client from
+/// [`ClientOptions::open`].
+///
+/// On a message-type pipe, [`send`](Self::send) and [`recv`](Self::recv) move whole
+/// messages; [`Read`] and [`Write`] also work (each `write` is one message; `read` stops at a
+/// message's end in message read mode and runs on across messages in byte read mode). On a
+/// byte-type pipe the connection is a plain stream.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procwire::pipe::PipeConnection;
+///
+/// let mut pipe = PipeConnection::open(r"\\.\pipe\HelloWorld")?;
+/// pipe.send(b"Default request from client")?;
+/// println!("{}", String::from_utf8_lossy(&pipe.recv()?));
+/// # Ok::<(), procwire::pipe::PipeError>(())
+/// ```
+#[derive(Debug)]
+pub struct PipeConnection {
+    stream: Stream,
+    info: Info,
+    reader: FrameReader,
+    writer: FrameWriter,
+    broken: Option<String>,
+}
+
+impl PipeConnection {
+    pub(crate) fn new(stream: Stream, info: Info) -> PipeConnection {
+        let buffer = match info.pipe_type {
+            PipeMode::Message => READ_BUFFER,
+            PipeMode::Byte => 0,
+        };
+        PipeConnection {
+            reader: FrameReader::new(info.max_message, buffer),
+            writer: FrameWriter::default(),
+            stream,
+            info,
+            broken: None,
+        }
+    }
+
+    /// Connects to the pipe `name` with default [`ClientOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientOptions::open`].
+    pub fn open<N>(name: N) -> Result<PipeConnection, PipeError>
+    where
+        N: TryInto<crate::name::Name>,
+        N::Error: Into<PipeError>,
+    {
+        ClientOptions::new().open(name)
+    }
+
+    /// The pipe's name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// The pipe's type: byte or message.
+    pub fn pipe_type(&self) -> PipeMode {
+        self.info.pipe_type
+    }
+
+    /// What this end may do.
+    pub fn access(&self) -> Access {
+        self.info.access
+    }
+
+    /// The largest message either end may send.
+    pub fn max_message_size(&self) -> u32 {
+        self.info.max_message
+    }
+
+    /// The kernel-verified identity of the process at the other end (`SO_PEERCRED`), like
+    /// `GetNamedPipeClientProcessId`. `None` over TCP.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.info.peer
+    }
+
+    fn check_usable(&self) -> Result<(), PipeError> {
+        match &self.broken {
+            Some(why) => Err(self.info.broken(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends one message (on a byte-type pipe: writes the bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::MessageTooLarge`] before anything is sent when `message` is over the
+    /// pipe's maximum; [`PipeError::NotPermitted`] on a read-only end;
+    /// [`PipeError::Disconnected`] when the peer is gone.
+    pub fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
+        self.check_usable()?;
+        self.info.check_can_write()?;
+        if self.info.pipe_type == PipeMode::Byte {
+            return self
+                .stream
+                .write_all(message)
+                .map_err(|e| self.info.io_failure("send failed", e));
+        }
+        self.info.check_size(message.len())?;
+        let stream = &self.stream;
+        let result = self.writer.send(message, self.info.max_message, &mut |bufs| {
+            stream.write_vectored(bufs)
+        });
+        result.map_err(|e| {
+            self.broken = Some("a send failed in the middle of a message".into());
+            self.info.io_failure("send failed", e)
+        })
+    }
+
+    /// Receives the next whole message, waiting as long as it takes. After a
+    /// [`recv_into`](Self::recv_into) that returned part of a message, returns the rest.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Disconnected`] when the peer closed the pipe (cleanly or mid-message,
+    /// as the detail says); [`PipeError::MessageTooLarge`] when the peer announced a
+    /// message over the maximum (the connection is then closed);
+    /// [`PipeError::ModeMismatch`] on a byte-type pipe.
+    pub fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
+        self.recv_until(None)
+    }
+
+    /// Receives the next whole message, waiting at most `timeout`. On timeout nothing is
+    /// lost: what arrived of a message is kept for the next receive.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Timeout`], or as [`recv`](Self::recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, PipeError> {
+        self.recv_until(Some(timeout))
+    }
+
+    /// Receives the next whole message if one is already there.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Option<Vec<u8>>, PipeError> {
+        match self.recv_until(Some(Duration::ZERO)) {
+            Ok(m) => Ok(Some(m)),
+            Err(PipeError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Receives into `buf`: the next message, or the rest of one a previous call could not
+    /// fit. A message longer than `buf` arrives over several calls; nothing is lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
+        self.prepare_recv()?;
+        let stream = &self.stream;
+        let result = self.reader.recv_into(buf, &mut |b: &mut [u8]| stream.read(b));
+        match result {
+            Ok((len, complete)) => Ok(MessagePart { len, complete }),
+            Err(e) => Err(self.fail(e, None)),
+        }
+    }
+
+    fn prepare_recv(&self) -> Result<(), PipeError> {
+        self.check_usable()?;
+        self.info.check_messages()?;
+        self.info.check_can_read()
+    }
+
+    fn recv_until(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, PipeError> {
+        self.prepare_recv()?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let stream = &self.stream;
+        let mut read = |b: &mut [u8]| {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !crate::sys::wait_readable(stream, left)? {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            stream.read(b)
+        };
+        match self.reader.recv_message(&mut read) {
+            Ok(message) => Ok(message),
+            Err(e) => Err(self.fail(e, timeout)),
+        }
+    }
+
+    fn fail(&mut self, e: super::framing::RecvError, waited: Option<Duration>) -> PipeError {
+        match self.info.recv_failure(e, waited) {
+            Failure::Retry(e) => e,
+            Failure::Fatal(e) => {
+                self.broken = Some(e.to_string());
+                e
+            }
+            Failure::Refuse(e, reason) => {
+                tracing::warn!(pipe = %self.info.name, "closing connection: {reason}");
+                let _ = self.stream.write_all(&wire::encode_close_frame(&reason));
+                let _ = self.stream.shutdown(Shutdown::Both);
+                self.broken = Some(reason);
+                e
+            }
+        }
+    }
+
+    /// Closes the connection, telling the peer why with a close frame (message-type pipes).
+    /// The peer's next receive fails with [`PipeError::Disconnected`] carrying `reason`.
+    pub fn close_with_reason(self, reason: &str) {
+        if self.info.pipe_type == PipeMode::Message && !self.writer.is_mid_frame() {
+            let _ = self.stream.write_all(&wire::encode_close_frame(reason));
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Disconnects this client (`DisconnectNamedPipe`); the server goes on serving others.
+    pub fn disconnect(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+impl Read for PipeConnection {
+    /// Reads bytes. On a message-type pipe in message read mode a read stops at the end of
+    /// a message; in byte read mode it may span messages. Returns 0 when the peer closed
+    /// the pipe.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check_usable().map_err(into_io)?;
+        self.info.check_can_read().map_err(into_io)?;
+        if self.info.pipe_type == PipeMode::Byte {
+            return self.stream.read(buf);
+        }
+        let stop = self.info.read_mode == PipeMode::Message;
+        let stream = &self.stream;
+        let result = self
+            .reader
+            .read_bytes(buf, stop, &mut |b: &mut [u8]| stream.read(b));
+        result.map_err(|e| into_io(self.fail(e, None)))
+    }
+}
+
+impl Write for PipeConnection {
+    /// Writes bytes; on a message-type pipe each call sends `buf` as one message.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_usable().map_err(into_io)?;
+        self.info.check_can_write().map_err(into_io)?;
+        if self.info.pipe_type == PipeMode::Byte {
+            return self.stream.write_vectored(&[IoSlice::new(buf)]);
+        }
+        self.send(buf).map_err(into_io)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

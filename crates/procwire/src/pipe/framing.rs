@@ -1,0 +1,539 @@
+//! Message framing state, shared by the blocking and the tokio API.
+//!
+//! [`FrameReader`] and [`FrameWriter`] keep every byte of protocol state, and do their I/O
+//! through a closure the caller passes in: a blocking `read`, or tokio's `try_read` that
+//! may fail with `WouldBlock`. Any I/O error leaves the state consistent, so a timeout or a
+//! not-yet-readable socket never loses a byte: the next call carries on where this one
+//! stopped.
+
+use std::io::{self, IoSlice, Read};
+
+use crate::wire::{self, FrameHeader, ProtocolError, FRAME_HEADER_LEN};
+
+/// Why a receive did not produce a message.
+#[derive(Debug)]
+pub(crate) enum RecvError {
+    /// The I/O closure failed (including `WouldBlock` and `TimedOut`).
+    Io(io::Error),
+    /// The peer closed the connection. `detail` says where it was in the stream.
+    Eof { detail: String, clean: bool },
+    /// The peer sent a close frame with this reason.
+    Closed(String),
+    /// The peer sent bytes that break the protocol.
+    Protocol(ProtocolError),
+}
+
+impl From<io::Error> for RecvError {
+    fn from(e: io::Error) -> Self {
+        RecvError::Io(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Between messages: the next bytes are a header.
+    Header,
+    /// Inside a message of `total` bytes, `remaining` of which are still to come.
+    Payload { total: usize, remaining: usize },
+}
+
+/// The receiving half of a message-type connection.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    max: u32,
+    state: State,
+    /// The part of a message that [`FrameReader::recv_message`] has received so far.
+    pending: Vec<u8>,
+}
+
+/// Adapts an I/O closure to [`Read`].
+struct ReadFn<'a, F>(&'a mut F);
+
+impl<F: FnMut(&mut [u8]) -> io::Result<usize>> Read for ReadFn<'_, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (self.0)(buf)
+    }
+}
+
+fn is_retryable(e: &RecvError) -> bool {
+    matches!(e, RecvError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted))
+}
+
+impl FrameReader {
+    /// A reader for messages of at most `max` bytes, buffering up to `buffer` bytes.
+    pub(crate) fn new(max: u32, buffer: usize) -> FrameReader {
+        FrameReader {
+            buf: vec![0; buffer.max(FRAME_HEADER_LEN + wire::MAX_CLOSE_REASON as usize)]
+                .into_boxed_slice(),
+            start: 0,
+            end: 0,
+            max,
+            state: State::Header,
+            pending: Vec::new(),
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether a message has been started but not yet fully delivered.
+    pub(crate) fn in_message(&self) -> bool {
+        matches!(self.state, State::Payload { .. })
+    }
+
+    /// Reads more bytes into the buffer. An end of stream becomes [`RecvError::Eof`].
+    fn fill<F>(&mut self, read: &mut F) -> Result<(), RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = read(&mut self.buf[self.end..])?;
+        if n == 0 {
+            return Err(self.eof());
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    fn eof(&self) -> RecvError {
+        let (detail, clean) = match self.state {
+            State::Header if self.buffered() == 0 => ("the peer closed the pipe".to_owned(), true),
+            State::Header => (
+                format!(
+                    "the peer closed the pipe in the middle of a frame header ({} of 4 bytes)",
+                    self.buffered()
+                ),
+                false,
+            ),
+            State::Payload { total, remaining } => (
+                format!(
+                    "the peer closed the pipe in the middle of a message ({} of {total} bytes received)",
+                    total - remaining
+                ),
+                false,
+            ),
+        };
+        RecvError::Eof { detail, clean }
+    }
+
+    /// Makes sure a message is under way and returns how much of it is still to come.
+    fn begin<F>(&mut self, read: &mut F) -> Result<usize, RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        loop {
+            if let State::Payload { remaining, .. } = self.state {
+                return Ok(remaining);
+            }
+            if self.buffered() < FRAME_HEADER_LEN {
+                self.fill(read)?;
+                continue;
+            }
+            let mut header = [0; FRAME_HEADER_LEN];
+            header.copy_from_slice(&self.buf[self.start..self.start + FRAME_HEADER_LEN]);
+            match FrameHeader::decode(header, self.max).map_err(RecvError::Protocol)? {
+                FrameHeader::Message(len) => {
+                    self.start += FRAME_HEADER_LEN;
+                    let len = len as usize;
+                    self.state = State::Payload {
+                        total: len,
+                        remaining: len,
+                    };
+                }
+                FrameHeader::Close(len) => {
+                    let end = self.start + FRAME_HEADER_LEN + len as usize;
+                    if self.end < end {
+                        self.fill(read)?;
+                        continue;
+                    }
+                    let reason = String::from_utf8_lossy(
+                        &self.buf[self.start + FRAME_HEADER_LEN..end],
+                    )
+                    .into_owned();
+                    self.start = end;
+                    return Err(RecvError::Closed(reason));
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        if let State::Payload { remaining, .. } = &mut self.state {
+            *remaining -= n;
+        }
+    }
+
+    fn finish_if_done(&mut self) -> bool {
+        match self.state {
+            State::Payload { remaining: 0, .. } => {
+                self.state = State::Header;
+                true
+            }
+            State::Payload { .. } => false,
+            State::Header => true,
+        }
+    }
+
+    /// Copies up to `out.len()` bytes of the current message into `out`, reading from the
+    /// peer when the buffer is empty. Returns the bytes copied and whether that was the end
+    /// of the message. When some bytes were copied and the closure then fails with a
+    /// retryable error, returns the bytes so far as an incomplete read.
+    pub(crate) fn recv_into<F>(
+        &mut self,
+        out: &mut [u8],
+        read: &mut F,
+    ) -> Result<(usize, bool), RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        self.begin(read)?;
+        let mut copied = 0;
+        loop {
+            let State::Payload { remaining, .. } = self.state else {
+                unreachable!("begin leaves a message under way");
+            };
+            if remaining == 0 {
+                self.state = State::Header;
+                return Ok((copied, true));
+            }
+            if copied == out.len() {
+                return Ok((copied, false));
+            }
+            let want = remaining.min(out.len() - copied);
+            let step = if self.buffered() > 0 {
+                let n = want.min(self.buffered());
+                out[copied..copied + n].copy_from_slice(&self.buf[self.start..self.start + n]);
+                self.start += n;
+                Ok(n)
+            } else if want >= self.buf.len() / 2 {
+                // Large reads go straight to the caller's buffer.
+                match read(&mut out[copied..copied + want]) {
+                    Ok(0) => Err(self.eof()),
+                    Ok(n) => Ok(n),
+                    Err(e) => Err(RecvError::Io(e)),
+                }
+            } else {
+                self.fill(read).map(|()| 0)
+            };
+            match step {
+                Ok(n) => {
+                    copied += n;
+                    self.advance(n);
+                }
+                Err(e) if copied > 0 && is_retryable(&e) => return Ok((copied, false)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Receives the rest of the current message, or the next one, whole. What arrived
+    /// before a retryable error is kept for the next call.
+    pub(crate) fn recv_message<F>(&mut self, read: &mut F) -> Result<Vec<u8>, RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        let remaining = self.begin(read)?;
+        if self.pending.capacity() < self.pending.len() + remaining {
+            self.pending.reserve_exact(remaining);
+        }
+        let from_buffer = remaining.min(self.buffered());
+        self.pending
+            .extend_from_slice(&self.buf[self.start..self.start + from_buffer]);
+        self.start += from_buffer;
+        self.advance(from_buffer);
+        loop {
+            let State::Payload { remaining, .. } = self.state else {
+                unreachable!("begin leaves a message under way");
+            };
+            if remaining == 0 {
+                break;
+            }
+            if remaining <= self.buf.len() / 2 {
+                // Small messages go through the buffer, which may pick up the next ones too.
+                self.fill(read)?;
+                let n = remaining.min(self.buffered());
+                self.pending
+                    .extend_from_slice(&self.buf[self.start..self.start + n]);
+                self.start += n;
+                self.advance(n);
+            } else {
+                let before = self.pending.len();
+                let result = ReadFn(read)
+                    .take(remaining as u64)
+                    .read_to_end(&mut self.pending);
+                let got = self.pending.len() - before;
+                self.advance(got);
+                match result {
+                    Ok(_) if got < remaining => return Err(self.eof()),
+                    Ok(_) => {}
+                    Err(e) => return Err(RecvError::Io(e)),
+                }
+            }
+        }
+        self.finish_if_done();
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Reads message payload as a byte stream: up to `out.len()` bytes, stopping at the
+    /// end of a message when `stop_at_boundary` is set. Empty messages are skipped. Returns
+    /// 0 only when the peer closed the pipe between messages.
+    pub(crate) fn read_bytes<F>(
+        &mut self,
+        out: &mut [u8],
+        stop_at_boundary: bool,
+        read: &mut F,
+    ) -> Result<usize, RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut total = 0;
+        loop {
+            let step = if total > 0 && !self.in_message() && self.buffered() < FRAME_HEADER_LEN {
+                // Do not block for the next message once some bytes are ready.
+                return Ok(total);
+            } else {
+                self.recv_into(&mut out[total..], read)
+            };
+            match step {
+                Ok((n, complete)) => {
+                    total += n;
+                    if total == out.len() || (complete && stop_at_boundary && total > 0) {
+                        return Ok(total);
+                    }
+                    if !complete {
+                        return Ok(total);
+                    }
+                }
+                Err(RecvError::Eof { clean: true, .. }) => return Ok(total),
+                Err(e) if total > 0 && is_retryable(&e) => return Ok(total),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The sending half of a message-type connection.
+#[derive(Debug, Default)]
+pub(crate) struct FrameWriter {
+    /// A frame whose bytes are partly written: its header and how many bytes are out.
+    in_flight: Option<([u8; FRAME_HEADER_LEN], usize)>,
+}
+
+impl FrameWriter {
+    /// Whether a frame was left half-written (its send was abandoned).
+    pub(crate) fn is_mid_frame(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Writes `payload` as one frame, continuing a frame of the same payload that an
+    /// earlier call left half-written after a retryable error.
+    pub(crate) fn send<F>(&mut self, payload: &[u8], max: u32, write: &mut F) -> io::Result<()>
+    where
+        F: FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    {
+        let (header, mut written) = match self.in_flight {
+            Some(state) => state,
+            None => {
+                let header = wire::encode_message_header(payload.len(), max)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                (header, 0)
+            }
+        };
+        let total = FRAME_HEADER_LEN + payload.len();
+        while written < total {
+            let n = if written < FRAME_HEADER_LEN {
+                write(&[IoSlice::new(&header[written..]), IoSlice::new(payload)])
+            } else {
+                write(&[IoSlice::new(&payload[written - FRAME_HEADER_LEN..])])
+            };
+            match n {
+                Ok(0) => {
+                    self.in_flight = Some((header, written));
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                Ok(n) => written += n,
+                Err(e) => {
+                    self.in_flight = Some((header, written));
+                    return Err(e);
+                }
+            }
+        }
+        self.in_flight = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that hands out `data` in chunks of at most `chunk` bytes, then an error
+    /// after every `stall` reads, then end of stream.
+    struct Script {
+        data: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+        stall_every: usize,
+        reads: usize,
+    }
+
+    impl Script {
+        fn new(data: Vec<u8>, chunk: usize, stall_every: usize) -> Script {
+            Script {
+                data,
+                pos: 0,
+                chunk,
+                stall_every,
+                reads: 0,
+            }
+        }
+
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.stall_every > 0 && self.reads % self.stall_every == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.chunk).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn frames(messages: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut writer = FrameWriter::default();
+        for m in messages {
+            writer
+                .send(m, u32::MAX >> 1, &mut |bufs: &[IoSlice<'_>]| {
+                    let n = bufs[0].len().min(3);
+                    out.extend_from_slice(&bufs[0][..n]);
+                    Ok(n)
+                })
+                .unwrap();
+        }
+        out
+    }
+
+    fn messages() -> Vec<Vec<u8>> {
+        vec![
+            vec![],
+            vec![1],
+            (0..5_000).map(|i| i as u8).collect(),
+            b"hello".to_vec(),
+            vec![],
+            (0..300).map(|i| (i * 7) as u8).collect(),
+        ]
+    }
+
+    #[test]
+    fn messages_survive_any_chunking_and_stalls() {
+        for chunk in [1, 3, 4, 5, 1000, 100_000] {
+            for stall in [0, 2, 3] {
+                let mut peer = Script::new(frames(&messages()), chunk, stall);
+                let mut reader = FrameReader::new(1 << 20, 1024);
+                let mut got = Vec::new();
+                while got.len() < messages().len() {
+                    match reader.recv_message(&mut |b: &mut [u8]| peer.read(b)) {
+                        Ok(m) => got.push(m),
+                        Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("chunk {chunk} stall {stall}: {e:?}"),
+                    }
+                }
+                assert_eq!(got, messages(), "chunk {chunk} stall {stall}");
+                let end = reader.recv_message(&mut |b: &mut [u8]| peer.read(b));
+                assert!(
+                    matches!(end, Err(RecvError::Eof { clean: true, .. }) | Err(RecvError::Io(_))),
+                    "{end:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn small_buffers_get_long_messages_in_parts() {
+        let mut peer = Script::new(frames(&messages()), 7, 0);
+        let mut reader = FrameReader::new(1 << 20, 1024);
+        let mut read = |b: &mut [u8]| peer.read(b);
+        for expected in messages() {
+            let mut got = Vec::new();
+            let mut part = [0u8; 100];
+            loop {
+                let (n, complete) = reader.recv_into(&mut part, &mut read).unwrap();
+                got.extend_from_slice(&part[..n]);
+                if complete {
+                    break;
+                }
+                assert_eq!(n, 100, "an incomplete read fills the buffer");
+            }
+            assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn byte_reads_span_or_stop_at_messages() {
+        let all: Vec<u8> = messages().concat();
+        for stop in [false, true] {
+            let mut peer = Script::new(frames(&messages()), 10_000, 0);
+            let mut reader = FrameReader::new(1 << 20, 1024);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = reader
+                    .read_bytes(&mut buf, stop, &mut |b: &mut [u8]| peer.read(b))
+                    .unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, all);
+        }
+    }
+
+    #[test]
+    fn truncation_oversize_and_close_are_reported() {
+        let mut data = frames(&[vec![9; 100]]);
+        data.truncate(50);
+        let mut peer = Script::new(data, 1000, 0);
+        let mut reader = FrameReader::new(1 << 20, 1024);
+        let e = reader
+            .recv_message(&mut |b: &mut [u8]| peer.read(b))
+            .unwrap_err();
+        assert!(
+            matches!(&e, RecvError::Eof { clean: false, detail } if detail.contains("46 of 100")),
+            "{e:?}"
+        );
+
+        let mut peer = Script::new(1000u32.to_be_bytes().to_vec(), 1000, 0);
+        let mut reader = FrameReader::new(999, 1024);
+        let e = reader
+            .recv_message(&mut |b: &mut [u8]| peer.read(b))
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            RecvError::Protocol(ProtocolError::FrameTooLarge { len: 1000, max: 999 })
+        ));
+
+        let mut peer = Script::new(wire::encode_close_frame("too big"), 2, 0);
+        let mut reader = FrameReader::new(999, 1024);
+        let e = reader
+            .recv_message(&mut |b: &mut [u8]| peer.read(b))
+            .unwrap_err();
+        assert!(matches!(e, RecvError::Closed(r) if r == "too big"));
+    }
+}

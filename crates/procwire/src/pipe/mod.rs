@@ -1,0 +1,44 @@
+//! Named pipes: a named, duplex (or one-way), byte- or message-type channel between a
+//! server with many instances and its clients, on this machine or across machines.
+//!
+//! The Windows concepts map as follows:
+//!
+//! | Windows | procwire |
+//! |---|---|
+//! | `CreateNamedPipe` | [`PipeOptions::create`] → [`PipeServer`] |
+//! | `ConnectNamedPipe` | [`PipeServer::accept`] |
+//! | `CreateFile` + `WaitNamedPipe` | [`ClientOptions::open`] (waits while busy) |
+//! | `PIPE_ACCESS_INBOUND` / `OUTBOUND` / `DUPLEX` | [`Direction`] |
+//! | `PIPE_TYPE_BYTE` / `MESSAGE`, `PIPE_READMODE_*` | [`PipeMode`](crate::wire::PipeMode) |
+//! | `ReadFile` / `WriteFile` | [`PipeConnection::recv`] / [`PipeConnection::send`], or `Read`/`Write` |
+//! | `ERROR_MORE_DATA` | [`PipeConnection::recv_into`] returning an incomplete [`MessagePart`] |
+//! | `DisconnectNamedPipe` | [`PipeConnection::disconnect`] |
+//! | `GetNamedPipeClientProcessId` | [`PipeConnection::peer_credentials`] |
+//!
+//! Under the hood a local pipe is a Unix stream socket in the namespace's `pipe/`
+//! directory; a remote one is a TCP connection. Both start with the handshake of
+//! [`crate::wire`] and are documented in `docs/protocol.md`.
+//!
+//! A socket file left by a crashed server is reclaimed by the next server of that name: a
+//! live server holds a lock on the name, which the kernel releases when it dies.
+
+mod admission;
+mod client;
+mod connection;
+mod endpoint;
+mod error;
+mod framing;
+mod handshake;
+mod info;
+mod options;
+mod server;
+mod stream;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+pub use connection::PipeConnection;
+pub use endpoint::list;
+pub use error::PipeError;
+pub use info::MessagePart;
+pub use options::{ClientOptions, Direction, PipeOptions, DEFAULT_MAX_MESSAGE, DEFAULT_TCP_PORT};
+pub use server::PipeServer;

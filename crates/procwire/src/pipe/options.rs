@@ -1,0 +1,225 @@
+//! Builders for pipe servers and clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::security::{Access, AccessList};
+use crate::wire::PipeMode;
+
+/// The default largest message of a message-type pipe: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE: u32 = 16 << 20;
+
+/// The TCP port a `\\host\pipe\Name` client uses when the name gives none.
+pub const DEFAULT_TCP_PORT: u16 = 4455;
+
+/// Which way data flows between server and clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    /// Clients write, the server reads (`PIPE_ACCESS_INBOUND`).
+    Inbound,
+    /// The server writes, clients read (`PIPE_ACCESS_OUTBOUND`).
+    Outbound,
+    /// Both ways (`PIPE_ACCESS_DUPLEX`).
+    #[default]
+    Duplex,
+}
+
+impl Direction {
+    /// The access a client may have on a pipe of this direction.
+    pub fn client_access(self) -> Access {
+        match self {
+            Direction::Inbound => Access::Write,
+            Direction::Outbound => Access::Read,
+            Direction::Duplex => Access::ReadWrite,
+        }
+    }
+}
+
+/// How to create a pipe server: the equivalent of `CreateNamedPipe`'s arguments.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procwire::pipe::{Direction, PipeOptions};
+/// use procwire::wire::PipeMode;
+///
+/// let server = PipeOptions::new()
+///     .direction(Direction::Duplex)
+///     .mode(PipeMode::Message)
+///     .max_instances(4)
+///     .create(r"\\.\pipe\HelloWorld")?;
+/// # Ok::<(), procwire::pipe::PipeError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PipeOptions {
+    pub(crate) direction: Direction,
+    pub(crate) mode: PipeMode,
+    pub(crate) max_instances: Option<u16>,
+    pub(crate) in_buffer: Option<usize>,
+    pub(crate) out_buffer: Option<usize>,
+    pub(crate) max_message: u32,
+    pub(crate) access: AccessList,
+    pub(crate) tcp: Option<SocketAddr>,
+    pub(crate) plaintext_network: bool,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl Default for PipeOptions {
+    fn default() -> Self {
+        PipeOptions::new()
+    }
+}
+
+impl PipeOptions {
+    /// A duplex, message-type pipe with unlimited instances, 16 MiB messages, the kernel's
+    /// default buffers and access for the owner only.
+    pub fn new() -> PipeOptions {
+        PipeOptions {
+            direction: Direction::Duplex,
+            mode: PipeMode::Message,
+            max_instances: None,
+            in_buffer: None,
+            out_buffer: None,
+            max_message: DEFAULT_MAX_MESSAGE,
+            access: AccessList::owner_only(),
+            tcp: None,
+            plaintext_network: false,
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Which way data flows.
+    pub fn direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Byte or message type.
+    pub fn mode(mut self, mode: PipeMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The most clients connected at once (`nMaxInstances`); more get `Busy` until one
+    /// leaves. Unlimited by default.
+    pub fn max_instances(mut self, max: u16) -> Self {
+        self.max_instances = Some(max.max(1));
+        self
+    }
+
+    /// The kernel's socket buffer sizes for each connection, in bytes
+    /// (`nInBufferSize`, `nOutBufferSize`); the kernel caps them at its maximum.
+    pub fn buffer_sizes(mut self, inbound: usize, outbound: usize) -> Self {
+        self.in_buffer = Some(inbound);
+        self.out_buffer = Some(outbound);
+        self
+    }
+
+    /// The largest message either side may send, in bytes (at most 2 GiB - 1).
+    pub fn max_message_size(mut self, max: u32) -> Self {
+        self.max_message = max.min(crate::wire::MAX_FRAME_LEN);
+        self
+    }
+
+    /// Who may connect, and for what. Owner only by default.
+    pub fn access_list(mut self, access: AccessList) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Also listens on TCP at `addr`. Without [`allow_plaintext_network`] the address must
+    /// be a loopback one. Network clients get the access the list grants to
+    /// [`Principal::Network`](crate::security::Principal::Network); when the list does not
+    /// mention it, read-write (listening on TCP is the explicit opt-in).
+    ///
+    /// [`allow_plaintext_network`]: PipeOptions::allow_plaintext_network
+    pub fn listen_tcp(mut self, addr: SocketAddr) -> Self {
+        self.tcp = Some(addr);
+        self
+    }
+
+    /// Allows listening on a non-loopback address without encryption: anyone on the
+    /// network can then read and forge the traffic.
+    pub fn allow_plaintext_network(mut self) -> Self {
+        self.plaintext_network = true;
+        self
+    }
+
+    /// How long a connecting client has to send its handshake (5 s by default).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+}
+
+/// How to connect to a pipe: the equivalent of `CreateFile`, `WaitNamedPipe` and
+/// `SetNamedPipeHandleState`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use procwire::pipe::ClientOptions;
+/// use procwire::security::Access;
+/// use procwire::wire::PipeMode;
+///
+/// let mut pipe = ClientOptions::new()
+///     .access(Access::ReadWrite)
+///     .read_mode(PipeMode::Message)
+///     .timeout(Duration::from_secs(2))
+///     .open(r"\\.\pipe\HelloWorld")?;
+/// pipe.send(b"Default request from client")?;
+/// let answer = pipe.recv()?;
+/// # Ok::<(), procwire::pipe::PipeError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub(crate) access: Access,
+    pub(crate) read_mode: PipeMode,
+    pub(crate) timeout: Duration,
+    pub(crate) max_message: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions::new()
+    }
+}
+
+impl ClientOptions {
+    /// Read-write access, byte read mode, a 5 s timeout.
+    pub fn new() -> ClientOptions {
+        ClientOptions {
+            access: Access::ReadWrite,
+            read_mode: PipeMode::Byte,
+            timeout: Duration::from_secs(5),
+            max_message: DEFAULT_MAX_MESSAGE,
+        }
+    }
+
+    /// What this client will do: read, write or both.
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// How reads behave: [`PipeMode::Message`] (one message per read; needs a
+    /// message-type pipe) or [`PipeMode::Byte`] (a stream; the default).
+    pub fn read_mode(mut self, mode: PipeMode) -> Self {
+        self.read_mode = mode;
+        self
+    }
+
+    /// How long `open` may take in all, including waiting while every instance is busy
+    /// (as `WaitNamedPipe` does). 5 s by default; zero fails at once when busy.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest message this client accepts, whatever the server allows.
+    pub fn max_message_size(mut self, max: u32) -> Self {
+        self.max_message = max.min(crate::wire::MAX_FRAME_LEN);
+        self
+    }
+}

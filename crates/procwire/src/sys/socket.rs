@@ -1,0 +1,91 @@
+//! Sockets: peer credentials, buffer sizes, waiting with a timeout.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+use crate::security::PeerCredentials;
+
+/// The kernel-verified credentials of the process at the other end of a Unix socket.
+///
+/// # References
+/// - [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html), `SO_PEERCRED`
+pub(crate) fn peer_credentials(fd: impl AsFd) -> io::Result<PeerCredentials> {
+    let cred = rustix::net::sockopt::socket_peercred(fd)?;
+    Ok(PeerCredentials {
+        pid: cred.pid.as_raw_nonzero().get() as u32,
+        uid: cred.uid.as_raw(),
+        gid: cred.gid.as_raw(),
+    })
+}
+
+/// The supplementary groups of process `pid`, read from `/proc/PID/status`.
+///
+/// An empty list when the process is gone or the file cannot be read.
+///
+/// # References
+/// - [`proc_pid_status(5)`](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+pub(crate) fn supplementary_groups(pid: u32) -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Groups:"))
+        .map(|groups| {
+            groups
+                .split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The effective uid and gid of this process.
+pub(crate) fn current_user() -> (u32, u32) {
+    (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
+}
+
+/// Sets `SO_RCVBUF` and `SO_SNDBUF` where a size is given. The kernel doubles the value and
+/// caps it at `net.core.rmem_max` / `wmem_max`.
+///
+/// # References
+/// - [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html)
+pub(crate) fn set_socket_buffers(
+    fd: impl AsFd,
+    recv: Option<usize>,
+    send: Option<usize>,
+) -> io::Result<()> {
+    if let Some(size) = recv {
+        rustix::net::sockopt::set_socket_recv_buffer_size(&fd, size)?;
+    }
+    if let Some(size) = send {
+        rustix::net::sockopt::set_socket_send_buffer_size(&fd, size)?;
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable (or has hung up) or `timeout` passes. Returns `false` on
+/// timeout.
+///
+/// # References
+/// - [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html)
+pub(crate) fn wait_readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
+    let timeout = Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    loop {
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
