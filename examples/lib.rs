@@ -1,0 +1,2 @@
+//! The classic samples, one server/client pair per technique. Run them with
+//! `cargo run --example NAME`; see each file for what it shows.

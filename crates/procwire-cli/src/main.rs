@@ -1,2 +1,73 @@
-//! x
-fn main(){}
+//! The `procwire` command: try procwire's techniques from the shell.
+
+#![forbid(unsafe_code)]
+
+mod demo;
+mod ls;
+mod pipe;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// procwire: named pipes and more, for processes that need to talk.
+#[derive(Debug, Parser)]
+#[command(name = "procwire", version, about)]
+struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the samples end to end, as separate processes, and print the transcript.
+    Demo,
+    /// Serve or connect to a named pipe.
+    #[command(subcommand)]
+    Pipe(pipe::PipeCommand),
+    /// List the live objects in the Local and Global namespaces.
+    Ls,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        Command::Pipe(cmd) => pipe::run(cmd),
+        Command::Ls => ls::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("procwire: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether the error is our stdout being closed (as by `| head`), which is not a failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -423,7 +423,11 @@ fn split_host_port(server: &str) -> Result<(String, Option<u16>), &'static str> 
             "" => (host, None),
             _ => (
                 host,
-                Some(after.strip_prefix(':').ok_or("expected `:PORT` after `]`")?),
+                Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or("expected `:PORT` after `]`")?,
+                ),
             ),
         }
     } else if server.matches(':').count() > 1 {
@@ -517,8 +521,14 @@ mod tests {
     fn parses_every_form() {
         let cases = [
             ("HelloWorld", here(Namespace::Local, None, "HelloWorld")),
-            (r"Local\HelloWorld", here(Namespace::Local, None, "HelloWorld")),
-            (r"Global\HelloWorld", here(Namespace::Global, None, "HelloWorld")),
+            (
+                r"Local\HelloWorld",
+                here(Namespace::Local, None, "HelloWorld"),
+            ),
+            (
+                r"Global\HelloWorld",
+                here(Namespace::Global, None, "HelloWorld"),
+            ),
             (r"global\X", here(Namespace::Global, None, "X")),
             (
                 r"\\.\pipe\HelloWorld",
@@ -604,14 +614,20 @@ mod tests {
             err(r"Session\A"),
             NameError::UnknownNamespace { .. }
         ));
-        assert!(matches!(err(r"\\.\queue\A"), NameError::UnknownClass { .. }));
+        assert!(matches!(
+            err(r"\\.\queue\A"),
+            NameError::UnknownClass { .. }
+        ));
         assert!(matches!(err(r"\\.\pipe"), NameError::Incomplete { .. }));
         assert!(matches!(err(r"\\\pipe\A"), NameError::BadServer { .. }));
         assert!(matches!(err(r"\\*\pipe\A"), NameError::BadServer { .. }));
         assert!(matches!(err(r"\\h:0\pipe\A"), NameError::BadServer { .. }));
         assert!(matches!(err(r"\\h:x\pipe\A"), NameError::BadServer { .. }));
         assert!(matches!(err(r"\\::1\pipe\A"), NameError::BadServer { .. }));
-        assert!(matches!(err(r"\\h\pipe\Global\b"), NameError::BadServer { .. }));
+        assert!(matches!(
+            err(r"\\h\pipe\Global\b"),
+            NameError::BadServer { .. }
+        ));
         let text = err(r"\\.\queue\A").to_string();
         assert!(text.contains("queue"), "{text}");
     }

@@ -250,7 +250,10 @@ mod tests {
             owner: 1000,
             grants: vec![],
         };
-        assert_eq!(acl.access_for(Some(&peer(1000, 1))), Some(Access::ReadWrite));
+        assert_eq!(
+            acl.access_for(Some(&peer(1000, 1))),
+            Some(Access::ReadWrite)
+        );
         assert_eq!(acl.access_for(Some(&peer(1001, 1))), None);
         assert_eq!(acl.access_for(None), None);
         let e = acl.check(Some(&peer(1001, 1)), Access::Read).unwrap_err();

@@ -190,7 +190,10 @@ mod tests {
         let (r, first) = core.admit(request(Access::ReadWrite, PipeMode::Byte), Some(&me()));
         assert_eq!(r.status, Status::Ok);
         let (r, second) = core.admit(request(Access::ReadWrite, PipeMode::Byte), Some(&me()));
-        assert_eq!((r.status, r.instances, r.max_instances), (Status::Busy, 1, 1));
+        assert_eq!(
+            (r.status, r.instances, r.max_instances),
+            (Status::Busy, 1, 1)
+        );
         assert!(second.is_none());
         drop(first);
         let (r, _third) = core.admit(request(Access::ReadWrite, PipeMode::Byte), Some(&me()));
@@ -216,9 +219,8 @@ mod tests {
         let (r, _) = owner_only.admit(request(Access::Read, PipeMode::Byte), Some(&stranger));
         assert_eq!(r.status, Status::AccessDenied);
 
-        let readable = core(
-            PipeOptions::new().access_list(AccessList::owner_only().everyone(Access::Read)),
-        );
+        let readable =
+            core(PipeOptions::new().access_list(AccessList::owner_only().everyone(Access::Read)));
         let (r, _) = readable.admit(request(Access::Read, PipeMode::Byte), Some(&stranger));
         assert_eq!(r.status, Status::Ok);
         let (r, _) = readable.admit(request(Access::Write, PipeMode::Byte), Some(&stranger));

@@ -159,9 +159,9 @@ fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<Stream, PipeError> 
             .map(Stream::Unix)
             .map_err(|e| endpoint::connect_error(display, path, e)),
         Target::Tcp { host, port } => {
-            let addrs = (host.as_str(), *port).to_socket_addrs().map_err(|e| {
-                PipeError::io(display, format!("cannot resolve host `{host}`"), e)
-            })?;
+            let addrs = (host.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(|e| PipeError::io(display, format!("cannot resolve host `{host}`"), e))?;
             let mut last = None;
             for addr in addrs {
                 let left = deadline.saturating_duration_since(Instant::now());

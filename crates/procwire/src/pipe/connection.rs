@@ -121,9 +121,11 @@ impl PipeConnection {
         }
         self.info.check_size(message.len())?;
         let stream = &self.stream;
-        let result = self.writer.send(message, self.info.max_message, &mut |bufs| {
-            stream.write_vectored(bufs)
-        });
+        let result = self
+            .writer
+            .send(message, self.info.max_message, &mut |bufs| {
+                stream.write_vectored(bufs)
+            });
         result.map_err(|e| {
             self.broken = Some("a send failed in the middle of a message".into());
             self.info.io_failure("send failed", e)
@@ -175,7 +177,9 @@ impl PipeConnection {
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
         self.prepare_recv()?;
         let stream = &self.stream;
-        let result = self.reader.recv_into(buf, &mut |b: &mut [u8]| stream.read(b));
+        let result = self
+            .reader
+            .recv_into(buf, &mut |b: &mut [u8]| stream.read(b));
         match result {
             Ok((len, complete)) => Ok(MessagePart { len, complete }),
             Err(e) => Err(self.fail(e, None)),
@@ -231,6 +235,40 @@ impl PipeConnection {
             let _ = self.stream.write_all(&wire::encode_close_frame(reason));
         }
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// A second handle on the same connection, for reading in one thread while another
+    /// writes. Give reading to one handle and writing to the other: each keeps its own
+    /// framing state, so two readers (or two writers) would split messages between them.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Io`] when the socket cannot be duplicated.
+    pub fn try_clone(&self) -> Result<PipeConnection, PipeError> {
+        let stream = self
+            .stream
+            .try_clone()
+            .map_err(|e| PipeError::io(&self.info.name, "cannot duplicate the connection", e))?;
+        let info = Info {
+            name: self.info.name.clone(),
+            peer: self.info.peer,
+            _slot: None,
+            ..self.info
+        };
+        Ok(PipeConnection::new(stream, info))
+    }
+
+    /// Says "no more data from this end" (a half close): the peer's next receive after the
+    /// data already sent fails with [`PipeError::Disconnected`] (or `read` returns 0), while
+    /// this end can still receive.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Io`] when the socket refuses.
+    pub fn finish_sending(&self) -> Result<(), PipeError> {
+        self.stream
+            .shutdown(Shutdown::Write)
+            .map_err(|e| PipeError::io(&self.info.name, "cannot shut down sending", e))
     }
 
     /// Disconnects this client (`DisconnectNamedPipe`); the server goes on serving others.

@@ -171,7 +171,10 @@ pub(crate) fn connect_error(display: &str, path: &Path, e: io::Error) -> PipeErr
     match e.kind() {
         io::ErrorKind::NotFound => PipeError::NotFound {
             name: display.to_owned(),
-            detail: format!("no server has created it ({} does not exist)", path.display()),
+            detail: format!(
+                "no server has created it ({} does not exist)",
+                path.display()
+            ),
         },
         io::ErrorKind::ConnectionRefused => PipeError::NotFound {
             name: display.to_owned(),
@@ -182,7 +185,10 @@ pub(crate) fn connect_error(display: &str, path: &Path, e: io::Error) -> PipeErr
         },
         io::ErrorKind::PermissionDenied => PipeError::AccessDenied {
             name: display.to_owned(),
-            detail: format!("the socket file {} is not open to this user", path.display()),
+            detail: format!(
+                "the socket file {} is not open to this user",
+                path.display()
+            ),
         },
         _ => PipeError::io(display, format!("cannot connect to {}", path.display()), e),
     }

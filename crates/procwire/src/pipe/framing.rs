@@ -157,10 +157,9 @@ impl FrameReader {
                         self.fill(read)?;
                         continue;
                     }
-                    let reason = String::from_utf8_lossy(
-                        &self.buf[self.start + FRAME_HEADER_LEN..end],
-                    )
-                    .into_owned();
+                    let reason =
+                        String::from_utf8_lossy(&self.buf[self.start + FRAME_HEADER_LEN..end])
+                            .into_owned();
                     self.start = end;
                     return Err(RecvError::Closed(reason));
                 }
@@ -457,7 +456,10 @@ mod tests {
                 assert_eq!(got, messages(), "chunk {chunk} stall {stall}");
                 let end = reader.recv_message(&mut |b: &mut [u8]| peer.read(b));
                 assert!(
-                    matches!(end, Err(RecvError::Eof { clean: true, .. }) | Err(RecvError::Io(_))),
+                    matches!(
+                        end,
+                        Err(RecvError::Eof { clean: true, .. }) | Err(RecvError::Io(_))
+                    ),
                     "{end:?}"
                 );
             }
@@ -526,7 +528,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             e,
-            RecvError::Protocol(ProtocolError::FrameTooLarge { len: 1000, max: 999 })
+            RecvError::Protocol(ProtocolError::FrameTooLarge {
+                len: 1000,
+                max: 999
+            })
         ));
 
         let mut peer = Script::new(wire::encode_close_frame("too big"), 2, 0);

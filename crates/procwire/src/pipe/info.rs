@@ -104,8 +104,7 @@ impl Info {
                 detail: format!("the peer closed the pipe: {reason}"),
             }),
             RecvError::Protocol(ProtocolError::FrameTooLarge { len, max }) => {
-                let reason =
-                    format!("message of {len} bytes refused: the maximum is {max} bytes");
+                let reason = format!("message of {len} bytes refused: the maximum is {max} bytes");
                 Failure::Refuse(PipeError::MessageTooLarge { name, len, max }, reason)
             }
             RecvError::Protocol(source) => {

@@ -239,12 +239,13 @@ impl PipeOptions {
             }
         }
         let binding = endpoint::bind(&name, &display)?;
-        let tcp = match self.tcp {
-            None => None,
-            Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
-                PipeError::io(&display, format!("cannot listen on TCP {addr}"), e)
-            })?),
-        };
+        let tcp =
+            match self.tcp {
+                None => None,
+                Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+                    PipeError::io(&display, format!("cannot listen on TCP {addr}"), e)
+                })?),
+            };
         let core = ServerCore::new(display, name.object().to_owned(), self.clone());
         Ok((core, binding, tcp))
     }
@@ -329,9 +330,9 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
         return None;
     };
     let options = &core.options;
-    let ready = stream
-        .set_timeouts(None)
-        .and_then(|()| crate::sys::set_socket_buffers(&stream, options.in_buffer, options.out_buffer));
+    let ready = stream.set_timeouts(None).and_then(|()| {
+        crate::sys::set_socket_buffers(&stream, options.in_buffer, options.out_buffer)
+    });
     if let Err(e) = ready {
         tracing::warn!(pipe = %pipe_name, "cannot set up a connection: {e}");
         return None;

@@ -317,10 +317,7 @@ mod tests {
         for cut in 0..bytes.len() {
             assert_eq!(Request::decode(&bytes[..cut]), Ok(None), "cut at {cut}");
         }
-        assert_eq!(
-            Request::decode(&bytes),
-            Ok(Some((request(), bytes.len())))
-        );
+        assert_eq!(Request::decode(&bytes), Ok(Some((request(), bytes.len()))));
     }
 
     #[test]

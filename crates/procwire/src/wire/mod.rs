@@ -17,7 +17,10 @@ pub use frame::{
     encode_close_frame, encode_message_header, FrameHeader, CLOSE_BIT, FRAME_HEADER_LEN,
     MAX_CLOSE_REASON, MAX_FRAME_LEN,
 };
-pub use handshake::{Request, Response, Status, MAX_DETAIL_LEN, MAX_PIPE_NAME_LEN, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN};
+pub use handshake::{
+    Request, Response, Status, MAX_DETAIL_LEN, MAX_PIPE_NAME_LEN, REQUEST_HEADER_LEN,
+    RESPONSE_HEADER_LEN,
+};
 
 /// The first four bytes of every handshake message.
 pub const MAGIC: [u8; 4] = *b"PWIR";

@@ -7,7 +7,11 @@ use super::*;
 use crate::security::Access;
 
 fn access() -> impl Strategy<Value = Access> {
-    prop_oneof![Just(Access::Read), Just(Access::Write), Just(Access::ReadWrite)]
+    prop_oneof![
+        Just(Access::Read),
+        Just(Access::Write),
+        Just(Access::ReadWrite)
+    ]
 }
 
 fn mode() -> impl Strategy<Value = PipeMode> {

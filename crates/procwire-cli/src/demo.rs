@@ -1,0 +1,67 @@
+//! `procwire demo`: the samples end to end, as separate processes, with their transcript.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    named_pipe()
+}
+
+/// The named-pipe sample: a server process answers a client process.
+fn named_pipe() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the procwire executable")?;
+    let name = format!(r"\\.\pipe\HelloWorld-demo-{}", std::process::id());
+    println!("== Named pipe: {name}");
+    println!("$ procwire pipe serve {name} --reply \"Default response from server\" --clients 1 &");
+    let mut server = Command::new(&exe)
+        .args([
+            "pipe",
+            "serve",
+            &name,
+            "--reply",
+            "Default response from server",
+        ])
+        .args(["--clients", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the server process")?;
+    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
+    let mut line = String::new();
+    server_out.read_line(&mut line)?;
+    if line.is_empty() {
+        bail!("the server process exited before listening");
+    }
+    print!("[server pid {}] {line}", server.id());
+
+    println!("$ echo \"Default request from client\" | procwire pipe connect {name}");
+    let mut client = Command::new(&exe)
+        .args(["pipe", "connect", &name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the client process")?;
+    let client_pid = client.id();
+    client
+        .stdin
+        .take()
+        .context("no client stdin")?
+        .write_all(b"Default request from client\n")?;
+    let output = client.wait_with_output()?;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("[client pid {client_pid}] received {line:?}");
+    }
+    if !output.status.success() {
+        bail!("the client process failed: {}", output.status);
+    }
+    for line in server_out.lines() {
+        println!("[server pid {}] {}", server.id(), line?);
+    }
+    let status = server.wait()?;
+    if !status.success() {
+        bail!("the server process failed: {status}");
+    }
+    println!("== Named pipe: done (two processes, one request, one response)");
+    Ok(())
+}

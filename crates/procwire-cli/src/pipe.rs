@@ -1,0 +1,316 @@
+//! `procwire pipe serve` and `procwire pipe connect`.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use procwire::pipe::{ClientOptions, Direction, PipeConnection, PipeError, PipeOptions};
+use procwire::security::{Access, AccessList};
+use procwire::wire::PipeMode;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PipeCommand {
+    /// Create a pipe and serve its clients: print what they send, and answer with --echo or
+    /// --reply.
+    Serve(ServeArgs),
+    /// Connect to a pipe: standard input goes to the pipe, the pipe goes to standard output.
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ModeArg {
+    Byte,
+    Message,
+}
+
+impl From<ModeArg> for PipeMode {
+    fn from(m: ModeArg) -> PipeMode {
+        match m {
+            ModeArg::Byte => PipeMode::Byte,
+            ModeArg::Message => PipeMode::Message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DirectionArg {
+    Duplex,
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum GrantArg {
+    Read,
+    Readwrite,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum AccessArg {
+    Read,
+    Write,
+    Duplex,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The pipe's name, such as `HelloWorld`, `Global\Jobs` or `\\.\pipe\HelloWorld`.
+    name: String,
+    /// Byte stream or whole messages.
+    #[arg(long, value_enum, default_value = "message")]
+    mode: ModeArg,
+    /// Which way data flows, seen from the clients.
+    #[arg(long, value_enum, default_value = "duplex")]
+    access: DirectionArg,
+    /// The most clients at once (default: unlimited).
+    #[arg(long)]
+    max_instances: Option<u16>,
+    /// Also let every other local user connect, reading or reading and writing.
+    #[arg(long, value_enum)]
+    everyone: Option<GrantArg>,
+    /// Send every message (or chunk of bytes) back to its sender.
+    #[arg(long, conflicts_with = "reply")]
+    echo: bool,
+    /// Answer every message with this text.
+    #[arg(long)]
+    reply: Option<String>,
+    /// On an outbound pipe, send this text to each client, then disconnect it.
+    #[arg(long)]
+    send: Option<String>,
+    /// Stop after serving this many clients.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Also listen on TCP at this address (loopback unless --allow-plaintext-network).
+    #[arg(long)]
+    tcp: Option<SocketAddr>,
+    /// Allow a non-loopback --tcp address without encryption.
+    #[arg(long)]
+    allow_plaintext_network: bool,
+    /// The largest message, in bytes.
+    #[arg(long)]
+    max_message: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    /// The pipe's name, such as `HelloWorld` or `\\127.0.0.1:4455\pipe\HelloWorld`.
+    name: String,
+    /// Read mode: `message` sends each input line as one message and prints each message
+    /// received on a line of its own; `byte` copies bytes both ways.
+    #[arg(long, value_enum, default_value = "message")]
+    mode: ModeArg,
+    /// What to ask for: read, write or both.
+    #[arg(long, value_enum, default_value = "duplex")]
+    access: AccessArg,
+    /// How long to wait while the pipe is busy, in seconds.
+    #[arg(long, default_value = "5")]
+    timeout: f64,
+}
+
+pub(crate) fn run(cmd: PipeCommand) -> anyhow::Result<()> {
+    match cmd {
+        PipeCommand::Serve(args) => serve(args),
+        PipeCommand::Connect(args) => connect(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut acl = AccessList::owner_only();
+    match args.everyone {
+        Some(GrantArg::Read) => acl = acl.everyone(Access::Read),
+        Some(GrantArg::Readwrite) => acl = acl.everyone(Access::ReadWrite),
+        None => {}
+    }
+    let mut options = PipeOptions::new()
+        .mode(args.mode.into())
+        .direction(match args.access {
+            DirectionArg::Duplex => Direction::Duplex,
+            DirectionArg::Inbound => Direction::Inbound,
+            DirectionArg::Outbound => Direction::Outbound,
+        })
+        .access_list(acl);
+    if let Some(n) = args.max_instances {
+        options = options.max_instances(n);
+    }
+    if let Some(n) = args.max_message {
+        options = options.max_message_size(n);
+    }
+    if let Some(addr) = args.tcp {
+        options = options.listen_tcp(addr);
+    }
+    if args.allow_plaintext_network {
+        options = options.allow_plaintext_network();
+    }
+    let server = options.create(args.name.as_str())?;
+    match server.tcp_addr() {
+        Some(addr) => println!("listening on {} and tcp {addr}", server.name()),
+        None => println!("listening on {}", server.name()),
+    }
+    io::stdout().flush()?;
+    let answer = Arc::new(Answer {
+        echo: args.echo,
+        reply: args.reply,
+        send: args.send,
+    });
+    let served = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    loop {
+        if args
+            .clients
+            .is_some_and(|n| served.load(Ordering::Acquire) >= n)
+        {
+            break;
+        }
+        let client = server.accept()?;
+        served.fetch_add(1, Ordering::AcqRel);
+        let answer = Arc::clone(&answer);
+        let worker = std::thread::spawn(move || {
+            let who = describe(&client);
+            if let Err(e) = serve_client(client, &answer) {
+                println!("{who}: {e}");
+            }
+        });
+        if args.clients.is_some() {
+            workers.push(worker);
+        }
+        if let Some(n) = args.clients {
+            if workers.len() >= n {
+                break;
+            }
+        }
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    Ok(())
+}
+
+struct Answer {
+    echo: bool,
+    reply: Option<String>,
+    send: Option<String>,
+}
+
+fn describe(client: &PipeConnection) -> String {
+    match client.peer_credentials() {
+        Some(p) => format!("client pid {} uid {}", p.pid, p.uid),
+        None => "network client".to_owned(),
+    }
+}
+
+fn serve_client(mut client: PipeConnection, answer: &Answer) -> Result<(), PipeError> {
+    let who = describe(&client);
+    println!("{who} connected ({} access)", client.access());
+    if let Some(text) = &answer.send {
+        client.send(text.as_bytes())?;
+        println!("{who}: sent {text:?}");
+        client.disconnect();
+        return Ok(());
+    }
+    if !client.access().can_read() {
+        return Ok(());
+    }
+    if client.pipe_type() == PipeMode::Byte {
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = client.read(&mut buf).map_err(|e| io_to_pipe(&client, e))?;
+            if n == 0 {
+                println!("{who} disconnected");
+                return Ok(());
+            }
+            print!("{}", String::from_utf8_lossy(&buf[..n]));
+            if answer.echo {
+                client.send(&buf[..n])?;
+            }
+        }
+    }
+    loop {
+        let message = match client.recv() {
+            Ok(m) => m,
+            Err(PipeError::Disconnected { detail, .. }) => {
+                println!("{who} disconnected: {detail}");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        println!("{who}: received {:?}", String::from_utf8_lossy(&message));
+        if answer.echo {
+            client.send(&message)?;
+        } else if let Some(reply) = &answer.reply {
+            client.send(reply.as_bytes())?;
+            println!("{who}: sent {reply:?}");
+        }
+        io::stdout().flush().ok();
+    }
+}
+
+fn io_to_pipe(client: &PipeConnection, e: io::Error) -> PipeError {
+    PipeError::Disconnected {
+        name: client.name().to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+fn connect(args: ConnectArgs) -> anyhow::Result<()> {
+    let mode: PipeMode = args.mode.into();
+    let pipe = ClientOptions::new()
+        .access(match args.access {
+            AccessArg::Read => Access::Read,
+            AccessArg::Write => Access::Write,
+            AccessArg::Duplex => Access::ReadWrite,
+        })
+        .read_mode(mode)
+        .timeout(Duration::from_secs_f64(args.timeout.max(0.0)))
+        .open(args.name.as_str())?;
+    let sender = if pipe.access().can_write() {
+        let mut writer = pipe.try_clone()?;
+        Some(std::thread::spawn(move || -> anyhow::Result<()> {
+            let stdin = io::stdin().lock();
+            if mode == PipeMode::Message {
+                for line in stdin.lines() {
+                    writer.send(line?.as_bytes())?;
+                }
+            } else {
+                io::copy(&mut stdin.take(u64::MAX), &mut writer)?;
+            }
+            writer.finish_sending()?;
+            Ok(())
+        }))
+    } else {
+        None
+    };
+    if pipe.access().can_read() {
+        receive_to_stdout(pipe, mode)?;
+    }
+    if let Some(sender) = sender {
+        sender
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sending thread panicked"))??;
+    }
+    Ok(())
+}
+
+fn receive_to_stdout(mut pipe: PipeConnection, mode: PipeMode) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    if mode == PipeMode::Byte {
+        io::copy(&mut pipe, &mut out).context("copying the pipe to stdout")?;
+        return Ok(());
+    }
+    loop {
+        match pipe.recv() {
+            Ok(message) => {
+                out.write_all(&message)?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+            }
+            Err(PipeError::Disconnected { detail, .. }) if detail.contains("closed the pipe") => {
+                return Ok(())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

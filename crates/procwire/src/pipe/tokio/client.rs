@@ -1,0 +1,95 @@
+//! Connecting to a pipe, async.
+
+use std::io;
+
+use tokio::net::{TcpStream, UnixStream};
+use tokio::time::Instant;
+
+use super::stream::{read_handshake, AsyncStream};
+use super::PipeConnection;
+use crate::name::Name;
+use crate::pipe::client::Backoff;
+use crate::pipe::endpoint::{self, Endpoint, Target};
+use crate::pipe::handshake;
+use crate::pipe::info::Info;
+use crate::pipe::{ClientOptions, PipeError};
+
+impl ClientOptions {
+    /// Connects to the pipe `name`, as [`open`](Self::open) does, without blocking the
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub async fn open_async<N>(&self, name: N) -> Result<PipeConnection, PipeError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<PipeError>,
+    {
+        let endpoint = endpoint::resolve(name)?;
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let attempt =
+                tokio::time::timeout_at(Instant::from_std(deadline), self.attempt(&endpoint))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(PipeError::Timeout {
+                            name: endpoint.display.clone(),
+                            what: "connecting",
+                            after: self.timeout,
+                        })
+                    });
+            match attempt {
+                Ok(conn) => return Ok(conn),
+                Err(busy @ PipeError::Busy { .. }) => match backoff.next(deadline) {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(busy),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn attempt(&self, endpoint: &Endpoint) -> Result<PipeConnection, PipeError> {
+        let display = &endpoint.display;
+        let mut stream = match &endpoint.target {
+            Target::Unix(path) => UnixStream::connect(path)
+                .await
+                .map(AsyncStream::Unix)
+                .map_err(|e| endpoint::connect_error(display, path, e))?,
+            Target::Tcp { host, port } => {
+                let s = TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::ConnectionRefused => PipeError::NotFound {
+                            name: display.clone(),
+                            detail: format!("nothing listens on {host}:{port}"),
+                        },
+                        _ => PipeError::io(display, format!("cannot connect to {host}:{port}"), e),
+                    })?;
+                s.set_nodelay(true)
+                    .map_err(|e| PipeError::io(display, "cannot set TCP_NODELAY", e))?;
+                AsyncStream::Tcp(s)
+            }
+        };
+        let hung_up = |e: io::Error| PipeError::Disconnected {
+            name: display.clone(),
+            detail: format!("the server hung up during the handshake ({e})"),
+        };
+        stream
+            .write_all(&self.request(endpoint).encode())
+            .await
+            .map_err(hung_up)?;
+        let response = read_handshake(&mut stream, handshake::RESPONSE)
+            .await
+            .map_err(hung_up)?
+            .map_err(|source| PipeError::Protocol {
+                name: display.clone(),
+                source,
+            })?;
+        let info = self.interpret(endpoint, response)?;
+        let peer = stream.peer_credentials().unwrap_or(None);
+        Ok(PipeConnection::new(stream, Info { peer, ..info }))
+    }
+}

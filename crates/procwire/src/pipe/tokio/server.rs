@@ -1,0 +1,202 @@
+//! The tokio pipe server.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinHandle;
+
+use super::stream::{read_handshake, AsyncStream};
+use super::PipeConnection;
+use crate::name::Name;
+use crate::pipe::admission::{server_side_access, ServerCore};
+use crate::pipe::endpoint::Binding;
+use crate::pipe::handshake;
+use crate::pipe::info::Info;
+use crate::pipe::{PipeError, PipeOptions};
+
+/// A named pipe server for tokio: the async twin of [`crate::pipe::PipeServer`].
+///
+/// Handshakes run in their own tasks; [`accept`](Self::accept) hands out the clients that
+/// got in. Dropping the server stops accepting and removes the name.
+#[derive(Debug)]
+pub struct PipeServer {
+    core: Arc<ServerCore>,
+    incoming: Mutex<mpsc::Receiver<PipeConnection>>,
+    tasks: Vec<JoinHandle<()>>,
+    tcp_addr: Option<SocketAddr>,
+    _binding: Binding,
+}
+
+impl PipeOptions {
+    /// Creates the pipe server `name` for tokio. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn create_async<N>(&self, name: N) -> Result<PipeServer, PipeError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<PipeError>,
+    {
+        let (core, binding, tcp) = self.prepare(name)?;
+        let core = Arc::new(core);
+        let setup = |e: io::Error| PipeError::io(&core.display, "cannot set up the listener", e);
+        let (tx, rx) = mpsc::channel(64);
+        let mut tasks = Vec::new();
+
+        let unix = binding.listener.try_clone().map_err(setup)?;
+        unix.set_nonblocking(true).map_err(setup)?;
+        let unix = tokio::net::UnixListener::from_std(unix).map_err(setup)?;
+        let (c, t) = (Arc::clone(&core), tx.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match unix.accept().await {
+                    Ok((s, _)) => spawn_handshake(&c, &t, AsyncStream::Unix(s)),
+                    Err(e) => backoff_after(&c, e).await,
+                }
+            }
+        }));
+
+        let mut tcp_addr = None;
+        if let Some(listener) = tcp {
+            tcp_addr = listener.local_addr().ok();
+            listener.set_nonblocking(true).map_err(setup)?;
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(setup)?;
+            let c = Arc::clone(&core);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((s, _)) => {
+                            let _ = s.set_nodelay(true);
+                            spawn_handshake(&c, &tx, AsyncStream::Tcp(s));
+                        }
+                        Err(e) => backoff_after(&c, e).await,
+                    }
+                }
+            }));
+        }
+        Ok(PipeServer {
+            core,
+            incoming: Mutex::new(rx),
+            tasks,
+            tcp_addr,
+            _binding: binding,
+        })
+    }
+}
+
+async fn backoff_after(core: &ServerCore, e: io::Error) {
+    tracing::warn!(pipe = %core.display, "accept failed: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+}
+
+fn spawn_handshake(core: &Arc<ServerCore>, tx: &mpsc::Sender<PipeConnection>, stream: AsyncStream) {
+    let (core, tx) = (Arc::clone(core), tx.clone());
+    tokio::spawn(async move {
+        let limit = core.options.handshake_timeout;
+        match tokio::time::timeout(limit, serve_handshake(&core, stream)).await {
+            Ok(Some(conn)) => {
+                let _ = tx.send(conn).await;
+            }
+            Ok(None) => {}
+            Err(_) => tracing::info!(pipe = %core.display, "client sent no handshake in {limit:?}"),
+        }
+    });
+}
+
+async fn serve_handshake(
+    core: &Arc<ServerCore>,
+    mut stream: AsyncStream,
+) -> Option<PipeConnection> {
+    let pipe_name = &core.display;
+    let peer = match stream.peer_credentials() {
+        Ok(peer) => peer,
+        Err(e) => {
+            tracing::warn!(pipe = %pipe_name, "cannot read a client's credentials: {e}");
+            return None;
+        }
+    };
+    let request = match read_handshake(&mut stream, handshake::REQUEST).await {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::info!(pipe = %pipe_name, ?peer, "client left during the handshake: {e}");
+            return None;
+        }
+    };
+    let (response, admitted) = core.admit(request, peer.as_ref());
+    if let Err(e) = stream.write_all(&response.encode()).await {
+        tracing::info!(pipe = %pipe_name, ?peer, "cannot answer a client: {e}");
+        return None;
+    }
+    let Some(admitted) = admitted else {
+        tracing::info!(pipe = %pipe_name, ?peer, status = ?response.status, "refused a client: {}", response.detail);
+        let _ = stream.shutdown().await;
+        return None;
+    };
+    let options = &core.options;
+    let fd_ok = match &stream {
+        AsyncStream::Unix(s) => {
+            crate::sys::set_socket_buffers(s, options.in_buffer, options.out_buffer)
+        }
+        AsyncStream::Tcp(s) => {
+            crate::sys::set_socket_buffers(s, options.in_buffer, options.out_buffer)
+        }
+    };
+    if let Err(e) = fd_ok {
+        tracing::warn!(pipe = %pipe_name, "cannot set buffer sizes: {e}");
+    }
+    let info = Info {
+        name: pipe_name.clone(),
+        pipe_type: options.mode,
+        read_mode: options.mode,
+        access: server_side_access(admitted.client_access),
+        max_message: options.max_message,
+        peer,
+        _slot: Some(admitted.slot),
+    };
+    Some(PipeConnection::new(stream, info))
+}
+
+impl PipeServer {
+    /// The pipe's name.
+    pub fn name(&self) -> &str {
+        &self.core.display
+    }
+
+    /// The TCP address the server listens on, when it does.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// Instances in use now.
+    pub fn instances(&self) -> usize {
+        self.core.instances()
+    }
+
+    /// Waits for the next client that got in.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Disconnected`] when the listener tasks have stopped.
+    pub async fn accept(&self) -> Result<PipeConnection, PipeError> {
+        self.incoming
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| PipeError::Disconnected {
+                name: self.core.display.clone(),
+                detail: "the server's listener has stopped".into(),
+            })
+    }
+}
+
+impl Drop for PipeServer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

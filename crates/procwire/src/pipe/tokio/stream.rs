@@ -1,0 +1,143 @@
+//! The tokio transport under a pipe connection.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::security::PeerCredentials;
+
+#[derive(Debug)]
+pub(crate) enum AsyncStream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl AsyncStream {
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            AsyncStream::Unix(s) => s.try_read(buf),
+            AsyncStream::Tcp(s) => s.try_read(buf),
+        }
+    }
+
+    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            AsyncStream::Unix(s) => s.try_write_vectored(bufs),
+            AsyncStream::Tcp(s) => s.try_write_vectored(bufs),
+        }
+    }
+
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match self {
+            AsyncStream::Unix(s) => s.readable().await,
+            AsyncStream::Tcp(s) => s.readable().await,
+        }
+    }
+
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            AsyncStream::Unix(s) => s.writable().await,
+            AsyncStream::Tcp(s) => s.writable().await,
+        }
+    }
+
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            AsyncStream::Unix(s) => s.poll_read_ready(cx),
+            AsyncStream::Tcp(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    pub(crate) fn peer_credentials(&self) -> io::Result<Option<PeerCredentials>> {
+        match self {
+            AsyncStream::Unix(s) => crate::sys::peer_credentials(s).map(Some),
+            AsyncStream::Tcp(_) => Ok(None),
+        }
+    }
+
+    /// Writes all of `buf`.
+    pub(crate) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            AsyncStream::Unix(s) => s.write_all(buf).await,
+            AsyncStream::Tcp(s) => s.write_all(buf).await,
+        }
+    }
+
+    /// Reads some bytes.
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        match self {
+            AsyncStream::Unix(s) => s.read(buf).await,
+            AsyncStream::Tcp(s) => s.read(buf).await,
+        }
+    }
+
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            AsyncStream::Unix(s) => s.shutdown().await,
+            AsyncStream::Tcp(s) => s.shutdown().await,
+        }
+    }
+}
+
+impl AsyncRead for AsyncStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for AsyncStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Reads one handshake message, as [`crate::pipe::handshake::read_blocking`] does.
+pub(crate) async fn read_handshake<T>(
+    stream: &mut AsyncStream,
+    shape: crate::pipe::handshake::Shape<T>,
+) -> io::Result<Result<T, crate::wire::ProtocolError>> {
+    let mut assembler = crate::pipe::handshake::Assembler::new(shape);
+    loop {
+        let n = stream.read(assembler.spare()).await?;
+        if n == 0 {
+            return Err(assembler.eof_error());
+        }
+        if let Some(result) = assembler.filled(n) {
+            return Ok(result);
+        }
+    }
+}
