@@ -237,7 +237,7 @@ fn serve_client(mut client: PipeConnection, answer: &Answer) -> Result<(), PipeE
             }
             Err(e) => return Err(e),
         };
-        println!("{who}: received {:?}", String::from_utf8_lossy(&message));
+        println!("{who}: received {}", preview(&message));
         if answer.echo {
             client.send(&message)?;
         } else if let Some(reply) = &answer.reply {
@@ -245,6 +245,20 @@ fn serve_client(mut client: PipeConnection, answer: &Answer) -> Result<(), PipeE
             println!("{who}: sent {reply:?}");
         }
         io::stdout().flush().ok();
+    }
+}
+
+/// A message as printed in the log: quoted, cut after 80 bytes.
+fn preview(message: &[u8]) -> String {
+    const SHOWN: usize = 80;
+    let text = format!(
+        "{:?}",
+        String::from_utf8_lossy(&message[..message.len().min(SHOWN)])
+    );
+    if message.len() > SHOWN {
+        format!("{text}... ({} bytes)", message.len())
+    } else {
+        text
     }
 }
 
