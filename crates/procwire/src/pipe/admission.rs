@@ -16,6 +16,21 @@ pub(crate) struct ServerCore {
     pub(crate) object: String,
     pub(crate) options: PipeOptions,
     in_use: AtomicUsize,
+    handshakes: AtomicUsize,
+}
+
+/// The most handshakes a server runs at once; clients beyond that are dropped unanswered,
+/// so a flood of silent connections cannot exhaust threads or tasks.
+pub(crate) const MAX_PENDING_HANDSHAKES: usize = 256;
+
+/// A handshake under way; dropping it frees its place.
+#[derive(Debug)]
+pub(crate) struct HandshakeTicket(Arc<ServerCore>);
+
+impl Drop for HandshakeTicket {
+    fn drop(&mut self) {
+        self.0.handshakes.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One instance in use; dropping it frees the instance.
@@ -58,7 +73,18 @@ impl ServerCore {
             object,
             options,
             in_use: AtomicUsize::new(0),
+            handshakes: AtomicUsize::new(0),
         }
+    }
+
+    /// A place for one more handshake, unless [`MAX_PENDING_HANDSHAKES`] are under way.
+    pub(crate) fn begin_handshake(self: &Arc<Self>) -> Option<HandshakeTicket> {
+        self.handshakes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PENDING_HANDSHAKES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| HandshakeTicket(Arc::clone(self)))
     }
 
     /// Instances in use now.
@@ -67,6 +93,9 @@ impl ServerCore {
     }
 
     fn response(&self, status: Status, access: Option<Access>, detail: String) -> Response {
+        // Only clients that got in, or that may get in once an instance is free, learn how
+        // busy the pipe is.
+        let shows_load = matches!(status, Status::Ok | Status::Busy);
         Response {
             status,
             pipe_type: self.options.mode,
@@ -75,15 +104,22 @@ impl ServerCore {
                 PipeMode::Message => self.options.max_message,
                 PipeMode::Byte => 0,
             },
-            instances: u16::try_from(self.instances()).unwrap_or(u16::MAX),
-            max_instances: self.options.max_instances.unwrap_or(0),
+            instances: match shows_load {
+                true => u16::try_from(self.instances()).unwrap_or(u16::MAX),
+                false => 0,
+            },
+            max_instances: match shows_load {
+                true => self.options.max_instances.unwrap_or(0),
+                false => 0,
+            },
             detail,
         }
     }
 
     /// Decides on a request: the response to send, and the instance when accepted. The
     /// checks run in this order: decoding, name, direction, access list, mode, instances;
-    /// so a client that may not connect never learns whether the pipe is busy.
+    /// only an accepted or a busy answer carries the instance counts, so a client that may
+    /// not connect never learns how busy the pipe is.
     pub(crate) fn admit(
         self: &Arc<Self>,
         request: Result<Request, ProtocolError>,
@@ -108,10 +144,7 @@ impl ServerCore {
         if request.pipe != self.object {
             return refuse(
                 Status::NotFound,
-                format!(
-                    "this server has pipe `{}`, not `{}`",
-                    self.object, request.pipe
-                ),
+                format!("this server has no pipe `{}`", request.pipe),
             );
         }
         let allowed = self.options.direction.client_access();

@@ -51,9 +51,16 @@ impl ClientOptions {
         let endpoint = endpoint::resolve(name)?;
         let deadline = Instant::now() + self.timeout;
         let mut backoff = Backoff::new();
+        let mut busy = None;
         loop {
-            let stream = connect(&endpoint, deadline)?;
-            let response = self.exchange(&endpoint, &stream, deadline)?;
+            let attempt = connect(&endpoint, deadline)
+                .and_then(|stream| Ok((self.exchange(&endpoint, &stream, deadline)?, stream)));
+            let (response, stream) = match (attempt, busy) {
+                (Ok(done), _) => done,
+                // Time ran out while waiting for a free instance: the pipe is still busy.
+                (Err(PipeError::Timeout { .. }), Some(busy)) => return Err(busy),
+                (Err(e), _) => return Err(e),
+            };
             match self.interpret(&endpoint, response) {
                 Ok(info) => {
                     let peer = stream.peer_credentials().unwrap_or(None);
@@ -62,9 +69,12 @@ impl ClientOptions {
                         .map_err(|e| PipeError::io(&endpoint.display, "cannot set up", e))?;
                     return Ok(PipeConnection::new(stream, Info { peer, ..info }));
                 }
-                Err(busy @ PipeError::Busy { .. }) => match backoff.next(deadline) {
-                    Some(pause) => std::thread::sleep(pause),
-                    None => return Err(busy),
+                Err(e @ PipeError::Busy { .. }) => match backoff.next(deadline) {
+                    Some(pause) => {
+                        std::thread::sleep(pause);
+                        busy = Some(e);
+                    }
+                    None => return Err(e),
                 },
                 Err(e) => return Err(e),
             }
@@ -98,7 +108,7 @@ impl ClientOptions {
         stream
             .write_all(&self.request(endpoint).encode())
             .map_err(|e| timeout(e, "sending the handshake"))?;
-        handshake::read_blocking(stream, handshake::RESPONSE)
+        handshake::read_blocking(|b| stream.read_by(b, deadline), handshake::RESPONSE)
             .map_err(|e| timeout(e, "waiting for the server's answer"))?
             .map_err(|source| PipeError::Protocol {
                 name: display.clone(),

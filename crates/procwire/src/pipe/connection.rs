@@ -220,8 +220,10 @@ impl PipeConnection {
             }
             Failure::Refuse(e, reason) => {
                 tracing::warn!(pipe = %self.info.name, "closing connection: {reason}");
-                let _ = self.stream.write_all(&wire::encode_close_frame(&reason));
-                let _ = self.stream.shutdown(Shutdown::Both);
+                if !self.writer.is_mid_frame() {
+                    let _ = self.stream.write_all(&wire::encode_close_frame(&reason));
+                }
+                self.stream.linger_and_close();
                 self.broken = Some(reason);
                 e
             }

@@ -1,7 +1,7 @@
 //! Reading a handshake message without reading past it. The blocking loop lives here; the
 //! tokio one in `tokio/`; both decode with [`crate::wire`].
 
-use std::io::{self, Read};
+use std::io;
 
 use crate::wire::ProtocolError;
 
@@ -9,8 +9,11 @@ use crate::wire::ProtocolError;
 /// [`crate::wire::Response`]).
 pub(crate) struct Shape<T> {
     pub(crate) wanted_len: fn(&[u8]) -> usize,
-    pub(crate) decode: fn(&[u8]) -> Result<Option<(T, usize)>, ProtocolError>,
+    pub(crate) decode: Decoder<T>,
 }
+
+/// A decoder of one handshake message: `Ok(None)` while more bytes are needed.
+pub(crate) type Decoder<T> = fn(&[u8]) -> Result<Option<(T, usize)>, ProtocolError>;
 
 /// The shape of a request.
 pub(crate) const REQUEST: Shape<crate::wire::Request> = Shape {
@@ -72,15 +75,15 @@ impl<T> Assembler<T> {
     }
 }
 
-/// Reads one handshake message from a blocking stream. An end of stream before the
-/// message is complete is `UnexpectedEof`.
+/// Reads one handshake message with `read`. An end of stream before the message is
+/// complete is `UnexpectedEof`.
 pub(crate) fn read_blocking<T>(
-    mut stream: impl Read,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
     shape: Shape<T>,
 ) -> io::Result<Result<T, ProtocolError>> {
     let mut assembler = Assembler::new(shape);
     loop {
-        let n = match stream.read(assembler.spare()) {
+        let n = match read(assembler.spare()) {
             Ok(0) => return Err(assembler.eof_error()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -1,12 +1,12 @@
 //! The blocking pipe server.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::admission::{server_side_access, ServerCore};
 use super::endpoint::{self, Binding};
@@ -274,12 +274,18 @@ fn accept_loop(
         }
         match result {
             Ok(stream) => {
+                let Some(ticket) = core.begin_handshake() else {
+                    tracing::warn!(pipe = %core.display, "dropping a client: too many handshakes under way");
+                    continue;
+                };
                 let (shared, tx) = (Arc::clone(core), tx.clone());
                 let spawned = std::thread::Builder::new()
                     .name("procwire-handshake".into())
                     .stack_size(128 * 1024)
                     .spawn(move || {
-                        if let Some(conn) = serve_handshake(&shared, stream) {
+                        let conn = serve_handshake(&shared, stream);
+                        drop(ticket);
+                        if let Some(conn) = conn {
                             let _ = tx.send(conn);
                         }
                     });
@@ -308,11 +314,9 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
             return None;
         }
     };
-    if let Err(e) = stream.set_timeouts(Some(core.options.handshake_timeout)) {
-        tracing::warn!(pipe = %pipe_name, "cannot set the handshake timeout: {e}");
-        return None;
-    }
-    let request = match handshake::read_blocking(&stream, handshake::REQUEST) {
+    let deadline = Instant::now() + core.options.handshake_timeout;
+    let request = handshake::read_blocking(|b| stream.read_by(b, deadline), handshake::REQUEST);
+    let request = match request {
         Ok(request) => request,
         Err(e) => {
             tracing::info!(pipe = %pipe_name, ?peer, "client left during the handshake: {e}");
@@ -326,7 +330,7 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
     }
     let Some(admitted) = admitted else {
         tracing::info!(pipe = %pipe_name, ?peer, status = ?response.status, "refused a client: {}", response.detail);
-        linger_and_close(&stream);
+        stream.linger_and_close();
         return None;
     };
     let options = &core.options;
@@ -349,18 +353,4 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
     };
     let _ = admitted.client_mode;
     Some(PipeConnection::new(stream, info))
-}
-
-/// After a refusal: stop sending, then drain what the client sent so that closing does not
-/// reset a TCP connection before the client has read the answer.
-fn linger_and_close(stream: &Stream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_timeouts(Some(Duration::from_millis(200)));
-    let mut sink = [0u8; 4096];
-    for _ in 0..16 {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
 }

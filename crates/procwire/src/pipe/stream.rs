@@ -4,7 +4,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::security::PeerCredentials;
 
@@ -40,6 +40,30 @@ impl Stream {
                 r => return r,
             }
         }
+    }
+
+    /// Reads with a deadline for the whole exchange rather than for each read.
+    pub(crate) fn read_by(&self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(Some(left))?,
+            Stream::Tcp(s) => s.set_read_timeout(Some(left))?,
+        }
+        self.read(buf)
+    }
+
+    /// Closes after a refusal or a close frame: stops sending, then drains what the peer
+    /// still sends for a moment, so that closing does not reset a TCP connection before
+    /// the peer has read the last words.
+    pub(crate) fn linger_and_close(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let mut sink = [0u8; 16 * 1024];
+        while let Ok(1..) = self.read_by(&mut sink, deadline) {}
+        let _ = self.shutdown(Shutdown::Both);
     }
 
     pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {

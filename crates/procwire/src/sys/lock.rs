@@ -27,6 +27,9 @@ impl LockFile {
     /// - [`flock(2)`](https://man7.org/linux/man-pages/man2/flock.2.html)
     pub(crate) fn try_lock(path: &Path, mode: u32) -> io::Result<Option<LockFile>> {
         use std::os::unix::fs::OpenOptionsExt;
+        // `is_held` takes a shared lock for an instant; a few retries keep it from looking
+        // like a live owner.
+        let mut contended = 0;
         loop {
             let file = File::options()
                 .read(true)
@@ -37,6 +40,11 @@ impl LockFile {
                 .open(path)?;
             match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) if contended < 5 => {
+                    contended += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    continue;
+                }
                 Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }

@@ -29,6 +29,7 @@ impl ClientOptions {
         let endpoint = endpoint::resolve(name)?;
         let deadline = std::time::Instant::now() + self.timeout;
         let mut backoff = Backoff::new();
+        let mut busy = None;
         loop {
             let attempt =
                 tokio::time::timeout_at(Instant::from_std(deadline), self.attempt(&endpoint))
@@ -40,13 +41,18 @@ impl ClientOptions {
                             after: self.timeout,
                         })
                     });
-            match attempt {
-                Ok(conn) => return Ok(conn),
-                Err(busy @ PipeError::Busy { .. }) => match backoff.next(deadline) {
-                    Some(pause) => tokio::time::sleep(pause).await,
-                    None => return Err(busy),
+            match (attempt, busy.take()) {
+                (Ok(conn), _) => return Ok(conn),
+                (Err(e @ PipeError::Busy { .. }), _) => match backoff.next(deadline) {
+                    Some(pause) => {
+                        tokio::time::sleep(pause).await;
+                        busy = Some(e);
+                    }
+                    None => return Err(e),
                 },
-                Err(e) => return Err(e),
+                // Time ran out while waiting for a free instance: the pipe is still busy.
+                (Err(PipeError::Timeout { .. }), Some(e)) => return Err(e),
+                (Err(e), _) => return Err(e),
             }
         }
     }

@@ -182,11 +182,11 @@ impl PipeConnection {
             }
             Failure::Refuse(e, reason) => {
                 tracing::warn!(pipe = %self.info.name, "closing connection: {reason}");
-                let _ = self
-                    .stream
-                    .write_all(&wire::encode_close_frame(&reason))
-                    .await;
-                let _ = self.stream.shutdown().await;
+                if !self.writer.is_mid_frame() {
+                    let frame = wire::encode_close_frame(&reason);
+                    let _ = self.stream.write_all(&frame).await;
+                }
+                self.stream.linger_and_close().await;
                 self.broken = Some(reason);
                 e
             }

@@ -93,10 +93,16 @@ async fn backoff_after(core: &ServerCore, e: io::Error) {
 }
 
 fn spawn_handshake(core: &Arc<ServerCore>, tx: &mpsc::Sender<PipeConnection>, stream: AsyncStream) {
+    let Some(ticket) = core.begin_handshake() else {
+        tracing::warn!(pipe = %core.display, "dropping a client: too many handshakes under way");
+        return;
+    };
     let (core, tx) = (Arc::clone(core), tx.clone());
     tokio::spawn(async move {
         let limit = core.options.handshake_timeout;
-        match tokio::time::timeout(limit, serve_handshake(&core, stream)).await {
+        let served = tokio::time::timeout(limit, serve_handshake(&core, stream)).await;
+        drop(ticket);
+        match served {
             Ok(Some(conn)) => {
                 let _ = tx.send(conn).await;
             }
@@ -132,7 +138,7 @@ async fn serve_handshake(
     }
     let Some(admitted) = admitted else {
         tracing::info!(pipe = %pipe_name, ?peer, status = ?response.status, "refused a client: {}", response.detail);
-        let _ = stream.shutdown().await;
+        stream.linger_and_close().await;
         return None;
     };
     let options = &core.options;

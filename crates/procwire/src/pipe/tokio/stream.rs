@@ -76,6 +76,15 @@ impl AsyncStream {
         }
     }
 
+    /// Closes after a refusal or a close frame, as the blocking stream does: stop sending,
+    /// drain for a moment, then close.
+    pub(crate) async fn linger_and_close(&mut self) {
+        let _ = self.shutdown().await;
+        let mut sink = [0u8; 16 * 1024];
+        let drain = async { while let Ok(1..) = self.read(&mut sink).await {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), drain).await;
+    }
+
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
