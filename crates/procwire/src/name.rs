@@ -646,3 +646,34 @@ mod tests {
             .is_ok());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::Name;
+
+    proptest! {
+        #[test]
+        fn any_string_parses_or_errors_and_printing_round_trips(s in ".{0,80}") {
+            if let Ok(name) = Name::parse(&s) {
+                prop_assert_eq!(Name::parse(&name.to_string()), Ok(name));
+            }
+        }
+
+        #[test]
+        fn name_like_strings_round_trip(
+            prefix in prop_oneof![
+                Just(""), Just(r"Local\"), Just(r"Global\"), Just(r"\\.\pipe\"),
+                Just(r"\\.\mailslot\Global\"), Just(r"\\h:9\pipe\"), Just(r"\\*\mailslot\"),
+            ],
+            object in "[a-zA-Z0-9._ -]{1,64}",
+        ) {
+            let input = format!("{prefix}{object}");
+            match Name::parse(&input) {
+                Ok(name) => prop_assert_eq!(Name::parse(&name.to_string()), Ok(name)),
+                Err(e) => prop_assert!(object == "." || object == "..", "{}: {}", input, e),
+            }
+        }
+    }
+}

@@ -194,6 +194,30 @@ pub(crate) fn connect_error(display: &str, path: &Path, e: io::Error) -> PipeErr
     }
 }
 
+/// Whether a live server has the pipe `name` on this machine (its server holds the name's
+/// lock; a socket file a dead server left behind does not count).
+///
+/// # Errors
+///
+/// [`PipeError::InvalidName`] for a malformed name, [`PipeError::NotPermitted`] for a
+/// name on another machine.
+pub fn exists<N>(name: N) -> Result<bool, PipeError>
+where
+    N: TryInto<Name>,
+    N::Error: Into<PipeError>,
+{
+    let name: Name = name.try_into().map_err(Into::into)?;
+    name.expect_class(NameClass::Pipe)?;
+    let Location::Here(ns) = name.location() else {
+        return Err(PipeError::NotPermitted {
+            name: name.to_string(),
+            detail: "only pipes on this machine can be tested for existence".into(),
+        });
+    };
+    let lock = ns.root().join("locks").join("pipe").join(name.object());
+    Ok(LockFile::is_held(&lock))
+}
+
 /// The names of the live pipes in a namespace (a server holds each one's lock).
 ///
 /// # Errors

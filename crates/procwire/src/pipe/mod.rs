@@ -37,7 +37,7 @@ mod stream;
 pub mod tokio;
 
 pub use connection::PipeConnection;
-pub use endpoint::list;
+pub use endpoint::{exists, list};
 pub use error::PipeError;
 pub use info::MessagePart;
 pub use options::{ClientOptions, Direction, PipeOptions, DEFAULT_MAX_MESSAGE, DEFAULT_TCP_PORT};
