@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context};
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    named_pipe()
+    named_pipe()?;
+    println!();
+    mailslot()
 }
 
 /// The named-pipe sample: a server process answers a client process.
@@ -63,5 +65,60 @@ fn named_pipe() -> anyhow::Result<()> {
         bail!("the server process failed: {status}");
     }
     println!("== Named pipe: done (two processes, one request, one response)");
+    Ok(())
+}
+
+/// The mailslot sample: a server process checks its slot every second; a client process
+/// writes three messages.
+fn mailslot() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the procwire executable")?;
+    let name = format!(r"\\.\mailslot\HelloWorld-demo-{}", std::process::id());
+    println!("== Mailslot: {name}");
+    println!("$ procwire mailslot serve {name} --every 1s --messages 3 &");
+    let mut server = Command::new(&exe)
+        .args([
+            "mailslot",
+            "serve",
+            &name,
+            "--every",
+            "1s",
+            "--messages",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the mailslot server process")?;
+    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
+    let mut line = String::new();
+    server_out.read_line(&mut line)?;
+    if line.is_empty() {
+        bail!("the mailslot server exited before listening");
+    }
+    print!("[server pid {}] {line}", server.id());
+    let messages = [
+        "Message one for mailslot",
+        "Message two for mailslot",
+        "Message three for mailslot",
+    ];
+    println!(
+        "$ procwire mailslot send {name} {}",
+        messages.map(|m| format!("{m:?}")).join(" ")
+    );
+    let status = Command::new(&exe)
+        .args(["mailslot", "send", &name])
+        .args(messages)
+        .status()
+        .context("cannot start the client process")?;
+    if !status.success() {
+        bail!("the mailslot client failed: {status}");
+    }
+    for line in server_out.lines() {
+        println!("[server pid {}] {}", server.id(), line?);
+    }
+    let status = server.wait()?;
+    if !status.success() {
+        bail!("the mailslot server failed: {status}");
+    }
+    println!("== Mailslot: done (one reader, one writer process, three messages kept until read)");
     Ok(())
 }

@@ -10,6 +10,9 @@ pub(crate) fn run() -> anyhow::Result<()> {
         for pipe in procwire::pipe::list(ns)? {
             writeln!(out, "pipe\t{prefix}\\{pipe}")?;
         }
+        for slot in procwire::mailslot::list(ns)? {
+            writeln!(out, "mailslot\t{prefix}\\{slot}")?;
+        }
     }
     Ok(())
 }

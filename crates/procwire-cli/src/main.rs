@@ -4,6 +4,7 @@
 
 mod demo;
 mod ls;
+mod mailslot;
 mod pipe;
 
 use std::io;
@@ -29,6 +30,9 @@ enum Command {
     /// Serve or connect to a named pipe.
     #[command(subcommand)]
     Pipe(pipe::PipeCommand),
+    /// Serve or write to a mailslot.
+    #[command(subcommand)]
+    Mailslot(mailslot::MailslotCommand),
     /// List the live objects in the Local and Global namespaces.
     Ls,
 }
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Pipe(cmd) => pipe::run(cmd),
+        Command::Mailslot(cmd) => mailslot::run(cmd),
         Command::Ls => ls::run(),
     };
     match result {

@@ -11,9 +11,9 @@
 //! - [`security`]: access rights, access lists and peer credentials.
 //! - [`wire`]: the handshake and frames, as pure encode/decode.
 //! - [`pipe`]: named pipes, blocking, and with `tokio` in [`pipe::tokio`].
+//! - [`mailslot`]: mailslots, local and over UDP.
 //!
-//! What it does not do (yet): shared memory, named sync objects, mailslots and remoting
-//! are planned as their own modules and crates.
+//! Remoting lives in its own crate.
 //!
 //! # Examples
 //!
@@ -35,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+pub mod mailslot;
 pub mod name;
 pub mod pipe;
 pub mod security;

@@ -60,18 +60,6 @@ fn socket_path(ns: Namespace, object: &str, display: &str) -> Result<PathBuf, Pi
     Ok(dir.join(object))
 }
 
-fn lock_path(ns: Namespace, object: &str, display: &str) -> Result<PathBuf, PipeError> {
-    let dir = ns.root().join("locks");
-    let ensure = |d: &Path| match ns {
-        Namespace::Local => crate::sys::ensure_private_dir(d),
-        Namespace::Global => crate::sys::ensure_shared_dir(d),
-    };
-    ensure(&dir)
-        .and_then(|()| ensure(&dir.join("pipe")))
-        .map_err(|e| PipeError::io(display, "cannot use the lock directory", e))?;
-    Ok(dir.join("pipe").join(object))
-}
-
 /// What kind of file sits at `path`, in words, when it is not a socket.
 pub(crate) fn describe_non_socket(path: &Path) -> Option<String> {
     let meta = std::fs::symlink_metadata(path).ok()?;
@@ -129,7 +117,10 @@ pub(crate) fn bind(name: &Name, display: &str) -> Result<Binding, PipeError> {
         Namespace::Local => 0o600,
         Namespace::Global => 0o644,
     };
-    let lock = LockFile::try_lock(&lock_path(*ns, object, display)?, lock_mode)
+    let lock_path = ns
+        .ensure_lock_path(NameClass::Pipe, object)
+        .map_err(|e| PipeError::io(display, "cannot use the lock directory", e))?;
+    let lock = LockFile::try_lock(&lock_path, lock_mode)
         .map_err(|e| PipeError::io(display, "cannot take the name's lock", e))?
         .ok_or_else(|| PipeError::AlreadyExists {
             name: display.to_owned(),
@@ -214,33 +205,16 @@ where
             detail: "only pipes on this machine can be tested for existence".into(),
         });
     };
-    let lock = ns.root().join("locks").join("pipe").join(name.object());
-    Ok(LockFile::is_held(&lock))
+    Ok(LockFile::is_held(
+        &ns.lock_path(NameClass::Pipe, name.object()),
+    ))
 }
 
 /// The names of the live pipes in a namespace (a server holds each one's lock).
 ///
 /// # Errors
 ///
-/// An I/O error when the namespace directory cannot be read.
+/// An I/O error when the namespace's lock directory cannot be read.
 pub fn list(ns: Namespace) -> io::Result<Vec<String>> {
-    let dir = ns.root().join(NameClass::Pipe.as_str());
-    let locks = ns.root().join("locks").join("pipe");
-    let mut names = Vec::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if entry.file_type()?.is_socket() && LockFile::is_held(&locks.join(&name)) {
-            names.push(name);
-        }
-    }
-    names.sort();
-    Ok(names)
+    ns.live_objects(NameClass::Pipe)
 }

@@ -65,6 +65,16 @@ impl LockFile {
         }
     }
 
+    /// Replaces the lock file's content with `note` (what openers of the name need to know,
+    /// such as a size limit).
+    pub(crate) fn write_note(&self, note: &str) -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::FileExt;
+        self.file.set_len(0)?;
+        self.file.write_all_at(note.as_bytes(), 0)?;
+        (&self.file).flush()
+    }
+
     /// Whether a live process holds the lock at `path` (without taking it for long).
     pub(crate) fn is_held(path: &Path) -> bool {
         let Ok(file) = File::open(path) else {

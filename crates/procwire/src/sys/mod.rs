@@ -22,4 +22,5 @@ pub(crate) use dir::{ensure_private_dir, ensure_shared_dir};
 pub(crate) use lock::LockFile;
 pub(crate) use socket::{
     current_user, peer_credentials, set_socket_buffers, supplementary_groups, wait_readable,
+    wait_readable_any,
 };

@@ -76,13 +76,31 @@ pub(crate) fn set_socket_buffers(
 /// # References
 /// - [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html)
 pub(crate) fn wait_readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
+    poll_in(&mut [PollFd::new(&fd, PollFlags::IN)], timeout)
+}
+
+/// Waits until either descriptor is readable or `timeout` passes. Returns `false` on
+/// timeout.
+///
+/// # References
+/// - [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html)
+pub(crate) fn wait_readable_any(a: impl AsFd, b: impl AsFd, timeout: Duration) -> io::Result<bool> {
+    poll_in(
+        &mut [
+            PollFd::new(&a, PollFlags::IN),
+            PollFd::new(&b, PollFlags::IN),
+        ],
+        timeout,
+    )
+}
+
+fn poll_in(fds: &mut [PollFd<'_>], timeout: Duration) -> io::Result<bool> {
     let timeout = Timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: i64::from(timeout.subsec_nanos()),
     };
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
     loop {
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
+        match rustix::event::poll(fds, Some(&timeout)) {
             Ok(n) => return Ok(n > 0),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

@@ -1,4 +1,5 @@
-//! The pipe wire format: handshake and frames, as pure encode and decode.
+//! The wire formats: the pipe handshake and frames, and network mailslot datagrams, as
+//! pure encode and decode.
 //!
 //! Nothing here does I/O or reads a clock: bytes go in, values and decisions come out. The
 //! same format runs over Unix sockets and TCP; `docs/protocol.md` describes it byte by byte.
@@ -12,6 +13,7 @@
 
 mod frame;
 mod handshake;
+mod mailslot;
 
 pub use frame::{
     encode_close_frame, encode_message_header, FrameHeader, CLOSE_BIT, FRAME_HEADER_LEN,
@@ -21,6 +23,7 @@ pub use handshake::{
     Request, Response, Status, MAX_DETAIL_LEN, MAX_PIPE_NAME_LEN, REQUEST_HEADER_LEN,
     RESPONSE_HEADER_LEN,
 };
+pub use mailslot::{SlotDatagram, MAILSLOT_HEADER_LEN, MAILSLOT_MAGIC, MAX_UDP_PAYLOAD};
 
 /// The first four bytes of every handshake message.
 pub const MAGIC: [u8; 4] = *b"PWIR";

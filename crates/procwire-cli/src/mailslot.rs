@@ -1,0 +1,146 @@
+//! `procwire mailslot serve` and `procwire mailslot send`.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use procwire::mailslot::{MailslotOptions, ReadTimeout, WriterOptions};
+use procwire::security::{Access, AccessList};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MailslotCommand {
+    /// Create a mailslot; every --every, print how many messages wait and read them.
+    Serve(ServeArgs),
+    /// Write each TEXT as one message to a mailslot.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The slot's name, such as `HelloWorld`, `Global\Box` or `\\.\mailslot\HelloWorld`.
+    name: String,
+    /// How often to check the slot, such as `5s`, `500ms` or `1.5s`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    every: Duration,
+    /// Stop after reading this many messages.
+    #[arg(long)]
+    messages: Option<usize>,
+    /// The largest message, in bytes.
+    #[arg(long)]
+    max_message: Option<usize>,
+    /// Also receive UDP datagrams at this address (loopback unless
+    /// --allow-plaintext-network; `0.0.0.0:PORT` receives broadcasts).
+    #[arg(long)]
+    udp: Option<SocketAddr>,
+    /// Allow a non-loopback --udp address.
+    #[arg(long)]
+    allow_plaintext_network: bool,
+    /// Let every local user write (Global slots only).
+    #[arg(long)]
+    everyone: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The slot's name: `HelloWorld`, `\\host:port\mailslot\Name` or `\\*\mailslot\Name`.
+    name: String,
+    /// The messages, one per argument.
+    #[arg(required = true)]
+    texts: Vec<String>,
+    /// How long to wait while the slot is full, in seconds.
+    #[arg(long, default_value = "5")]
+    timeout: f64,
+    /// Where `\\*\mailslot\Name` broadcasts go (default 255.255.255.255).
+    #[arg(long)]
+    broadcast_addr: Option<std::net::IpAddr>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 5s or 500ms"))?;
+    let seconds = match unit {
+        "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{text}`; use ms, s or m")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+pub(crate) fn run(cmd: MailslotCommand) -> anyhow::Result<()> {
+    match cmd {
+        MailslotCommand::Serve(args) => serve(args),
+        MailslotCommand::Send(args) => send(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut options = MailslotOptions::new().read_timeout(ReadTimeout::Immediate);
+    if let Some(max) = args.max_message {
+        options = options.max_message_size(max);
+    }
+    if let Some(addr) = args.udp {
+        options = options.listen_udp(addr);
+    }
+    if args.allow_plaintext_network {
+        options = options.allow_plaintext_network();
+    }
+    if args.everyone {
+        options = options.access_list(AccessList::owner_only().everyone(Access::Write));
+    }
+    let slot = options.create(args.name.as_str())?;
+    let mut out = io::stdout().lock();
+    match slot.udp_addr() {
+        Some(addr) => writeln!(out, "listening on {} and udp {addr}", slot.name())?,
+        None => writeln!(out, "listening on {}", slot.name())?,
+    }
+    out.flush()?;
+    let mut read = 0usize;
+    let mut check = 0u64;
+    loop {
+        std::thread::sleep(args.every);
+        check += 1;
+        let info = slot.info()?;
+        writeln!(out, "check {check}: {} message(s) waiting", info.waiting)?;
+        for _ in 0..info.waiting {
+            let message = slot.read().context("reading a counted message")?;
+            read += 1;
+            writeln!(
+                out,
+                "message #{read}: {}",
+                String::from_utf8_lossy(&message)
+            )?;
+        }
+        out.flush()?;
+        if args.messages.is_some_and(|n| read >= n) {
+            let dropped = slot.dropped();
+            if dropped != Default::default() {
+                writeln!(out, "dropped network datagrams: {dropped:?}")?;
+            }
+            return Ok(());
+        }
+    }
+}
+
+fn send(args: SendArgs) -> anyhow::Result<()> {
+    let mut options = WriterOptions::new().timeout(Duration::from_secs_f64(args.timeout.max(0.0)));
+    if let Some(addr) = args.broadcast_addr {
+        options = options.broadcast_addr(addr);
+    }
+    let slot = options.open(args.name.as_str())?;
+    for text in &args.texts {
+        slot.write(text.as_bytes())?;
+    }
+    Ok(())
+}

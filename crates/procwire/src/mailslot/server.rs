@@ -1,0 +1,518 @@
+//! The mailslot server: one reader, many writers, messages stored until read.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::UdpSocket;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::options::{MailslotOptions, ReadTimeout};
+use super::MailslotError;
+use crate::name::{Location, Name, NameClass, Namespace};
+use crate::security::Principal;
+use crate::sys::LockFile;
+use crate::wire::SlotDatagram;
+
+/// What [`MailslotServer::info`] reports (`GetMailslotInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailslotInfo {
+    /// Messages waiting to be read.
+    pub waiting: usize,
+    /// The size of the next message, if there is one.
+    pub next_size: Option<usize>,
+    /// The largest message writers may send.
+    pub max_message: usize,
+    /// How long reads wait.
+    pub read_timeout: ReadTimeout,
+}
+
+/// Datagrams the server threw away, by reason. Local writers through this crate never
+/// cause any: they are refused before sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DroppedCounts {
+    /// Over the slot's maximum size.
+    pub oversize: u64,
+    /// Empty network datagrams.
+    pub empty: u64,
+    /// Network datagrams that are not mailslot datagrams.
+    pub garbage: u64,
+    /// Network datagrams for another slot name.
+    pub other_slot: u64,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    queue: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Drops {
+    oversize: AtomicU64,
+    empty: AtomicU64,
+    garbage: AtomicU64,
+    other_slot: AtomicU64,
+}
+
+/// State shared by the server handle, its receiving thread and the tokio API.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    object: String,
+    local: UnixDatagram,
+    udp: Option<UdpSocket>,
+    store: Mutex<Store>,
+    arrived: Condvar,
+    space: Condvar,
+    read_timeout: Mutex<ReadTimeout>,
+    max_message: usize,
+    capacity: usize,
+    drops: Drops,
+    stopping: AtomicBool,
+    #[cfg(feature = "tokio")]
+    pub(crate) notify: ::tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves every datagram the kernel holds into the store, in arrival order, while there
+    /// is room. Runs only under the store's lock, so order is kept whoever calls it.
+    fn pull(&self, store: &mut Store) {
+        let mut buf = vec![0u8; self.max_message + 1];
+        let mut pulled = false;
+        while store.bytes < self.capacity {
+            match self.local.recv(&mut buf) {
+                Ok(n) if n > self.max_message => {
+                    self.drops.oversize.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(n) => {
+                    store.bytes += n;
+                    store.queue.push_back(buf[..n].to_vec());
+                    pulled = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if let Some(udp) = &self.udp {
+            let mut dgram = vec![0u8; crate::wire::MAX_UDP_PAYLOAD + 1];
+            while store.bytes < self.capacity {
+                let n = match udp.recv(&mut dgram) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                if let Some(message) = self.accept_network(&dgram[..n]) {
+                    store.bytes += message.len();
+                    store.queue.push_back(message.to_vec());
+                    pulled = true;
+                }
+            }
+        }
+        if pulled {
+            self.arrived.notify_all();
+            #[cfg(feature = "tokio")]
+            self.notify.notify_waiters();
+        }
+    }
+
+    fn accept_network<'a>(&self, dgram: &'a [u8]) -> Option<&'a [u8]> {
+        let counter = if dgram.is_empty() {
+            &self.drops.empty
+        } else {
+            match SlotDatagram::decode(dgram) {
+                Ok(d) if d.slot != self.object => &self.drops.other_slot,
+                Ok(d) if d.message.len() > self.max_message => &self.drops.oversize,
+                Ok(d) => return Some(d.message),
+                Err(_) => &self.drops.garbage,
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(slot = %self.name, len = dgram.len(), "dropped a network datagram");
+        None
+    }
+
+    pub(crate) fn try_read(&self) -> Option<Vec<u8>> {
+        let mut store = self.lock();
+        self.pull(&mut store);
+        let message = store.queue.pop_front()?;
+        store.bytes -= message.len();
+        self.space.notify_all();
+        Some(message)
+    }
+
+    pub(crate) fn read_timeout(&self) -> ReadTimeout {
+        *self.read_timeout.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The receiving thread: waits for datagrams and moves them into the store, so that
+    /// writers do not block while the reader is busy, until the store is full.
+    fn receive_loop(&self) {
+        use std::os::fd::AsFd;
+        while !self.stopping.load(Ordering::Acquire) {
+            {
+                let store = self.lock();
+                if store.bytes >= self.capacity {
+                    let _ = self.space.wait_timeout(store, Duration::from_millis(100));
+                    continue;
+                }
+            }
+            let tick = Duration::from_millis(100);
+            let ready = match &self.udp {
+                None => crate::sys::wait_readable(self.local.as_fd(), tick),
+                Some(udp) => crate::sys::wait_readable_any(self.local.as_fd(), udp.as_fd(), tick),
+            };
+            if matches!(ready, Ok(true)) {
+                let mut store = self.lock();
+                self.pull(&mut store);
+            }
+        }
+    }
+}
+
+/// A mailslot server (`CreateMailslot`): one reader that many writers send messages to.
+///
+/// Messages are stored until read: a thread moves them from the kernel into the slot's
+/// store as they arrive (up to the [capacity](MailslotOptions::capacity); beyond it
+/// writers wait). [`info`](Self::info) is exact at every moment: it counts what every
+/// finished write has delivered. Dropping the server removes the name; unread messages are
+/// lost with it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procwire::mailslot::MailslotServer;
+///
+/// let slot = MailslotServer::create(r"\\.\mailslot\HelloWorld")?;
+/// let info = slot.info()?;
+/// for _ in 0..info.waiting {
+///     let message = slot.read()?;
+///     println!("{}", String::from_utf8_lossy(&message));
+/// }
+/// # Ok::<(), procwire::mailslot::MailslotError>(())
+/// ```
+#[derive(Debug)]
+pub struct MailslotServer {
+    pub(crate) shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    path: PathBuf,
+    udp_addr: Option<std::net::SocketAddr>,
+    _lock: LockFile,
+}
+
+impl MailslotServer {
+    /// Creates the slot `name` with default [`MailslotOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MailslotOptions::create`].
+    pub fn create<N>(name: N) -> Result<MailslotServer, MailslotError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<MailslotError>,
+    {
+        MailslotOptions::new().create(name)
+    }
+
+    /// The slot's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The UDP address the slot listens on, when it does.
+    pub fn udp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.udp_addr
+    }
+
+    /// How many messages wait, the size of the next, the maximum size and the read
+    /// timeout (`GetMailslotInfo`).
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for a slot whose socket failed.
+    pub fn info(&self) -> Result<MailslotInfo, MailslotError> {
+        let mut store = self.shared.lock();
+        self.shared.pull(&mut store);
+        Ok(MailslotInfo {
+            waiting: store.queue.len(),
+            next_size: store.queue.front().map(Vec::len),
+            max_message: self.shared.max_message,
+            read_timeout: self.shared.read_timeout(),
+        })
+    }
+
+    /// Changes how long reads wait (`SetMailslotInfo`).
+    pub fn set_read_timeout(&self, timeout: ReadTimeout) {
+        *self
+            .shared
+            .read_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = timeout;
+    }
+
+    /// The next whole message, in arrival order, waiting as the read timeout says.
+    ///
+    /// # Errors
+    ///
+    /// [`MailslotError::Timeout`] when no message came in time (at once for
+    /// [`ReadTimeout::Immediate`]).
+    pub fn read(&self) -> Result<Vec<u8>, MailslotError> {
+        self.read_within(self.shared.read_timeout().as_duration())
+    }
+
+    /// The next message if one is waiting, without waiting.
+    pub fn try_read(&self) -> Option<Vec<u8>> {
+        self.shared.try_read()
+    }
+
+    /// The next message, waiting at most `timeout` whatever the slot's read timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`MailslotError::Timeout`].
+    pub fn read_timeout(&self, timeout: Duration) -> Result<Vec<u8>, MailslotError> {
+        self.read_within(Some(timeout))
+    }
+
+    fn read_within(&self, timeout: Option<Duration>) -> Result<Vec<u8>, MailslotError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let shared = &self.shared;
+        let mut store = shared.lock();
+        loop {
+            shared.pull(&mut store);
+            if let Some(message) = store.queue.pop_front() {
+                store.bytes -= message.len();
+                shared.space.notify_all();
+                return Ok(message);
+            }
+            store = match deadline {
+                None => shared
+                    .arrived
+                    .wait(store)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(MailslotError::Timeout {
+                            name: shared.name.clone(),
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                    // Wake at least every 50 ms: datagrams may sit in the kernel while the
+                    // receiving thread is between polls.
+                    let step = left.min(Duration::from_millis(50));
+                    shared
+                        .arrived
+                        .wait_timeout(store, step)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Network datagrams thrown away so far, by reason.
+    pub fn dropped(&self) -> DroppedCounts {
+        let d = &self.shared.drops;
+        DroppedCounts {
+            oversize: d.oversize.load(Ordering::Relaxed),
+            empty: d.empty.load(Ordering::Relaxed),
+            garbage: d.garbage.load(Ordering::Relaxed),
+            other_slot: d.other_slot.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for MailslotServer {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl MailslotOptions {
+    /// Creates the mailslot `name` (`CreateMailslot`).
+    ///
+    /// # Errors
+    ///
+    /// [`MailslotError::InvalidName`] for a malformed or remote name;
+    /// [`MailslotError::AlreadyExists`] when a live server owns it;
+    /// [`MailslotError::WrongKind`] when something else sits at its path;
+    /// [`MailslotError::NotPermitted`] for an access list file modes cannot express or a
+    /// non-loopback UDP address without
+    /// [`allow_plaintext_network`](Self::allow_plaintext_network).
+    pub fn create<N>(&self, name: N) -> Result<MailslotServer, MailslotError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<MailslotError>,
+    {
+        let name: Name = name.try_into().map_err(Into::into)?;
+        name.expect_class(NameClass::Mailslot)?;
+        let display = display_name(&name);
+        let Location::Here(ns) = name.location() else {
+            return Err(MailslotError::NotPermitted {
+                name: display,
+                detail: "a server can only create mailslots on this machine; use listen_udp to \
+                         receive from the network"
+                    .into(),
+            });
+        };
+        let not_permitted = |detail: String| MailslotError::NotPermitted {
+            name: display.clone(),
+            detail,
+        };
+        let (mode, group) = self.socket_mode().map_err(not_permitted)?;
+        if let Some(addr) = self.udp {
+            if !addr.ip().is_loopback() && !self.plaintext_network {
+                return Err(not_permitted(format!(
+                    "refusing to receive on non-loopback address {addr} without \
+                     allow_plaintext_network(): anyone on the network could write to this slot"
+                )));
+            }
+        }
+        let io = |context: &str| {
+            let display = display.clone();
+            let context = context.to_owned();
+            move |e| MailslotError::io(&display, context, e)
+        };
+        let object = name.object();
+        let dir = ns
+            .directory(NameClass::Mailslot)
+            .map_err(io("cannot use the namespace directory"))?;
+        let lock_path = ns
+            .ensure_lock_path(NameClass::Mailslot, object)
+            .map_err(io("cannot use the lock directory"))?;
+        let lock_mode = match ns {
+            Namespace::Local => 0o600,
+            Namespace::Global => 0o644,
+        };
+        let lock = LockFile::try_lock(&lock_path, lock_mode)
+            .map_err(io("cannot take the name's lock"))?
+            .ok_or_else(|| MailslotError::AlreadyExists {
+                name: display.clone(),
+            })?;
+        lock.write_note(&format!("max_message={}\n", self.max_message))
+            .map_err(io("cannot write the slot's limits"))?;
+        let path = dir.join(object);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                std::fs::remove_file(&path).map_err(io("cannot remove a stale socket"))?;
+                tracing::info!(slot = %name, "reclaimed the socket of a dead server");
+            }
+            Ok(_) => {
+                return Err(MailslotError::WrongKind {
+                    name: display,
+                    found: format!("a file that is not a socket ({})", path.display()),
+                })
+            }
+            Err(_) => {}
+        }
+        let local = UnixDatagram::bind(&path).map_err(io("cannot bind the slot's socket"))?;
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(&path, None, Some(gid))
+                .map_err(io("cannot give the socket to its group"))?;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(io("cannot set the socket's mode"))?;
+        local
+            .set_nonblocking(true)
+            .map_err(io("cannot set up the socket"))?;
+        let buffer = (self.max_message + 4096).max(256 * 1024);
+        crate::sys::set_socket_buffers(&local, Some(buffer), None)
+            .map_err(io("cannot size the socket's buffer"))?;
+        let udp = match self.udp {
+            None => None,
+            Some(addr) => {
+                let udp = UdpSocket::bind(addr).map_err(io("cannot listen on UDP"))?;
+                udp.set_nonblocking(true)
+                    .map_err(io("cannot set up the UDP socket"))?;
+                Some(udp)
+            }
+        };
+        let udp_addr = udp.as_ref().and_then(|u| u.local_addr().ok());
+        let shared = Arc::new(Shared {
+            name: display.clone(),
+            object: object.to_owned(),
+            local,
+            udp,
+            store: Mutex::new(Store::default()),
+            arrived: Condvar::new(),
+            space: Condvar::new(),
+            read_timeout: Mutex::new(self.read_timeout),
+            max_message: self.max_message,
+            capacity: self.capacity,
+            drops: Drops::default(),
+            stopping: AtomicBool::new(false),
+            #[cfg(feature = "tokio")]
+            notify: ::tokio::sync::Notify::new(),
+        });
+        let receiver = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("procwire-mailslot".into())
+            .spawn(move || receiver.receive_loop())
+            .map_err(io("cannot start the receiving thread"))?;
+        tracing::info!(slot = %shared.name, ?udp_addr, "mailslot server listening");
+        Ok(MailslotServer {
+            shared,
+            thread: Some(thread),
+            path,
+            udp_addr,
+            _lock: lock,
+        })
+    }
+
+    /// The socket file's mode and group that express the access list.
+    fn socket_mode(&self) -> Result<(u32, Option<u32>), String> {
+        let mut mode = 0o600;
+        let mut group = None;
+        for (principal, access) in self.access.grants() {
+            if !access.can_write() {
+                continue;
+            }
+            match *principal {
+                Principal::Everyone => mode |= 0o002,
+                Principal::Group(gid) => {
+                    if group.is_some_and(|g| g != gid) {
+                        return Err("mailslot access is enforced by the socket file's mode, \
+                                    which can grant write access to one group only"
+                            .into());
+                    }
+                    group = Some(gid);
+                    mode |= 0o020;
+                }
+                Principal::User(uid) if uid == self.access.owner() => {}
+                Principal::User(uid) => {
+                    return Err(format!(
+                        "mailslot access is enforced by the socket file's mode, which cannot \
+                         grant access to a single user (uid {uid}); grant it to a group"
+                    ))
+                }
+                Principal::Network => {}
+            }
+        }
+        Ok((mode, group))
+    }
+}
+
+/// How a mailslot name is shown: always in the `\\.\mailslot\` form.
+pub(crate) fn display_name(name: &Name) -> String {
+    let text = name.to_string();
+    if name.class().is_some() || name.is_remote() {
+        return text;
+    }
+    match name.namespace() {
+        Some(Namespace::Global) => format!(r"\\.\mailslot\Global\{}", name.object()),
+        _ => format!(r"\\.\mailslot\{}", name.object()),
+    }
+}
