@@ -88,6 +88,11 @@ impl Proc {
         self.lines.recv().unwrap_or_default()
     }
 
+    /// Discards the lines printed so far; returns them.
+    pub fn drain(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     /// Reads stdout lines until one contains `needle`; returns it. Panics at end of stream.
     pub fn wait_for(&mut self, needle: &str) -> String {
         loop {
