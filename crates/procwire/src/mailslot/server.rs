@@ -49,6 +49,8 @@ pub struct DroppedCounts {
 struct Store {
     queue: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// Where datagrams land before they are copied out at their size; kept between pulls.
+    scratch: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -86,10 +88,14 @@ impl Shared {
     /// Moves every datagram the kernel holds into the store, in arrival order, while there
     /// is room. Runs only under the store's lock, so order is kept whoever calls it.
     fn pull(&self, store: &mut Store) {
-        let mut buf = vec![0u8; self.max_message + 1];
+        let mut buf = std::mem::take(&mut store.scratch);
+        let size = (self.max_message + 1).max(crate::wire::MAX_UDP_PAYLOAD + 1);
+        if buf.len() < size {
+            buf = vec![0u8; size];
+        }
         let mut pulled = false;
         while store.bytes < self.capacity {
-            match self.local.recv(&mut buf) {
+            match self.local.recv(&mut buf[..self.max_message + 1]) {
                 Ok(n) if n > self.max_message => {
                     self.drops.oversize.fetch_add(1, Ordering::Relaxed);
                 }
@@ -103,9 +109,9 @@ impl Shared {
             }
         }
         if let Some(udp) = &self.udp {
-            let mut dgram = vec![0u8; crate::wire::MAX_UDP_PAYLOAD + 1];
+            let dgram = &mut buf[..crate::wire::MAX_UDP_PAYLOAD + 1];
             while store.bytes < self.capacity {
-                let n = match udp.recv(&mut dgram) {
+                let n = match udp.recv(dgram) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
@@ -117,6 +123,7 @@ impl Shared {
                 }
             }
         }
+        store.scratch = buf;
         if pulled {
             self.arrived.notify_all();
             #[cfg(feature = "tokio")]
@@ -142,7 +149,9 @@ impl Shared {
 
     pub(crate) fn try_read(&self) -> Option<Vec<u8>> {
         let mut store = self.lock();
-        self.pull(&mut store);
+        if store.queue.is_empty() {
+            self.pull(&mut store);
+        }
         let message = store.queue.pop_front()?;
         store.bytes -= message.len();
         self.space.notify_all();
@@ -287,7 +296,11 @@ impl MailslotServer {
         let shared = &self.shared;
         let mut store = shared.lock();
         loop {
-            shared.pull(&mut store);
+            // Whatever the kernel holds arrived after what the store holds, so the store's
+            // head is the next message; look in the kernel only when the store is empty.
+            if store.queue.is_empty() {
+                shared.pull(&mut store);
+            }
             if let Some(message) = store.queue.pop_front() {
                 store.bytes -= message.len();
                 shared.space.notify_all();
