@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::info::Info;
 use super::options::PipeOptions;
 use crate::security::{Access, PeerCredentials, Principal};
 use crate::wire::{PipeMode, ProtocolError, Request, Response, Status};
@@ -48,11 +49,10 @@ impl Drop for InstanceSlot {
 pub(crate) struct Admitted {
     pub(crate) slot: InstanceSlot,
     pub(crate) client_access: Access,
-    pub(crate) client_mode: PipeMode,
 }
 
 /// The access the server side has when the client has `client`: the mirror image.
-pub(crate) fn server_side_access(client: Access) -> Access {
+fn server_side_access(client: Access) -> Access {
     match client {
         Access::Read => Access::Write,
         Access::Write => Access::Read,
@@ -85,6 +85,23 @@ impl ServerCore {
             })
             .ok()
             .map(|_| HandshakeTicket(Arc::clone(self)))
+    }
+
+    /// The facts of the server's end of an admitted client's connection.
+    pub(crate) fn connection_info(
+        &self,
+        admitted: Admitted,
+        peer: Option<PeerCredentials>,
+    ) -> Info {
+        Info {
+            name: self.display.clone(),
+            pipe_type: self.options.mode,
+            read_mode: self.options.mode,
+            access: server_side_access(admitted.client_access),
+            max_message: self.options.max_message,
+            peer,
+            _slot: Some(admitted.slot),
+        }
     }
 
     /// Instances in use now.
@@ -181,7 +198,6 @@ impl ServerCore {
         let admitted = Admitted {
             slot: InstanceSlot(Arc::clone(self)),
             client_access: request.access,
-            client_mode: request.mode,
         };
         (
             self.response(Status::Ok, Some(request.access), String::new()),

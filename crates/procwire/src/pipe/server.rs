@@ -8,10 +8,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::admission::{server_side_access, ServerCore};
+use super::admission::ServerCore;
 use super::endpoint::{self, Binding};
 use super::handshake;
-use super::info::Info;
 use super::stream::Stream;
 use super::{PipeConnection, PipeError, PipeOptions};
 use crate::name::Name;
@@ -342,15 +341,8 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
         return None;
     }
     tracing::debug!(pipe = %pipe_name, ?peer, access = %admitted.client_access, "client connected");
-    let info = Info {
-        name: pipe_name.clone(),
-        pipe_type: options.mode,
-        read_mode: options.mode,
-        access: server_side_access(admitted.client_access),
-        max_message: options.max_message,
-        peer,
-        _slot: Some(admitted.slot),
-    };
-    let _ = admitted.client_mode;
-    Some(PipeConnection::new(stream, info))
+    Some(PipeConnection::new(
+        stream,
+        core.connection_info(admitted, peer),
+    ))
 }

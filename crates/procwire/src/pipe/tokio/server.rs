@@ -10,10 +10,9 @@ use tokio::task::JoinHandle;
 use super::stream::{read_handshake, AsyncStream};
 use super::PipeConnection;
 use crate::name::Name;
-use crate::pipe::admission::{server_side_access, ServerCore};
+use crate::pipe::admission::ServerCore;
 use crate::pipe::endpoint::Binding;
 use crate::pipe::handshake;
-use crate::pipe::info::Info;
 use crate::pipe::{PipeError, PipeOptions};
 
 /// A named pipe server for tokio: the async twin of [`crate::pipe::PipeServer`].
@@ -153,16 +152,10 @@ async fn serve_handshake(
     if let Err(e) = fd_ok {
         tracing::warn!(pipe = %pipe_name, "cannot set buffer sizes: {e}");
     }
-    let info = Info {
-        name: pipe_name.clone(),
-        pipe_type: options.mode,
-        read_mode: options.mode,
-        access: server_side_access(admitted.client_access),
-        max_message: options.max_message,
-        peer,
-        _slot: Some(admitted.slot),
-    };
-    Some(PipeConnection::new(stream, info))
+    Some(PipeConnection::new(
+        stream,
+        core.connection_info(admitted, peer),
+    ))
 }
 
 impl PipeServer {
