@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 pub(crate) fn run() -> anyhow::Result<()> {
     named_pipe()?;
     println!();
+    file_mapping()?;
+    println!();
     mailslot()
 }
 
@@ -65,6 +67,75 @@ fn named_pipe() -> anyhow::Result<()> {
         bail!("the server process failed: {status}");
     }
     println!("== Named pipe: done (two processes, one request, one response)");
+    Ok(())
+}
+
+/// The file-mapping sample: a server process creates `Local\HelloWorld…` and writes the
+/// message, a client process opens it by name and reads it; the name goes when the server
+/// does.
+fn file_mapping() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the procwire executable")?;
+    let name = format!(r"Local\HelloWorld-demo-{}", std::process::id());
+    let message = "Message from the first process";
+    println!("== File mapping: {name}");
+    println!("$ procwire shm create {name} --size 65536 --write \"{message}\" --hold &");
+    let mut server = Command::new(&exe)
+        .args([
+            "shm", "create", &name, "--size", "65536", "--write", message,
+        ])
+        .arg("--hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the server process")?;
+    let server_pid = server.id();
+    let server_in = server.stdin.take().context("no server stdin")?;
+    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
+    loop {
+        let mut line = String::new();
+        if server_out.read_line(&mut line)? == 0 {
+            bail!("the server process exited before creating the mapping");
+        }
+        print!("[server pid {server_pid}] {line}");
+        if line.starts_with("holding") {
+            break;
+        }
+    }
+
+    let read = |expect_success: bool| -> anyhow::Result<()> {
+        println!("$ procwire shm read {name}");
+        let client = Command::new(&exe)
+            .args(["shm", "read", &name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start the client process")?;
+        let client_pid = client.id();
+        let output = client.wait_with_output()?;
+        for line in String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&output.stderr).lines())
+        {
+            println!("[client pid {client_pid}] {line}");
+        }
+        if output.status.success() != expect_success {
+            bail!("the client process ended unexpectedly: {}", output.status);
+        }
+        Ok(())
+    };
+    read(true)?;
+
+    println!("(the server's standard input closes: it drops the mapping and exits)");
+    drop(server_in);
+    for line in server_out.lines() {
+        println!("[server pid {server_pid}] {}", line?);
+    }
+    let status = server.wait()?;
+    if !status.success() {
+        bail!("the server process failed: {status}");
+    }
+    read(false)?;
+    println!("== File mapping: done (two processes, one mapping; it went away with its creator)");
     Ok(())
 }
 

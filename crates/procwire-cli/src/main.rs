@@ -6,6 +6,7 @@ mod demo;
 mod ls;
 mod mailslot;
 mod pipe;
+mod shm;
 
 use std::io;
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     Mailslot(mailslot::MailslotCommand),
     /// List the live objects in the Local and Global namespaces.
     Ls,
+    /// Create, read, write and remove named shared memory (file mappings).
+    #[command(subcommand)]
+    Shm(shm::ShmCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Pipe(cmd) => pipe::run(cmd),
         Command::Mailslot(cmd) => mailslot::run(cmd),
         Command::Ls => ls::run(),
+        Command::Shm(cmd) => shm::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

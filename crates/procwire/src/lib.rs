@@ -11,6 +11,8 @@
 //! - [`security`]: access rights, access lists and peer credentials.
 //! - [`wire`]: the handshake and frames, as pure encode/decode.
 //! - [`pipe`]: named pipes, blocking, and with `tokio` in [`pipe::tokio`].
+//! - [`mapping`]: file mapping: named shared memory and named mappings of files, with views.
+//! - [`sync`]: named sync objects: a robust mutex, a semaphore and an event.
 //! - [`mailslot`]: mailslots, local and over UDP.
 //!
 //! Remoting lives in its own crate.
@@ -36,9 +38,11 @@
 #![deny(missing_docs)]
 
 pub mod mailslot;
+pub mod mapping;
 pub mod name;
 pub mod pipe;
 pub mod security;
+pub mod sync;
 pub mod wire;
 
 mod sys;

@@ -11,12 +11,23 @@
 //! - [`ensure_private_dir`] and [`ensure_shared_dir`]: the namespace directories, created
 //!   with the right mode and checked for the right owner.
 //! - [`set_socket_buffers`] and [`wait_readable`]: socket tuning and waiting with a timeout.
+//! - [`object`]: the registry of named shared-memory objects (mappings, mutexes, semaphores,
+//!   events), one namespace per Local/Global, and [`Lifetime`](object::Lifetime).
+//! - [`shm`]: `/dev/shm` files and [`shm::Region`], a shared mapping reached only through
+//!   copies, atomics and raw pointers.
+//! - [`futex`]: process-shared futex wait and wake.
+//! - [`thread`]: thread identities (TID and start time) and whether a thread still runs.
 //!
-//! So far everything here is reachable through `rustix`, so this module needs no `unsafe`.
+//! The `unsafe` here is the mapping of memory (`mmap`, `munmap`, `msync`, `madvise`) and the
+//! references to atomics inside it, each with its `// SAFETY:` argument.
 
 mod dir;
+pub(crate) mod futex;
 mod lock;
+pub(crate) mod object;
+pub(crate) mod shm;
 mod socket;
+pub(crate) mod thread;
 
 pub(crate) use dir::{ensure_private_dir, ensure_shared_dir};
 pub(crate) use lock::LockFile;

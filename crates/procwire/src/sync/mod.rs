@@ -1,0 +1,341 @@
+//! Named sync objects: a robust mutex, a counting semaphore and an event, shared by name
+//! between processes, as Windows' `CreateMutex`, `CreateSemaphore` and `CreateEvent`.
+//!
+//! | Windows | procwire |
+//! |---|---|
+//! | `CreateMutex` / `OpenMutex` | [`NamedMutex::create`] / [`NamedMutex::open`] |
+//! | `WaitForSingleObject(mutex, ms)` | [`NamedMutex::lock_timeout`] → [`NamedMutexGuard`] |
+//! | `WAIT_ABANDONED` | [`LockError::Abandoned`] (the guard is held) |
+//! | `ReleaseMutex` | dropping the [`NamedMutexGuard`] |
+//! | `CreateSemaphore(initial, max)` / `OpenSemaphore` | [`NamedSemaphore::create`] / [`NamedSemaphore::open`] |
+//! | `ReleaseSemaphore(n, &previous)` | [`NamedSemaphore::release`] |
+//! | `CreateEvent(manual, initial)` / `OpenEvent` | [`NamedEvent::create`] / [`NamedEvent::open`] |
+//! | `SetEvent` / `ResetEvent` | [`NamedEvent::set`] / [`NamedEvent::reset`] |
+//!
+//! Every wait sleeps in the kernel on a futex word in shared memory — none spins — and every
+//! wait has a `_timeout` form that returns [`SyncError::Timeout`] no earlier than asked, and
+//! a `try_` form that never blocks.
+//!
+//! They share one namespace with [mappings](crate::mapping) (`Local\X` is one object,
+//! whatever its kind): opening a mapping's name as a mutex is [`SyncError::WrongKind`],
+//! which names the kind it is. Each object is a page of state in `/dev/shm` (the layouts are
+//! in `docs/mapping.md`), owner only by default; an access list can open it to everyone or
+//! one group, read-write.
+//!
+//! # Examples
+//!
+//! Two processes take turns on shared data:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use procwire::sync::{EventReset, NamedEvent, NamedMutex};
+//!
+//! let lock = NamedMutex::open_or_create(r"Local\Board")?;
+//! let your_turn = NamedEvent::open_or_create(r"Local\BoardTurn", EventReset::Auto)?;
+//! {
+//!     let _guard = lock.lock()?;
+//!     // ... write to the shared mapping ...
+//! }
+//! your_turn.set()?;
+//! # Ok::<(), procwire::sync::SyncError>(())
+//! ```
+
+mod error;
+mod event;
+mod mutex;
+mod semaphore;
+mod shared;
+
+pub use crate::sys::object::Lifetime;
+pub use error::{LockError, SyncError};
+pub use event::{EventOptions, EventReset, NamedEvent};
+pub use mutex::{MutexOptions, NamedMutex, NamedMutexGuard};
+pub use semaphore::{NamedSemaphore, SemaphoreOptions};
+
+use crate::name::Namespace;
+use crate::sys::object::ObjectKind;
+
+/// What kind of sync object a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SyncKind {
+    /// A [`NamedMutex`].
+    Mutex,
+    /// A [`NamedSemaphore`].
+    Semaphore,
+    /// A [`NamedEvent`].
+    Event,
+}
+
+/// The live sync objects of a namespace and their kinds, sorted by name.
+///
+/// # Errors
+///
+/// An I/O error when the namespace directory cannot be read.
+pub fn list(ns: Namespace) -> std::io::Result<Vec<(String, SyncKind)>> {
+    Ok(crate::sys::object::list(ns)?
+        .into_iter()
+        .filter_map(|(name, kind)| {
+            let kind = match kind {
+                ObjectKind::Mutex => SyncKind::Mutex,
+                ObjectKind::Semaphore => SyncKind::Semaphore,
+                ObjectKind::Event => SyncKind::Event,
+                ObjectKind::Mapping => return None,
+            };
+            Some((name, kind))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    fn unique(tag: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        format!(
+            "unit-sync-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    #[test]
+    fn public_types_are_send_sync_and_debug() {
+        fn send_sync<T: Send + Sync + std::fmt::Debug>() {}
+        send_sync::<NamedMutex>();
+        send_sync::<NamedSemaphore>();
+        send_sync::<NamedEvent>();
+        send_sync::<SyncError>();
+        fn sync_only<T: Sync + std::fmt::Debug>() {}
+        sync_only::<NamedMutexGuard<'static>>();
+    }
+
+    #[test]
+    fn mutex_excludes_threads_and_handles() {
+        let name = Arc::new(unique("mutex"));
+        let mutex = NamedMutex::create(name.as_str()).unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (name, inside) = (Arc::clone(&name), Arc::clone(&inside));
+                std::thread::spawn(move || {
+                    let mutex = NamedMutex::open(name.as_str()).unwrap();
+                    for _ in 0..2000 {
+                        let _guard = mutex.lock().unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let guard = mutex.lock().unwrap();
+        assert!(!guard.is_abandoned());
+        let e = mutex.lock_timeout(Duration::from_millis(10)).unwrap_err();
+        assert!(
+            matches!(e, LockError::Failed(SyncError::WouldDeadlock { .. })),
+            "{e}"
+        );
+        let other = std::thread::scope(|s| {
+            s.spawn(|| {
+                let started = Instant::now();
+                let e = mutex.lock_timeout(Duration::from_millis(60)).unwrap_err();
+                assert!(started.elapsed() >= Duration::from_millis(60));
+                assert!(mutex.try_lock().unwrap().is_none());
+                e.to_string()
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(
+            other.contains("timed out after 60ms waiting for mutex"),
+            "{other}"
+        );
+        drop(guard);
+        assert!(mutex.try_lock().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_thread_that_dies_holding_the_mutex_abandons_it() {
+        let name = unique("abandon");
+        let mutex = NamedMutex::create(name.as_str()).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| std::mem::forget(mutex.lock().unwrap()));
+        });
+        let started = Instant::now();
+        let LockError::Abandoned(guard) = mutex.lock().unwrap_err() else {
+            panic!("expected Abandoned");
+        };
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(guard.is_abandoned());
+        assert_ne!(guard.previous_owner(), 0);
+        drop(guard);
+        // Not repaired: still abandoned, and `?` turns it into an error.
+        let e: SyncError = mutex.lock().unwrap_err().into();
+        assert!(matches!(e, SyncError::Abandoned { .. }), "{e}");
+        let Err(LockError::Abandoned(mut guard)) = mutex.try_lock() else {
+            panic!("expected Abandoned");
+        };
+        guard.mark_repaired();
+        drop(guard);
+        assert!(!mutex.lock().unwrap().is_abandoned());
+    }
+
+    #[test]
+    fn semaphore_counts_and_refuses_over_release() {
+        let name = unique("sem");
+        let e = NamedSemaphore::create(name.as_str(), 3, 2).unwrap_err();
+        assert!(matches!(e, SyncError::InvalidArgument { .. }), "{e}");
+        let e = NamedSemaphore::create(name.as_str(), 0, 0).unwrap_err();
+        assert!(matches!(e, SyncError::InvalidArgument { .. }), "{e}");
+        let sem = NamedSemaphore::create(name.as_str(), 1, 3).unwrap();
+        assert_eq!(sem.max(), 3);
+        assert!(sem.try_wait());
+        assert!(!sem.try_wait());
+        let started = Instant::now();
+        let e = sem.wait_timeout(Duration::from_millis(50)).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(matches!(e, SyncError::Timeout { .. }), "{e}");
+        assert_eq!(sem.release(2).unwrap(), 0);
+        let e = sem.release(2).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SyncError::OverRelease {
+                    count: 2,
+                    release: 2,
+                    max: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(sem.count(), 2, "a refused release changes nothing");
+        assert_eq!(sem.release(1).unwrap(), 2);
+        assert!(sem.release(0).is_err());
+
+        let sem2 = NamedSemaphore::open(name.as_str()).unwrap();
+        let waiter = std::thread::spawn(move || {
+            for _ in 0..5 {
+                sem2.wait().unwrap();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        sem.release(1).unwrap();
+        sem.release(1).unwrap();
+        waiter.join().unwrap();
+        assert_eq!(sem.count(), 0);
+    }
+
+    #[test]
+    fn manual_event_releases_everyone_until_reset() {
+        let name = unique("manual");
+        let event = NamedEvent::create(name.as_str(), EventReset::Manual, false).unwrap();
+        assert_eq!(event.reset_kind(), EventReset::Manual);
+        let e = event.wait_timeout(Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(e, SyncError::Timeout { .. }), "{e}");
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let name = name.clone();
+                std::thread::spawn(move || {
+                    NamedEvent::open(name.as_str())
+                        .unwrap()
+                        .wait_timeout(Duration::from_secs(10))
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        // A set at once undone still releases every thread asleep at the set.
+        event.set().unwrap();
+        event.reset().unwrap();
+        for w in waiters {
+            w.join().unwrap().unwrap();
+        }
+        assert!(!event.is_set());
+        event.set().unwrap();
+        assert!(event.try_wait() && event.try_wait(), "stays set");
+        event.wait().unwrap();
+    }
+
+    #[test]
+    fn auto_event_releases_one_waiter_per_set() {
+        let name = unique("auto");
+        let event = NamedEvent::create(name.as_str(), EventReset::Auto, true).unwrap();
+        assert!(event.try_wait(), "initially set");
+        assert!(!event.try_wait(), "the wait reset it");
+        let released = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let (name, released) = (name.clone(), Arc::clone(&released));
+                std::thread::spawn(move || {
+                    let event = NamedEvent::open(name.as_str()).unwrap();
+                    event.wait_timeout(Duration::from_secs(10)).unwrap();
+                    released.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        for round in 1..=3 {
+            event.set().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while released.load(Ordering::SeqCst) < round {
+                assert!(Instant::now() < deadline, "round {round}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(30));
+            assert_eq!(
+                released.load(Ordering::SeqCst),
+                round,
+                "exactly one per set"
+            );
+        }
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert!(!event.is_set());
+    }
+
+    #[test]
+    fn racing_open_or_create_makes_exactly_one_object() {
+        for round in 0..5 {
+            let name = unique(&format!("race{round}"));
+            let handles: Vec<_> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| NamedMutex::open_or_create(name.as_str()).unwrap()))
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert_eq!(handles.iter().filter(|m| m.created()).count(), 1);
+            // They are all the same mutex.
+            let guard = handles[0].lock().unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| assert!(handles[7].try_lock().unwrap().is_none()));
+            });
+            let e = handles[7].try_lock().unwrap_err();
+            assert!(
+                matches!(e, LockError::Failed(SyncError::WouldDeadlock { .. })),
+                "{e}"
+            );
+            drop(guard);
+        }
+    }
+
+    #[test]
+    fn wrong_kinds_and_missing_names_are_clear() {
+        let name = unique("kinds");
+        let e = NamedMutex::open(name.as_str()).unwrap_err();
+        assert!(matches!(e, SyncError::NotFound { .. }), "{e}");
+        let _sem = NamedSemaphore::create(name.as_str(), 0, 1).unwrap();
+        let e = NamedEvent::open(name.as_str()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(r"`Local\{name}` is a semaphore, not an event")
+        );
+    }
+}

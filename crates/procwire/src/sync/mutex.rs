@@ -1,0 +1,484 @@
+//! The named, robust mutex.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::shared::{parse, Common, Deadline, Shared, BODY};
+use super::{LockError, SyncError};
+use crate::name::Name;
+use crate::security::AccessList;
+use crate::sys::futex::{self, Wake};
+use crate::sys::object::{Lifetime, ObjectKind};
+use crate::sys::thread::{self, Liveness, ThreadId};
+
+/// The lock word: 0 when free, else the holder's TID, with [`WAITERS`] set when someone may
+/// be asleep on it.
+const WORD: usize = BODY;
+/// The TID of a holder that died holding the lock, until someone marks the data repaired;
+/// 0 when consistent.
+const ABANDONED: usize = BODY + 4;
+/// The holder's thread start time plus one ([`ThreadId::start`]); 0 while unknown.
+const OWNER_START: usize = BODY + 8;
+
+/// Set in the lock word when a thread may be asleep waiting for it.
+const WAITERS: u32 = 1 << 31;
+/// The holder's TID in the lock word. TIDs are below 2^22 (`PID_MAX_LIMIT`).
+const TID_MASK: u32 = !WAITERS;
+/// How long a waiter sleeps before it checks whether the holder still lives.
+const LIVENESS_CHECK: Duration = Duration::from_millis(25);
+
+/// A mutex that processes open by name: Windows' `CreateMutex` / `OpenMutex`, robust as
+/// Windows mutexes are.
+///
+/// It guards nothing by itself: processes agree that whoever holds it may touch some shared
+/// data (usually a [`Mapping`](crate::mapping::Mapping)). Locking returns a
+/// [`NamedMutexGuard`]; dropping the guard unlocks.
+///
+/// **Robust.** When the holding thread dies (its process is killed, say), the next locker
+/// gets [`LockError::Abandoned`] — holding the lock — instead of waiting forever, as
+/// `WAIT_ABANDONED` on Windows. It should repair the data and call
+/// [`NamedMutexGuard::mark_repaired`]; until someone does, every locker is told. How death
+/// is detected (owner TID in the futex word, a liveness check of that thread while waiting)
+/// is in `docs/mapping.md`; a waiter notices within about 25 ms.
+///
+/// Waiting sleeps in the kernel (`futex`), and an uncontended lock and unlock is two atomic
+/// instructions. It is not recursive: locking it again from the thread that holds it is
+/// [`SyncError::WouldDeadlock`]. The guard is not `Send`: the lock belongs to a thread.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procwire::sync::NamedMutex;
+///
+/// let mutex = NamedMutex::open_or_create(r"Local\Ledger")?;
+/// {
+///     let _guard = mutex.lock()?;
+///     // ... update the shared data ...
+/// } // unlocked here
+/// # Ok::<(), procwire::sync::SyncError>(())
+/// ```
+///
+/// # References
+/// - [`CreateMutexW`](https://learn.microsoft.com/en-us/windows/win32/api/synchapi/nf-synchapi-createmutexw),
+///   [`WaitForSingleObject`](https://learn.microsoft.com/en-us/windows/win32/api/synchapi/nf-synchapi-waitforsingleobject)
+///   (`WAIT_ABANDONED`)
+/// - [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html),
+///   [`pthread_mutexattr_setrobust(3)`](https://man7.org/linux/man-pages/man3/pthread_mutexattr_setrobust.3.html)
+#[derive(Debug)]
+pub struct NamedMutex {
+    shared: Shared,
+}
+
+/// How to create a [`NamedMutex`]: its access list and lifetime.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procwire::sync::{Lifetime, MutexOptions};
+/// use procwire::security::{Access, AccessList};
+///
+/// let mutex = MutexOptions::new()
+///     .access_list(AccessList::owner_only().everyone(Access::ReadWrite))
+///     .lifetime(Lifetime::Persistent)
+///     .create(r"Global\PrinterQueue")?;
+/// # Ok::<(), procwire::sync::SyncError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MutexOptions {
+    common: Common,
+}
+
+impl MutexOptions {
+    /// Owner only, [`Lifetime::RemoveOnDrop`].
+    pub fn new() -> MutexOptions {
+        MutexOptions::default()
+    }
+
+    /// Who may open the mutex. Only [`Access::ReadWrite`](crate::security::Access::ReadWrite)
+    /// grants make sense (locking writes), to everyone or one group.
+    pub fn access_list(mut self, access: AccessList) -> Self {
+        self.common.access = access;
+        self
+    }
+
+    /// Who removes the name, and when.
+    pub fn lifetime(mut self, lifetime: Lifetime) -> Self {
+        self.common.lifetime = lifetime;
+        self
+    }
+
+    /// Creates the mutex `name`, unlocked.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::AlreadyExists`], [`SyncError::WrongKind`] when another kind of object has
+    /// the name, [`SyncError::InvalidArgument`] for an access list that cannot be expressed,
+    /// [`SyncError::InvalidName`], [`SyncError::Io`].
+    pub fn create<N>(&self, name: N) -> Result<NamedMutex, SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        let (name, display) = parse(name, ObjectKind::Mutex)?;
+        Shared::create(&name, display, ObjectKind::Mutex, &self.common, |_| {})
+            .map(|shared| NamedMutex { shared })
+    }
+
+    /// Opens the mutex `name`, or creates it unlocked if nothing has the name.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) and [`NamedMutex::open`].
+    pub fn open_or_create<N>(&self, name: N) -> Result<NamedMutex, SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        let (name, display) = parse(name, ObjectKind::Mutex)?;
+        Shared::open_or_create(&name, display, ObjectKind::Mutex, &self.common, |_| {})
+            .map(|shared| NamedMutex { shared })
+    }
+}
+
+impl NamedMutex {
+    /// Creates the mutex `name` with default [`MutexOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MutexOptions::create`].
+    pub fn create<N>(name: N) -> Result<NamedMutex, SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        MutexOptions::new().create(name)
+    }
+
+    /// Opens the mutex `name` (`OpenMutex`).
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::NotFound`], [`SyncError::WrongKind`], [`SyncError::AccessDenied`],
+    /// [`SyncError::Corrupt`], [`SyncError::InvalidName`].
+    pub fn open<N>(name: N) -> Result<NamedMutex, SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        let (name, display) = parse(name, ObjectKind::Mutex)?;
+        Shared::open(&name, display, ObjectKind::Mutex).map(|shared| NamedMutex { shared })
+    }
+
+    /// Opens the mutex `name`, or creates it with default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`MutexOptions::open_or_create`].
+    pub fn open_or_create<N>(name: N) -> Result<NamedMutex, SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        MutexOptions::new().open_or_create(name)
+    }
+
+    /// Removes the name; open handles keep working.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::NotFound`], [`SyncError::WrongKind`], [`SyncError::AccessDenied`].
+    pub fn remove<N>(name: N) -> Result<(), SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        let (name, display) = parse(name, ObjectKind::Mutex)?;
+        Shared::remove(&name, &display, ObjectKind::Mutex)
+    }
+
+    /// Whether a live mutex has the name.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::WrongKind`] when another kind of object has it.
+    pub fn exists<N>(name: N) -> Result<bool, SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        let (name, display) = parse(name, ObjectKind::Mutex)?;
+        Shared::exists(&name, &display, ObjectKind::Mutex)
+    }
+
+    /// The mutex's name, in canonical form.
+    pub fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// Whether this handle created the mutex.
+    pub fn created(&self) -> bool {
+        self.shared.created()
+    }
+
+    /// How long the name lives.
+    pub fn lifetime(&self) -> Lifetime {
+        self.shared.lifetime()
+    }
+
+    /// Waits as long as it takes for the mutex.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Abandoned`] (holding the lock) when a holder died holding it;
+    /// [`LockError::Failed`] with [`SyncError::WouldDeadlock`] when this thread holds it.
+    #[inline]
+    pub fn lock(&self) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
+        let me = thread::current_thread();
+        if self.take(0, me.tid) {
+            return self.acquired(me, None);
+        }
+        self.lock_contended(me, Deadline::never())
+    }
+
+    /// Waits at most `timeout` for the mutex.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError::Timeout`] (in [`LockError::Failed`]) when it stays held by a live thread
+    /// for all of `timeout`; otherwise as [`lock`](Self::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
+        let me = thread::current_thread();
+        if self.take(0, me.tid) {
+            return self.acquired(me, None);
+        }
+        self.lock_contended(me, Deadline::after(timeout))
+    }
+
+    /// Takes the mutex if it is free, without waiting: `Ok(None)` when a live thread holds
+    /// it. (Finding it held costs a look at the holder in `/proc`, to see whether it died.)
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Self::lock).
+    pub fn try_lock(&self) -> Result<Option<NamedMutexGuard<'_>>, LockError<'_>> {
+        let me = thread::current_thread();
+        loop {
+            let word = self.word().load(Ordering::Acquire);
+            if word == 0 {
+                if self.take(0, me.tid) {
+                    return self.acquired(me, None).map(Some);
+                }
+                continue;
+            }
+            self.check_not_mine(word, me)?;
+            if self.holder_is_dead(word) && self.take(word, me.tid | (word & WAITERS)) {
+                return self.acquired(me, Some(word & TID_MASK)).map(Some);
+            }
+            return Ok(None);
+        }
+    }
+
+    #[inline]
+    fn word(&self) -> &AtomicU32 {
+        self.shared.u32_at(WORD)
+    }
+
+    #[inline]
+    fn abandoned(&self) -> &AtomicU32 {
+        self.shared.u32_at(ABANDONED)
+    }
+
+    #[inline]
+    fn owner_start(&self) -> &AtomicU64 {
+        self.shared.u64_at(OWNER_START)
+    }
+
+    /// Swaps the lock word from `from` to `to`; `true` if that made us the holder.
+    #[inline]
+    fn take(&self, from: u32, to: u32) -> bool {
+        self.word()
+            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The slow path of locking: the word was not 0 a moment ago.
+    #[cold]
+    fn lock_contended(
+        &self,
+        me: ThreadId,
+        deadline: Deadline,
+    ) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
+        loop {
+            let word = self.word().load(Ordering::Acquire);
+            if word == 0 {
+                // Others may be asleep: keep the flag so that our unlock wakes one.
+                if self.take(0, me.tid | WAITERS) {
+                    return self.acquired(me, None);
+                }
+                continue;
+            }
+            self.check_not_mine(word, me)?;
+            let slice = match deadline.left() {
+                None => LIVENESS_CHECK,
+                Some(left) if left.is_zero() => {
+                    // A dead holder is no reason to time out.
+                    let waiters = word & WAITERS;
+                    if self.holder_is_dead(word) && self.take(word, me.tid | waiters) {
+                        return self.acquired(me, Some(word & TID_MASK));
+                    }
+                    return Err(self.shared.timeout(deadline.asked).into());
+                }
+                Some(left) => left.min(LIVENESS_CHECK),
+            };
+            // Going to sleep: make sure the holder's unlock will wake us.
+            let expected = word | WAITERS;
+            if word & WAITERS == 0
+                && self
+                    .word()
+                    .compare_exchange(word, expected, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            match futex::wait(self.word(), expected, Some(slice)) {
+                Ok(Wake::TimedOut) => {
+                    if self.holder_is_dead(expected) && self.take(expected, me.tid | WAITERS) {
+                        return self.acquired(me, Some(expected & TID_MASK));
+                    }
+                }
+                Ok(Wake::Woken | Wake::Changed) => {}
+                Err(e) => return Err(self.shared.io_error("cannot wait for the mutex", e).into()),
+            }
+        }
+    }
+
+    /// Refuses to wait for a lock this very thread holds.
+    fn check_not_mine(&self, word: u32, me: ThreadId) -> Result<(), SyncError> {
+        if word & TID_MASK == me.tid && self.owner_start().load(Ordering::Relaxed) == me.start {
+            return Err(SyncError::WouldDeadlock {
+                name: self.name().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the thread named in `word` has died while the word still says it holds the
+    /// lock.
+    fn holder_is_dead(&self, word: u32) -> bool {
+        let holder = ThreadId {
+            tid: word & TID_MASK,
+            // Read after the lock word (acquire), so it is the holder's own start time, or 0
+            // in the instant after it took the lock; never a previous holder's.
+            start: self.owner_start().load(Ordering::Relaxed),
+        };
+        thread::liveness(holder) == Liveness::Dead && self.word().load(Ordering::Acquire) == word
+    }
+
+    /// Finishes taking the lock: records who holds it, and whether it was abandoned.
+    #[inline]
+    fn acquired(
+        &self,
+        me: ThreadId,
+        taken_from_dead: Option<u32>,
+    ) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
+        self.owner_start().store(me.start, Ordering::Relaxed);
+        if let Some(dead) = taken_from_dead {
+            self.mark_abandoned(dead);
+        }
+        let guard = NamedMutexGuard {
+            mutex: self,
+            me,
+            _not_send: PhantomData,
+        };
+        if self.abandoned().load(Ordering::Relaxed) == 0 {
+            Ok(guard)
+        } else {
+            Err(LockError::Abandoned(guard))
+        }
+    }
+
+    #[cold]
+    fn mark_abandoned(&self, dead: u32) {
+        tracing::warn!(mutex = %self.name(), dead_tid = dead, "took over a mutex whose holder died");
+        self.abandoned().store(dead.max(1), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn unlock(&self, me: ThreadId) {
+        self.owner_start().store(0, Ordering::Relaxed);
+        let mut current = me.tid;
+        loop {
+            match self
+                .word()
+                .compare_exchange(current, 0, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(previous) => {
+                    if previous & WAITERS != 0 {
+                        futex::wake(self.word(), 1);
+                    }
+                    return;
+                }
+                Err(now) if now & TID_MASK == me.tid => current = now,
+                Err(now) => {
+                    // Another thread judged us dead and took the lock over: it is theirs.
+                    tracing::warn!(mutex = %self.name(), holder = now & TID_MASK, "the mutex was taken over while this thread held it");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Proof that this thread holds a [`NamedMutex`]; unlocks when dropped.
+///
+/// Not `Send`: the lock belongs to the thread that took it (its TID is what other processes
+/// check for liveness).
+#[must_use = "the mutex unlocks as soon as the guard is dropped"]
+pub struct NamedMutexGuard<'a> {
+    mutex: &'a NamedMutex,
+    me: ThreadId,
+    _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
+}
+
+impl NamedMutexGuard<'_> {
+    /// The mutex held.
+    pub fn mutex(&self) -> &NamedMutex {
+        self.mutex
+    }
+
+    /// Whether a holder died holding the mutex and nobody has marked the data repaired
+    /// since.
+    pub fn is_abandoned(&self) -> bool {
+        self.mutex.abandoned().load(Ordering::Relaxed) != 0
+    }
+
+    /// The TID of the thread that died holding the mutex (0 if none).
+    pub fn previous_owner(&self) -> u32 {
+        self.mutex.abandoned().load(Ordering::Relaxed)
+    }
+
+    /// Declares the shared data consistent again: later lockers get plain guards
+    /// (`pthread_mutex_consistent`).
+    pub fn mark_repaired(&mut self) {
+        self.mutex.abandoned().store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for NamedMutexGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.mutex.unlock(self.me);
+    }
+}
+
+impl fmt::Debug for NamedMutexGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedMutexGuard")
+            .field("mutex", &self.mutex.name())
+            .field("tid", &self.me.tid)
+            .field("abandoned", &self.is_abandoned())
+            .finish()
+    }
+}
