@@ -168,25 +168,23 @@ mod peer {
         }
     }
 
-    /// Reads batches: an 8-byte big-endian length, that many bytes, then a one-byte
-    /// acknowledgement back.
+    /// Reads batches: a 16-byte preamble (message size and count, big-endian), that many
+    /// messages, each read whole into the start of one buffer (as a receiver that needs
+    /// the message must), then a one-byte acknowledgement back.
     fn raw_sink(mut stream: UnixStream) -> io::Result<()> {
         let mut buf = vec![0u8; SINK_BUFFER];
         loop {
-            let mut len = [0u8; 8];
-            match stream.read_exact(&mut len) {
+            let mut preamble = [0u8; 16];
+            match stream.read_exact(&mut preamble) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(e),
             }
-            let mut left = u64::from_be_bytes(len) as usize;
-            while left > 0 {
-                let want = left.min(buf.len());
-                let n = stream.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                left -= n;
+            let (size, count) = preamble.split_at(8);
+            let size = u64::from_be_bytes(size.try_into().expect("8 bytes")) as usize;
+            let count = u64::from_be_bytes(count.try_into().expect("8 bytes"));
+            for _ in 0..count {
+                stream.read_exact(&mut buf[..size])?;
             }
             stream.write_all(b"k")?;
         }
@@ -331,18 +329,21 @@ mod throughput {
         (BATCH_BYTES / size).max(1)
     }
 
-    /// Raw socket: `write_all` of each message; the sink reads into a 1 MiB buffer.
+    /// Raw socket: `write_all` of each message; the sink `read_exact`s each into the start
+    /// of a 1 MiB buffer.
     #[divan::bench(args = SIZES)]
     fn raw(bencher: Bencher<'_, '_>, size: usize) {
         let mut s = raw_session("raw-sink");
         let payload = vec![7u8; size];
         let count = messages_per_batch(size);
-        let total = (count * size) as u64;
+        let mut preamble = [0u8; 16];
+        preamble[..8].copy_from_slice(&(size as u64).to_be_bytes());
+        preamble[8..].copy_from_slice(&(count as u64).to_be_bytes());
         let mut ack = [0u8; 1];
         bencher
             .counter(BytesCount::new(count * size))
             .bench_local(|| {
-                s.conn.write_all(&total.to_be_bytes()).unwrap();
+                s.conn.write_all(&preamble).unwrap();
                 for _ in 0..count {
                     s.conn.write_all(&payload).unwrap();
                 }

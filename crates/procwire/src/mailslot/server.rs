@@ -45,6 +45,19 @@ pub struct DroppedCounts {
     pub other_slot: u64,
 }
 
+/// How recently the reader must have received by itself for the receiving thread to leave
+/// the kernel queue to it: 2 ms.
+const READER_ACTIVE_NS: u64 = 2_000_000;
+
+/// The longest a blocking read waits in the kernel before looking at the store again.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Default)]
+struct ReaderState {
+    buf: Vec<u8>,
+    timeout: Option<Duration>,
+}
+
 #[derive(Debug, Default)]
 struct Store {
     queue: VecDeque<Vec<u8>>,
@@ -69,13 +82,19 @@ pub(crate) struct Shared {
     local: UnixDatagram,
     udp: Option<UdpSocket>,
     store: Mutex<Store>,
-    arrived: Condvar,
     space: Condvar,
     read_timeout: Mutex<ReadTimeout>,
     max_message: usize,
     capacity: usize,
     drops: Drops,
     stopping: AtomicBool,
+    /// The blocking reader's buffer and the receive timeout last set on the socket.
+    reader: Mutex<ReaderState>,
+    /// Whether a blocking read is waiting on the sockets itself.
+    reader_waiting: AtomicBool,
+    /// When the reader last looked in the kernel itself, in ns since `epoch`.
+    reader_pulled_at: AtomicU64,
+    epoch: Instant,
     #[cfg(feature = "tokio")]
     pub(crate) notify: ::tokio::sync::Notify,
 }
@@ -95,7 +114,7 @@ impl Shared {
         }
         let mut pulled = false;
         while store.bytes < self.capacity {
-            match self.local.recv(&mut buf[..self.max_message + 1]) {
+            match crate::sys::recv_now(&self.local, &mut buf[..self.max_message + 1]) {
                 Ok(n) if n > self.max_message => {
                     self.drops.oversize.fetch_add(1, Ordering::Relaxed);
                 }
@@ -111,7 +130,7 @@ impl Shared {
         if let Some(udp) = &self.udp {
             let dgram = &mut buf[..crate::wire::MAX_UDP_PAYLOAD + 1];
             while store.bytes < self.capacity {
-                let n = match udp.recv(dgram) {
+                let n = match crate::sys::recv_now(udp, dgram) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
@@ -125,9 +144,7 @@ impl Shared {
         }
         store.scratch = buf;
         if pulled {
-            self.arrived.notify_all();
-            #[cfg(feature = "tokio")]
-            self.notify.notify_waiters();
+            self.announce_arrivals();
         }
     }
 
@@ -147,14 +164,68 @@ impl Shared {
         None
     }
 
+    /// Wakes async readers waiting for a message (blocking readers wait on the sockets).
+    fn announce_arrivals(&self) {
+        #[cfg(feature = "tokio")]
+        self.notify.notify_waiters();
+    }
+
+    /// Waits in `recv` on the local socket for at most `timeout` (forever for `None`); the
+    /// message, or `None` on timeout or for a datagram over the maximum (counted).
+    fn wait_local(&self, timeout: Option<Duration>) -> Option<Vec<u8>> {
+        // Another thread may move messages into the store (`info`, `try_read`) while this
+        // one waits in the kernel; waking every 50 ms bounds how long that can go unseen.
+        let timeout = timeout.map_or(WAIT_SLICE, |t| {
+            t.clamp(Duration::from_micros(1), WAIT_SLICE)
+        });
+        let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        if reader.timeout != Some(timeout) {
+            let _ = self.local.set_read_timeout(Some(timeout));
+            reader.timeout = Some(timeout);
+        }
+        if reader.buf.len() < self.max_message + 1 {
+            reader.buf = vec![0u8; self.max_message + 1];
+        }
+        match self.local.recv(&mut reader.buf) {
+            Ok(n) if n > self.max_message => {
+                self.drops.oversize.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Ok(n) => Some(reader.buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    /// Accounts for a message taken out of the store, waking the receiving thread only
+    /// when the store had been full (it waits for room only then).
+    fn took(&self, store: &mut Store, len: usize) {
+        let was_full = store.bytes >= self.capacity;
+        store.bytes -= len;
+        if was_full {
+            self.space.notify_all();
+        }
+    }
+
+    /// A pull by the reader itself, which tells the receiving thread to stay out of the way.
+    fn reader_pull(&self, store: &mut Store) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        self.reader_pulled_at.store(now, Ordering::Relaxed);
+        self.pull(store);
+    }
+
+    /// Whether the reader has been receiving by itself in the last moment.
+    fn reader_is_active(&self) -> bool {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        now.saturating_sub(self.reader_pulled_at.load(Ordering::Relaxed)) < READER_ACTIVE_NS
+    }
+
     pub(crate) fn try_read(&self) -> Option<Vec<u8>> {
         let mut store = self.lock();
         if store.queue.is_empty() {
             self.pull(&mut store);
         }
         let message = store.queue.pop_front()?;
-        store.bytes -= message.len();
-        self.space.notify_all();
+        self.took(&mut store, message.len());
         Some(message)
     }
 
@@ -181,9 +252,25 @@ impl Shared {
             };
             if matches!(ready, Ok(true)) {
                 let mut store = self.lock();
+                if self.reader_waiting.load(Ordering::Acquire) || self.reader_is_active() {
+                    // The reader receives by itself: doing it here too would only add a
+                    // thread hop and lock traffic to every message.
+                    drop(store);
+                    std::thread::sleep(Duration::from_micros(500));
+                    continue;
+                }
                 self.pull(&mut store);
             }
         }
+    }
+}
+
+/// Marks a blocking read as over, however it ends.
+struct ReaderWaiting<'a>(&'a Shared);
+
+impl Drop for ReaderWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.reader_waiting.store(false, Ordering::Release);
     }
 }
 
@@ -292,25 +379,28 @@ impl MailslotServer {
     }
 
     fn read_within(&self, timeout: Option<Duration>) -> Result<Vec<u8>, MailslotError> {
+        use std::os::fd::AsFd;
         let deadline = timeout.map(|t| Instant::now() + t);
         let shared = &self.shared;
-        let mut store = shared.lock();
+        let _waiting = ReaderWaiting(shared);
         loop {
-            // Whatever the kernel holds arrived after what the store holds, so the store's
-            // head is the next message; look in the kernel only when the store is empty.
-            if store.queue.is_empty() {
-                shared.pull(&mut store);
+            {
+                let mut store = shared.lock();
+                // Whatever the kernel holds arrived after what the store holds, so the
+                // store's head is the next message; look in the kernel only when it is empty.
+                if store.queue.is_empty() {
+                    shared.reader_pull(&mut store);
+                }
+                if let Some(message) = store.queue.pop_front() {
+                    shared.took(&mut store, message.len());
+                    return Ok(message);
+                }
+                // Set under the lock: the receiving thread checks it under the lock too, so
+                // it cannot take a datagram this reader is about to wait for.
+                shared.reader_waiting.store(true, Ordering::Release);
             }
-            if let Some(message) = store.queue.pop_front() {
-                store.bytes -= message.len();
-                shared.space.notify_all();
-                return Ok(message);
-            }
-            store = match deadline {
-                None => shared
-                    .arrived
-                    .wait(store)
-                    .unwrap_or_else(|e| e.into_inner()),
+            let step = match deadline {
+                None => None,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -319,16 +409,25 @@ impl MailslotServer {
                             after: timeout.unwrap_or_default(),
                         });
                     }
-                    // Wake at least every 50 ms: datagrams may sit in the kernel while the
-                    // receiving thread is between polls.
-                    let step = left.min(Duration::from_millis(50));
-                    shared
-                        .arrived
-                        .wait_timeout(store, step)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    Some(left)
                 }
             };
+            match &shared.udp {
+                // Only the local socket: wait in `recv` itself, as a plain socket reader
+                // would. The store is empty and the receiving thread stays out while this
+                // reader waits, so what arrives is the next message.
+                None => {
+                    if let Some(message) = shared.wait_local(step) {
+                        return Ok(message);
+                    }
+                }
+                Some(udp) => {
+                    let step = step
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(Duration::from_secs(1));
+                    let _ = crate::sys::wait_readable_any(shared.local.as_fd(), udp.as_fd(), step);
+                }
+            }
         }
     }
 
@@ -438,18 +537,16 @@ impl MailslotOptions {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .map_err(io("cannot set the socket's mode"))?;
-        local
-            .set_nonblocking(true)
-            .map_err(io("cannot set up the socket"))?;
-        let buffer = (self.max_message + 4096).max(256 * 1024);
-        crate::sys::set_socket_buffers(&local, Some(buffer), None)
-            .map_err(io("cannot size the socket's buffer"))?;
+        // The kernel's default receive buffer (208 KiB here) holds any message up to about
+        // 200 KiB; raise it only for larger ones.
+        if self.max_message > 128 * 1024 {
+            crate::sys::set_socket_buffers(&local, Some(self.max_message + 4096), None)
+                .map_err(io("cannot size the socket's buffer"))?;
+        }
         let udp = match self.udp {
             None => None,
             Some(addr) => {
                 let udp = UdpSocket::bind(addr).map_err(io("cannot listen on UDP"))?;
-                udp.set_nonblocking(true)
-                    .map_err(io("cannot set up the UDP socket"))?;
                 Some(udp)
             }
         };
@@ -460,13 +557,16 @@ impl MailslotOptions {
             local,
             udp,
             store: Mutex::new(Store::default()),
-            arrived: Condvar::new(),
             space: Condvar::new(),
             read_timeout: Mutex::new(self.read_timeout),
             max_message: self.max_message,
             capacity: self.capacity,
             drops: Drops::default(),
             stopping: AtomicBool::new(false),
+            reader: Mutex::new(ReaderState::default()),
+            reader_waiting: AtomicBool::new(false),
+            reader_pulled_at: AtomicU64::new(0),
+            epoch: Instant::now(),
             #[cfg(feature = "tokio")]
             notify: ::tokio::sync::Notify::new(),
         });

@@ -241,8 +241,10 @@ impl WriterOptions {
             });
         }
         let setup = |e| MailslotError::io(&display, "cannot set up the socket", e);
-        crate::sys::set_socket_buffers(&socket, None, Some((max_message + 4096).max(256 * 1024)))
-            .map_err(setup)?;
+        if max_message > 128 * 1024 {
+            crate::sys::set_socket_buffers(&socket, None, Some(max_message + 4096))
+                .map_err(setup)?;
+        }
         socket
             .set_write_timeout(Some(self.timeout.max(Duration::from_micros(1))))
             .map_err(setup)?;

@@ -205,7 +205,16 @@ impl PipeConnection {
             }
             stream.read(b)
         };
-        match self.reader.recv_message(&mut read) {
+        let mut read_spare = |v: &mut Vec<u8>| {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !crate::sys::wait_readable(stream, left)? {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            crate::sys::read_into_spare(stream, v)
+        };
+        match self.reader.recv_message(&mut read, &mut read_spare) {
             Ok(message) => Ok(message),
             Err(e) => Err(self.fail(e, timeout)),
         }

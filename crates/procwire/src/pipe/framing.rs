@@ -6,7 +6,7 @@
 //! not-yet-readable socket never loses a byte: the next call carries on where this one
 //! stopped.
 
-use std::io::{self, IoSlice, Read};
+use std::io::{self, IoSlice};
 
 use crate::wire::{self, FrameHeader, ProtocolError, FRAME_HEADER_LEN};
 
@@ -47,15 +47,9 @@ pub(crate) struct FrameReader {
     state: State,
     /// The part of a message that [`FrameReader::recv_message`] has received so far.
     pending: Vec<u8>,
-}
-
-/// Adapts an I/O closure to [`Read`].
-struct ReadFn<'a, F>(&'a mut F);
-
-impl<F: FnMut(&mut [u8]) -> io::Result<usize>> Read for ReadFn<'_, F> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (self.0)(buf)
-    }
+    /// The last message was large: read the next header alone, so that no payload of a
+    /// large message passes through `buf`.
+    exact_headers: bool,
 }
 
 fn is_retryable(e: &RecvError) -> bool {
@@ -73,6 +67,7 @@ impl FrameReader {
             max,
             state: State::Header,
             pending: Vec::new(),
+            exact_headers: false,
         }
     }
 
@@ -106,6 +101,31 @@ impl FrameReader {
         Ok(())
     }
 
+    /// Reads at most `n` more bytes into the buffer.
+    fn fill_exact<F>(&mut self, n: usize, read: &mut F) -> Result<(), RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end + n > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let got = read(&mut self.buf[self.end..self.end + n])?;
+        if got == 0 {
+            return Err(self.eof());
+        }
+        self.end += got;
+        Ok(())
+    }
+
+    fn is_large(&self, len: usize) -> bool {
+        len >= self.buf.len() / 2
+    }
+
     fn eof(&self) -> RecvError {
         let (detail, clean) = match self.state {
             State::Header if self.buffered() == 0 => ("the peer closed the pipe".to_owned(), true),
@@ -137,7 +157,11 @@ impl FrameReader {
                 return Ok(remaining);
             }
             if self.buffered() < FRAME_HEADER_LEN {
-                self.fill(read)?;
+                if self.exact_headers {
+                    self.fill_exact(FRAME_HEADER_LEN - self.buffered(), read)?;
+                } else {
+                    self.fill(read)?;
+                }
                 continue;
             }
             let mut header = [0; FRAME_HEADER_LEN];
@@ -146,6 +170,7 @@ impl FrameReader {
                 FrameHeader::Message(len) => {
                     self.start += FRAME_HEADER_LEN;
                     let len = len as usize;
+                    self.exact_headers = self.is_large(len);
                     self.state = State::Payload {
                         total: len,
                         remaining: len,
@@ -199,7 +224,7 @@ impl FrameReader {
         self.begin(read)?;
         let mut copied = 0;
         loop {
-            let State::Payload { remaining, .. } = self.state else {
+            let State::Payload { total, remaining } = self.state else {
                 unreachable!("begin leaves a message under way");
             };
             if remaining == 0 {
@@ -215,7 +240,7 @@ impl FrameReader {
                 out[copied..copied + n].copy_from_slice(&self.buf[self.start..self.start + n]);
                 self.start += n;
                 Ok(n)
-            } else if want >= self.buf.len() / 2 {
+            } else if want >= self.buf.len() / 2 || (self.is_large(total) && want == remaining) {
                 // Large reads go straight to the caller's buffer.
                 match read(&mut out[copied..copied + want]) {
                     Ok(0) => Err(self.eof()),
@@ -237,13 +262,26 @@ impl FrameReader {
     }
 
     /// Receives the rest of the current message, or the next one, whole. What arrived
-    /// before a retryable error is kept for the next call.
-    pub(crate) fn recv_message<F>(&mut self, read: &mut F) -> Result<Vec<u8>, RecvError>
+    /// before a retryable error is kept for the next call. `read_spare` reads into a
+    /// vector's spare capacity, so that a large message lands in its own allocation with
+    /// no copy and no zero-filling.
+    pub(crate) fn recv_message<F, G>(
+        &mut self,
+        read: &mut F,
+        read_spare: &mut G,
+    ) -> Result<Vec<u8>, RecvError>
     where
         F: FnMut(&mut [u8]) -> io::Result<usize>,
+        G: FnMut(&mut Vec<u8>) -> io::Result<usize>,
     {
         let remaining = self.begin(read)?;
-        if self.pending.capacity() < self.pending.len() + remaining {
+        let State::Payload { total, .. } = self.state else {
+            unreachable!("begin leaves a message under way");
+        };
+        if self.pending.is_empty() && self.is_large(total) {
+            // Exactly the message's size: reads into the spare capacity stop at its end.
+            self.pending = Vec::with_capacity(remaining);
+        } else if self.pending.capacity() < self.pending.len() + remaining {
             self.pending.reserve_exact(remaining);
         }
         let from_buffer = remaining.min(self.buffered());
@@ -252,13 +290,13 @@ impl FrameReader {
         self.start += from_buffer;
         self.advance(from_buffer);
         loop {
-            let State::Payload { remaining, .. } = self.state else {
+            let State::Payload { total, remaining } = self.state else {
                 unreachable!("begin leaves a message under way");
             };
             if remaining == 0 {
                 break;
             }
-            if remaining <= self.buf.len() / 2 {
+            if !self.is_large(total) {
                 // Small messages go through the buffer, which may pick up the next ones too.
                 self.fill(read)?;
                 let n = remaining.min(self.buffered());
@@ -266,16 +304,20 @@ impl FrameReader {
                     .extend_from_slice(&self.buf[self.start..self.start + n]);
                 self.start += n;
                 self.advance(n);
+            } else if self.pending.capacity() - self.pending.len() == remaining {
+                match read_spare(&mut self.pending) {
+                    Ok(0) => return Err(self.eof()),
+                    Ok(n) => self.advance(n),
+                    Err(e) => return Err(RecvError::Io(e)),
+                }
             } else {
-                let before = self.pending.len();
-                let result = ReadFn(read)
-                    .take(remaining as u64)
-                    .read_to_end(&mut self.pending);
-                let got = self.pending.len() - before;
-                self.advance(got);
-                match result {
-                    Ok(_) if got < remaining => return Err(self.eof()),
-                    Ok(_) => {}
+                let done = total - remaining;
+                if self.pending.len() < total {
+                    self.pending.resize(total, 0);
+                }
+                match read(&mut self.pending[done..total]) {
+                    Ok(0) => return Err(self.eof()),
+                    Ok(n) => self.advance(n),
                     Err(e) => return Err(RecvError::Io(e)),
                 }
             }
@@ -428,6 +470,19 @@ mod tests {
         out
     }
 
+    fn recv_msg(reader: &mut FrameReader, peer: &mut Script) -> Result<Vec<u8>, RecvError> {
+        let peer = std::cell::RefCell::new(peer);
+        reader.recv_message(
+            &mut |b: &mut [u8]| peer.borrow_mut().read(b),
+            &mut |v: &mut Vec<u8>| {
+                let mut tmp = vec![0; v.capacity() - v.len()];
+                let n = peer.borrow_mut().read(&mut tmp)?;
+                v.extend_from_slice(&tmp[..n]);
+                Ok(n)
+            },
+        )
+    }
+
     fn messages() -> Vec<Vec<u8>> {
         vec![
             vec![],
@@ -447,14 +502,14 @@ mod tests {
                 let mut reader = FrameReader::new(1 << 20, 1024);
                 let mut got = Vec::new();
                 while got.len() < messages().len() {
-                    match reader.recv_message(&mut |b: &mut [u8]| peer.read(b)) {
+                    match recv_msg(&mut reader, &mut peer) {
                         Ok(m) => got.push(m),
                         Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => panic!("chunk {chunk} stall {stall}: {e:?}"),
                     }
                 }
                 assert_eq!(got, messages(), "chunk {chunk} stall {stall}");
-                let end = reader.recv_message(&mut |b: &mut [u8]| peer.read(b));
+                let end = recv_msg(&mut reader, &mut peer);
                 assert!(
                     matches!(
                         end,
@@ -513,9 +568,7 @@ mod tests {
         data.truncate(50);
         let mut peer = Script::new(data, 1000, 0);
         let mut reader = FrameReader::new(1 << 20, 1024);
-        let e = reader
-            .recv_message(&mut |b: &mut [u8]| peer.read(b))
-            .unwrap_err();
+        let e = recv_msg(&mut reader, &mut peer).unwrap_err();
         assert!(
             matches!(&e, RecvError::Eof { clean: false, detail } if detail.contains("46 of 100")),
             "{e:?}"
@@ -523,9 +576,7 @@ mod tests {
 
         let mut peer = Script::new(1000u32.to_be_bytes().to_vec(), 1000, 0);
         let mut reader = FrameReader::new(999, 1024);
-        let e = reader
-            .recv_message(&mut |b: &mut [u8]| peer.read(b))
-            .unwrap_err();
+        let e = recv_msg(&mut reader, &mut peer).unwrap_err();
         assert!(matches!(
             e,
             RecvError::Protocol(ProtocolError::FrameTooLarge {
@@ -536,9 +587,7 @@ mod tests {
 
         let mut peer = Script::new(wire::encode_close_frame("too big"), 2, 0);
         let mut reader = FrameReader::new(999, 1024);
-        let e = reader
-            .recv_message(&mut |b: &mut [u8]| peer.read(b))
-            .unwrap_err();
+        let e = recv_msg(&mut reader, &mut peer).unwrap_err();
         assert!(matches!(e, RecvError::Closed(r) if r == "too big"));
     }
 }

@@ -21,6 +21,35 @@ pub(crate) fn peer_credentials(fd: impl AsFd) -> io::Result<PeerCredentials> {
     })
 }
 
+/// Reads from `fd` into the spare capacity of `buf`, growing its length by what was read.
+/// Never zero-fills: the kernel writes the bytes straight into the allocation.
+///
+/// # References
+/// - [`read(2)`](https://man7.org/linux/man-pages/man2/read.2.html)
+pub(crate) fn read_into_spare(fd: impl AsFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(&fd, rustix::buffer::spare_capacity(buf)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Receives one datagram if one is queued, without waiting (`MSG_DONTWAIT`), whatever the
+/// socket's blocking mode.
+///
+/// # References
+/// - [`recv(2)`](https://man7.org/linux/man-pages/man2/recv.2.html)
+pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match rustix::net::recv(&fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The supplementary groups of process `pid`, read from `/proc/PID/status`.
 ///
 /// An empty list when the process is gone or the file cannot be read.

@@ -129,9 +129,10 @@ impl PipeConnection {
         self.prepare_recv()?;
         loop {
             let stream = &self.stream;
-            let result = self
-                .reader
-                .recv_message(&mut |b: &mut [u8]| stream.try_read(b));
+            let result = self.reader.recv_message(
+                &mut |b: &mut [u8]| stream.try_read(b),
+                &mut |v: &mut Vec<u8>| stream.try_read_buf(v),
+            );
             match result {
                 Ok(message) => return Ok(message),
                 Err(e) if would_block(&e) => self.wait_readable().await?,

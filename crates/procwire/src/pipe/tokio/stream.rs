@@ -23,6 +23,13 @@ impl AsyncStream {
         }
     }
 
+    pub(crate) fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            AsyncStream::Unix(s) => s.try_read_buf(buf),
+            AsyncStream::Tcp(s) => s.try_read_buf(buf),
+        }
+    }
+
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             AsyncStream::Unix(s) => s.try_write_vectored(bufs),
