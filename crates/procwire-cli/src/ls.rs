@@ -13,6 +13,18 @@ pub(crate) fn run() -> anyhow::Result<()> {
         for slot in procwire::mailslot::list(ns)? {
             writeln!(out, "mailslot\t{prefix}\\{slot}")?;
         }
+        for mapping in procwire::mapping::list(ns)? {
+            writeln!(out, "mapping\t{prefix}\\{mapping}")?;
+        }
+        for (name, kind) in procwire::sync::list(ns)? {
+            let kind = match kind {
+                procwire::sync::SyncKind::Mutex => "mutex",
+                procwire::sync::SyncKind::Semaphore => "semaphore",
+                procwire::sync::SyncKind::Event => "event",
+                _ => "sync",
+            };
+            writeln!(out, "{kind}\t{prefix}\\{name}")?;
+        }
     }
     Ok(())
 }

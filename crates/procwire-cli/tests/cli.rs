@@ -56,6 +56,26 @@ fn ls_lists_live_pipes_only() {
 }
 
 #[test]
+fn ls_lists_mappings_and_sync_objects_by_kind() {
+    let name = unique_name("ls-objects");
+    let mapping = procwire::mapping::Mapping::create(format!("{name}-map").as_str(), 4096).unwrap();
+    let mutex = procwire::sync::NamedMutex::create(format!("{name}-mutex").as_str()).unwrap();
+    let mut cmd = procwire();
+    cmd.arg("ls");
+    let out = run(cmd, b"", Duration::from_secs(10));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("mapping\tLocal\\{name}-map")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("mutex\tLocal\\{name}-mutex")),
+        "{stdout}"
+    );
+    drop((mapping, mutex));
+}
+
+#[test]
 fn bad_names_and_missing_pipes_get_clear_errors() {
     let mut cmd = procwire();
     cmd.args(["pipe", "connect", r"Session\X"]);
