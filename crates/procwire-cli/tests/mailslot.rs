@@ -183,6 +183,60 @@ fn oversize_messages_are_refused_at_the_writer() {
 }
 
 #[test]
+fn read_into_a_small_buffer_keeps_the_message_for_a_larger_one() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let name = unique_name("into");
+    let slot = MailslotOptions::new()
+        .max_message_size(1000)
+        .read_timeout(ReadTimeout::After(Duration::from_secs(5)))
+        .create(name.as_str())
+        .unwrap();
+    let writer = MailslotWriter::open(name.as_str()).unwrap();
+    writer.write(&[1u8; 100]).unwrap();
+    writer.write(b"second").unwrap();
+    let mut small = [0u8; 10];
+    let e = slot.read_into(&mut small).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MailslotError::BufferTooSmall {
+                needed: 100,
+                given: 10,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut big = vec![0u8; 2000];
+    assert_eq!(slot.read_into(&mut big).unwrap(), 100);
+    assert_eq!(&big[..100], &[1u8; 100]);
+    assert_eq!(slot.read_into(&mut small).unwrap(), 6);
+    assert_eq!(&small[..6], b"second");
+
+    // A message that arrives while the reader waits: straight into a large buffer, or kept
+    // when the buffer is too small.
+    let late = std::thread::spawn({
+        let name = name.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let w = MailslotWriter::open(name.as_str()).unwrap();
+            w.write(&[7u8; 50]).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            w.write(&[8u8; 60]).unwrap();
+        }
+    });
+    assert_eq!(slot.read_into(&mut big).unwrap(), 50);
+    let e = slot.read_into(&mut small).unwrap_err();
+    assert!(
+        matches!(e, MailslotError::BufferTooSmall { needed: 60, .. }),
+        "{e}"
+    );
+    assert_eq!(slot.info().unwrap().waiting, 1);
+    assert_eq!(slot.read().unwrap(), vec![8u8; 60]);
+    late.join().unwrap();
+}
+
+#[test]
 fn a_full_slot_makes_writers_wait_and_loses_nothing() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = unique_name("full");

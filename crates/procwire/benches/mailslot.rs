@@ -112,14 +112,20 @@ fn unique(tag: &str) -> String {
     format!("bench-{tag}-{}", std::process::id())
 }
 
-fn bench_procwire(bencher: Bencher<'_, '_>, writers: usize, size: usize) {
-    let name = unique(&format!("slot-{writers}-{size}"));
+fn bench_procwire(bencher: Bencher<'_, '_>, writers: usize, size: usize, into: bool) {
+    let name = unique(&format!("slot-{writers}-{size}-{into}"));
     let slot = MailslotOptions::new().create(name.as_str()).unwrap();
     let mut procs = Writers::spawn(writers, "procwire", &name);
+    let mut buf = vec![0u8; 64 * 1024 + 1];
     bencher.counter(ItemsCount::new(BATCH)).bench_local(|| {
         procs.go(BATCH / writers, size);
         for _ in 0..BATCH {
-            divan::black_box(slot.read().unwrap());
+            if into {
+                let n = slot.read_into(&mut buf).unwrap();
+                divan::black_box(&buf[..n]);
+            } else {
+                divan::black_box(slot.read().unwrap());
+            }
         }
         procs.wait();
     });
@@ -147,7 +153,12 @@ fn bench_raw(bencher: Bencher<'_, '_>, writers: usize, size: usize) {
 
 #[divan::bench(args = SIZES, sample_count = 10, sample_size = 1)]
 fn one_writer_procwire(bencher: Bencher<'_, '_>, size: usize) {
-    bench_procwire(bencher, 1, size);
+    bench_procwire(bencher, 1, size, false);
+}
+
+#[divan::bench(args = SIZES, sample_count = 10, sample_size = 1)]
+fn one_writer_procwire_read_into(bencher: Bencher<'_, '_>, size: usize) {
+    bench_procwire(bencher, 1, size, true);
 }
 
 #[divan::bench(args = SIZES, sample_count = 10, sample_size = 1)]
@@ -157,7 +168,12 @@ fn one_writer_raw_unix_dgram(bencher: Bencher<'_, '_>, size: usize) {
 
 #[divan::bench(args = SIZES, sample_count = 10, sample_size = 1)]
 fn four_writers_procwire(bencher: Bencher<'_, '_>, size: usize) {
-    bench_procwire(bencher, 4, size);
+    bench_procwire(bencher, 4, size, false);
+}
+
+#[divan::bench(args = SIZES, sample_count = 10, sample_size = 1)]
+fn four_writers_procwire_read_into(bencher: Bencher<'_, '_>, size: usize) {
+    bench_procwire(bencher, 4, size, true);
 }
 
 #[divan::bench(args = SIZES, sample_count = 10, sample_size = 1)]

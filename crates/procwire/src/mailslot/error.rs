@@ -60,6 +60,16 @@ pub enum MailslotError {
         /// How long the writer waited.
         waited: Duration,
     },
+    /// The caller's buffer is smaller than the next message, which stays next.
+    #[error("the next message in mailslot `{name}` is {needed} bytes, larger than the {given}-byte buffer; it is kept for a read with a larger buffer")]
+    BufferTooSmall {
+        /// The slot's name.
+        name: String,
+        /// The next message's size.
+        needed: usize,
+        /// The buffer's size.
+        given: usize,
+    },
     /// A read found no message within the read timeout.
     #[error("no message arrived in mailslot `{name}` within {after:?}")]
     Timeout {

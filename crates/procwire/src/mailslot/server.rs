@@ -49,6 +49,20 @@ pub struct DroppedCounts {
 /// the kernel queue to it: 2 ms.
 const READER_ACTIVE_NS: u64 = 2_000_000;
 
+/// Where a read puts the message.
+enum Destination<'a> {
+    /// In a new `Vec`.
+    Owned,
+    /// In the caller's buffer.
+    Into(&'a mut [u8]),
+}
+
+/// What a read produced.
+enum Got {
+    Owned(Vec<u8>),
+    Copied(usize),
+}
+
 /// The longest a blocking read waits in the kernel before looking at the store again.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
@@ -172,7 +186,11 @@ impl Shared {
 
     /// Waits in `recv` on the local socket for at most `timeout` (forever for `None`); the
     /// message, or `None` on timeout or for a datagram over the maximum (counted).
-    fn wait_local(&self, timeout: Option<Duration>) -> Option<Vec<u8>> {
+    fn wait_local(
+        &self,
+        timeout: Option<Duration>,
+        dest: &mut Destination<'_>,
+    ) -> Result<Option<Got>, MailslotError> {
         // Another thread may move messages into the store (`info`, `try_read`) while this
         // one waits in the kernel; waking every 50 ms bounds how long that can go unseen.
         let timeout = timeout.map_or(WAIT_SLICE, |t| {
@@ -183,16 +201,53 @@ impl Shared {
             let _ = self.local.set_read_timeout(Some(timeout));
             reader.timeout = Some(timeout);
         }
+        // A caller's buffer that can hold any message takes it straight from the kernel.
+        if let Destination::Into(buf) = dest {
+            if buf.len() > self.max_message {
+                return Ok(match self.local.recv(buf) {
+                    Ok(n) if n > self.max_message => {
+                        self.drops.oversize.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    Ok(n) => Some(Got::Copied(n)),
+                    Err(_) => None,
+                });
+            }
+        }
         if reader.buf.len() < self.max_message + 1 {
             reader.buf = vec![0u8; self.max_message + 1];
         }
-        match self.local.recv(&mut reader.buf) {
+        let n = match self.local.recv(&mut reader.buf) {
             Ok(n) if n > self.max_message => {
                 self.drops.oversize.fetch_add(1, Ordering::Relaxed);
-                None
+                return Ok(None);
             }
-            Ok(n) => Some(reader.buf[..n].to_vec()),
-            Err(_) => None,
+            Ok(n) => n,
+            Err(_) => return Ok(None),
+        };
+        let message = &reader.buf[..n];
+        match dest {
+            Destination::Owned => Ok(Some(Got::Owned(message.to_vec()))),
+            Destination::Into(buf) if n <= buf.len() => {
+                buf[..n].copy_from_slice(message);
+                Ok(Some(Got::Copied(n)))
+            }
+            Destination::Into(buf) => {
+                // It is the next message: keep it at the head of the store for a larger
+                // buffer.
+                let mut store = self.lock();
+                store.bytes += n;
+                store.queue.push_front(message.to_vec());
+                Err(self.too_small(n, buf.len()))
+            }
+        }
+    }
+
+    fn too_small(&self, needed: usize, given: usize) -> MailslotError {
+        MailslotError::BufferTooSmall {
+            name: self.name.clone(),
+            needed,
+            given,
         }
     }
 
@@ -206,11 +261,11 @@ impl Shared {
         }
     }
 
-    /// A pull by the reader itself, which tells the receiving thread to stay out of the way.
-    fn reader_pull(&self, store: &mut Store) {
+    /// Tells the receiving thread that the reader is receiving by itself, so that it stays
+    /// out of the way.
+    fn mark_reader_active(&self) {
         let now = self.epoch.elapsed().as_nanos() as u64;
         self.reader_pulled_at.store(now, Ordering::Relaxed);
-        self.pull(store);
     }
 
     /// Whether the reader has been receiving by itself in the last moment.
@@ -378,7 +433,34 @@ impl MailslotServer {
         self.read_within(Some(timeout))
     }
 
+    /// Reads the next message into a buffer of the caller's, as `ReadFile` does, waiting as
+    /// the read timeout says. With a buffer larger than the slot's maximum message, a
+    /// message that arrives while the reader waits goes straight from the kernel into it.
+    ///
+    /// # Errors
+    ///
+    /// [`MailslotError::BufferTooSmall`] when the next message does not fit (it stays
+    /// next); [`MailslotError::Timeout`] as for [`read`](Self::read).
+    pub fn read_into(&self, buf: &mut [u8]) -> Result<usize, MailslotError> {
+        let timeout = self.shared.read_timeout().as_duration();
+        match self.read_within_to(timeout, Destination::Into(buf))? {
+            Got::Copied(n) => Ok(n),
+            Got::Owned(_) => unreachable!("a read into a buffer copies"),
+        }
+    }
+
     fn read_within(&self, timeout: Option<Duration>) -> Result<Vec<u8>, MailslotError> {
+        match self.read_within_to(timeout, Destination::Owned)? {
+            Got::Owned(message) => Ok(message),
+            Got::Copied(_) => unreachable!("an owned read returns the message"),
+        }
+    }
+
+    fn read_within_to(
+        &self,
+        timeout: Option<Duration>,
+        mut dest: Destination<'_>,
+    ) -> Result<Got, MailslotError> {
         use std::os::fd::AsFd;
         let deadline = timeout.map(|t| Instant::now() + t);
         let shared = &self.shared;
@@ -388,12 +470,27 @@ impl MailslotServer {
                 let mut store = shared.lock();
                 // Whatever the kernel holds arrived after what the store holds, so the
                 // store's head is the next message; look in the kernel only when it is empty.
-                if store.queue.is_empty() {
-                    shared.reader_pull(&mut store);
+                // With only the local socket, the wait below is a `recv` that returns at once
+                // when a datagram is queued, so there is nothing to look at first.
+                shared.mark_reader_active();
+                if store.queue.is_empty() && shared.udp.is_some() {
+                    shared.pull(&mut store);
                 }
-                if let Some(message) = store.queue.pop_front() {
-                    shared.took(&mut store, message.len());
-                    return Ok(message);
+                if let Some(len) = store.queue.front().map(Vec::len) {
+                    if let Destination::Into(buf) = &dest {
+                        if len > buf.len() {
+                            return Err(shared.too_small(len, buf.len()));
+                        }
+                    }
+                    let message = store.queue.pop_front().expect("the store has a head");
+                    shared.took(&mut store, len);
+                    return Ok(match dest {
+                        Destination::Owned => Got::Owned(message),
+                        Destination::Into(buf) => {
+                            buf[..len].copy_from_slice(&message);
+                            Got::Copied(len)
+                        }
+                    });
                 }
                 // Set under the lock: the receiving thread checks it under the lock too, so
                 // it cannot take a datagram this reader is about to wait for.
@@ -404,10 +501,16 @@ impl MailslotServer {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Err(MailslotError::Timeout {
-                            name: shared.name.clone(),
-                            after: timeout.unwrap_or_default(),
-                        });
+                        // A last look without waiting (all of it for a zero timeout).
+                        let mut store = shared.lock();
+                        shared.pull(&mut store);
+                        if store.queue.is_empty() {
+                            return Err(MailslotError::Timeout {
+                                name: shared.name.clone(),
+                                after: timeout.unwrap_or_default(),
+                            });
+                        }
+                        continue;
                     }
                     Some(left)
                 }
@@ -417,8 +520,8 @@ impl MailslotServer {
                 // would. The store is empty and the receiving thread stays out while this
                 // reader waits, so what arrives is the next message.
                 None => {
-                    if let Some(message) = shared.wait_local(step) {
-                        return Ok(message);
+                    if let Some(got) = shared.wait_local(step, &mut dest)? {
+                        return Ok(got);
                     }
                 }
                 Some(udp) => {
