@@ -313,6 +313,62 @@ fn one_server_per_name_and_a_dead_servers_name_is_reclaimed() {
 }
 
 #[test]
+fn another_user_may_write_only_where_the_slot_allows() {
+    if procwire::security::AccessList::owner_only().owner() != 0 {
+        eprintln!("skipped: dropping privileges to `nobody` needs root");
+        return;
+    }
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let as_nobody = |name: &str| {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = procwire();
+        cmd.args(["mailslot", "send", name, "from nobody", "--timeout", "2"])
+            .uid(65534)
+            .gid(65534);
+        run(cmd, b"", Duration::from_secs(20))
+    };
+    let closed = format!(r"Global\{}", unique_name("acl-closed"));
+    let slot = MailslotOptions::new()
+        .read_timeout(ReadTimeout::Immediate)
+        .create(closed.as_str())
+        .unwrap();
+    let out = as_nobody(&closed);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("access to mailslot") && err.contains("denied"),
+        "{err}"
+    );
+    assert!(slot.try_read().is_none(), "nothing got in");
+
+    let open = format!(r"Global\{}", unique_name("acl-open"));
+    let slot = MailslotOptions::new()
+        .read_timeout(ReadTimeout::After(Duration::from_secs(5)))
+        .access_list(
+            procwire::security::AccessList::owner_only()
+                .everyone(procwire::security::Access::Write),
+        )
+        .create(open.as_str())
+        .unwrap();
+    let out = as_nobody(&open);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(slot.read().unwrap(), b"from nobody");
+
+    let e = MailslotOptions::new()
+        .access_list(procwire::security::AccessList::owner_only().grant(
+            procwire::security::Principal::User(1234),
+            procwire::security::Access::Write,
+        ))
+        .create(unique_name("acl-user").as_str())
+        .unwrap_err();
+    assert!(e.to_string().contains("single user"), "{e}");
+}
+
+#[test]
 fn missing_and_wrong_names_are_clear_errors() {
     let e = MailslotWriter::open(unique_name("none").as_str()).unwrap_err();
     assert!(matches!(e, MailslotError::NotFound { .. }), "{e}");

@@ -89,3 +89,53 @@ fn create_dir(path: &Path, mode: u32) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("procwire-dirtest-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn private_dirs_are_created_0700_and_tightened() {
+        let dir = scratch("private");
+        ensure_private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_private_dir_of_another_user_is_refused() {
+        if super::super::current_user().0 != 0 {
+            eprintln!("skipped: giving a directory to another user needs root");
+            return;
+        }
+        let dir = scratch("foreign");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        let e = ensure_private_dir(&dir).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shared_dirs_are_sticky_and_world_writable() {
+        let dir = scratch("shared");
+        ensure_shared_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o1777);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = ensure_shared_dir(&dir).unwrap_err();
+        assert!(e.to_string().contains("without the sticky bit"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
