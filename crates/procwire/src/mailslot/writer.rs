@@ -202,12 +202,21 @@ impl WriterOptions {
                 detail,
             });
         }
-        let max_message: usize = std::fs::read_to_string(&lock)
-            .ok()
-            .and_then(|note| {
+        // A server writes its limits just after taking the lock: give one that is starting
+        // a moment to do so.
+        let read_limit = || {
+            std::fs::read_to_string(&lock).ok().and_then(|note| {
                 note.lines()
                     .find_map(|l| l.strip_prefix("max_message="))
-                    .and_then(|n| n.trim().parse().ok())
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+            })
+        };
+        let max_message = (0..50)
+            .find_map(|attempt| {
+                if attempt > 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                read_limit()
             })
             .ok_or_else(|| MailslotError::Disconnected {
                 name: display.clone(),
