@@ -19,8 +19,14 @@ const WORD: usize = BODY;
 /// The TID of a holder that died holding the lock, until someone marks the data repaired;
 /// 0 when consistent.
 const ABANDONED: usize = BODY + 4;
-/// The holder's thread start time plus one ([`ThreadId::start`]); 0 while unknown.
+/// Who holds the lock, as [`owner_record`] packs it: the holder's TID and its thread start
+/// time plus one ([`ThreadId::start`]); 0 while unknown. It is written just after the lock
+/// word changes hands, so for an instant it can still name the previous holder: a start time
+/// counts only when the TID beside it is the one in the lock word.
 const OWNER_START: usize = BODY + 8;
+/// Where the TID sits in the owner record; the start time takes the bits below (2^42 clock
+/// ticks is over a thousand years at 100 Hz).
+const OWNER_TID_SHIFT: u32 = 42;
 
 /// Set in the lock word when a thread may be asleep waiting for it.
 const WAITERS: u32 = 1 << 31;
@@ -28,6 +34,23 @@ const WAITERS: u32 = 1 << 31;
 const TID_MASK: u32 = !WAITERS;
 /// How long a waiter sleeps before it checks whether the holder still lives.
 const LIVENESS_CHECK: Duration = Duration::from_millis(25);
+
+/// The owner record of `id`: its TID above [`OWNER_TID_SHIFT`], its start time below.
+#[inline]
+fn owner_record(id: ThreadId) -> u64 {
+    (u64::from(id.tid) << OWNER_TID_SHIFT) | (id.start & ((1 << OWNER_TID_SHIFT) - 1))
+}
+
+/// The start time that the owner record `record` gives for the thread `tid`: 0 (unknown)
+/// when the record is about another thread.
+#[inline]
+fn start_of(record: u64, tid: u32) -> u64 {
+    if record >> OWNER_TID_SHIFT == u64::from(tid) {
+        record & ((1 << OWNER_TID_SHIFT) - 1)
+    } else {
+        0
+    }
+}
 
 /// A mutex that processes open by name: Windows' `CreateMutex` / `OpenMutex`, robust as
 /// Windows mutexes are.
@@ -356,7 +379,9 @@ impl NamedMutex {
 
     /// Refuses to wait for a lock this very thread holds.
     fn check_not_mine(&self, word: u32, me: ThreadId) -> Result<(), SyncError> {
-        if word & TID_MASK == me.tid && self.owner_start().load(Ordering::Relaxed) == me.start {
+        if word & TID_MASK == me.tid
+            && self.owner_start().load(Ordering::Relaxed) == owner_record(me)
+        {
             return Err(SyncError::WouldDeadlock {
                 name: self.name().to_owned(),
             });
@@ -367,11 +392,15 @@ impl NamedMutex {
     /// Whether the thread named in `word` has died while the word still says it holds the
     /// lock.
     fn holder_is_dead(&self, word: u32) -> bool {
+        let tid = word & TID_MASK;
+        // Read after the lock word (acquire). In the instant after a holder took the lock
+        // (over a dead one, say) the record may still name the previous holder, whose start
+        // time says nothing about this one: then the start is unknown, and only the TID's
+        // existence decides (a live thread is never judged dead).
+        let record = self.owner_start().load(Ordering::Acquire);
         let holder = ThreadId {
-            tid: word & TID_MASK,
-            // Read after the lock word (acquire), so it is the holder's own start time, or 0
-            // in the instant after it took the lock; never a previous holder's.
-            start: self.owner_start().load(Ordering::Relaxed),
+            tid,
+            start: start_of(record, tid),
         };
         thread::liveness(holder) == Liveness::Dead && self.word().load(Ordering::Acquire) == word
     }
@@ -383,7 +412,8 @@ impl NamedMutex {
         me: ThreadId,
         taken_from_dead: Option<u32>,
     ) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
-        self.owner_start().store(me.start, Ordering::Relaxed);
+        self.owner_start()
+            .store(owner_record(me), Ordering::Release);
         if let Some(dead) = taken_from_dead {
             self.mark_abandoned(dead);
         }
@@ -480,5 +510,55 @@ impl fmt::Debug for NamedMutexGuard<'_> {
             .field("tid", &self.me.tid)
             .field("abandoned", &self.is_abandoned())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_previous_holders_record_does_not_make_a_live_holder_dead() {
+        // The instant after a takeover: the lock word names the new (live) holder, the
+        // owner record still the dead one it took over from.
+        let name = format!("unit-sync-takeover-{}", std::process::id());
+        let mutex = NamedMutex::create(name.as_str()).unwrap();
+        let exited = std::thread::spawn(thread::current_thread).join().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let live = std::thread::spawn(move || {
+            tx.send(thread::current_thread()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let alive = rx.recv().unwrap();
+        // Threads started in the same clock tick share a start time; the dead holder's
+        // differs in real life.
+        let dead = ThreadId {
+            tid: exited.tid,
+            start: alive.start + 1,
+        };
+        mutex.word().store(alive.tid | WAITERS, Ordering::SeqCst);
+        mutex
+            .owner_start()
+            .store(owner_record(dead), Ordering::SeqCst);
+        assert!(!mutex.holder_is_dead(alive.tid | WAITERS));
+        assert!(
+            mutex.try_lock().unwrap().is_none(),
+            "took the lock from a live thread"
+        );
+        // The record of the holder itself still counts: a different start time is death.
+        let reborn = ThreadId {
+            tid: alive.tid,
+            start: alive.start + 1,
+        };
+        mutex
+            .owner_start()
+            .store(owner_record(reborn), Ordering::SeqCst);
+        assert!(mutex.holder_is_dead(alive.tid | WAITERS));
+        mutex.word().store(0, Ordering::SeqCst);
+        mutex.owner_start().store(0, Ordering::SeqCst);
+        stop_tx.send(()).unwrap();
+        live.join().unwrap();
     }
 }
