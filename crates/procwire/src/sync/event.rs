@@ -259,7 +259,9 @@ impl NamedEvent {
         self.shared.u32_at(WORD)
     }
 
-    fn sleepers(&self) -> &AtomicU32 {
+    /// How many threads are (about to be) asleep in a wait; each has already taken note of
+    /// the generation, so a `set` from now on releases it.
+    pub(super) fn sleepers(&self) -> &AtomicU32 {
         self.shared.u32_at(SLEEPERS)
     }
 

@@ -94,6 +94,15 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    /// Waits until `cond` holds, failing the test after 10 s.
+    fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "never happened: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn unique(tag: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
         format!(
@@ -226,7 +235,8 @@ mod tests {
                 sem2.wait().unwrap();
             }
         });
-        std::thread::sleep(Duration::from_millis(20));
+        // Only once the waiter has taken the 3 units may 1 more go in without passing max.
+        eventually("the waiter took 3 units", || sem.count() == 0);
         sem.release(1).unwrap();
         sem.release(1).unwrap();
         waiter.join().unwrap();
@@ -242,15 +252,13 @@ mod tests {
         assert!(matches!(e, SyncError::Timeout { .. }), "{e}");
         let waiters: Vec<_> = (0..3)
             .map(|_| {
-                let name = name.clone();
-                std::thread::spawn(move || {
-                    NamedEvent::open(name.as_str())
-                        .unwrap()
-                        .wait_timeout(Duration::from_secs(10))
-                })
+                let handle = NamedEvent::open(name.as_str()).unwrap();
+                std::thread::spawn(move || handle.wait_timeout(Duration::from_secs(10)))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(50));
+        eventually("3 threads wait", || {
+            event.sleepers().load(Ordering::SeqCst) == 3
+        });
         // A set at once undone still releases every thread asleep at the set.
         event.set().unwrap();
         event.reset().unwrap();
@@ -272,15 +280,17 @@ mod tests {
         let released = Arc::new(AtomicUsize::new(0));
         let waiters: Vec<_> = (0..3)
             .map(|_| {
-                let (name, released) = (name.clone(), Arc::clone(&released));
+                let released = Arc::clone(&released);
+                let event = NamedEvent::open(name.as_str()).unwrap();
                 std::thread::spawn(move || {
-                    let event = NamedEvent::open(name.as_str()).unwrap();
                     event.wait_timeout(Duration::from_secs(10)).unwrap();
                     released.fetch_add(1, Ordering::SeqCst);
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(50));
+        eventually("3 threads wait", || {
+            event.sleepers().load(Ordering::SeqCst) == 3
+        });
         for round in 1..=3 {
             event.set().unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
