@@ -124,6 +124,19 @@ impl Shared {
         let noun = kind.noun();
         let object = object::open(name, kind, true)
             .map_err(|e| SyncError::from_object(&display, kind, e))?;
+        // `object::open` checked the memory is as long as the entry says; the entry (which
+        // another user may have written, in Global) must say a whole state page, or mapping
+        // it would fault on the first touch (SIGBUS).
+        if object.size() < STATE_LEN as u64 {
+            return Err(SyncError::Corrupt {
+                name: display,
+                kind: noun,
+                detail: format!(
+                    "its shared state is {} bytes, less than the {STATE_LEN} of a procwire                      {noun}; remove it and create it again",
+                    object.size()
+                ),
+            });
+        }
         let region =
             Region::map(object.data(), 0, STATE_LEN, true).map_err(|source| SyncError::Io {
                 name: display.clone(),
@@ -276,5 +289,40 @@ impl Deadline {
     pub(crate) fn left(&self) -> Option<std::time::Duration> {
         self.at
             .map(|at| at.saturating_duration_since(std::time::Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::Namespace;
+    use crate::sync::NamedMutex;
+    use crate::sys::object::{Backing, Entry};
+
+    #[test]
+    fn a_state_shorter_than_a_page_is_refused_not_mapped() {
+        // What another user could plant in Global: a valid entry for an empty memory file.
+        let object = format!("unit-sync-short-{}", std::process::id());
+        let dir = Namespace::Local.root().join("objects");
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = Entry {
+            kind: ObjectKind::Mutex,
+            lifetime: Lifetime::Persistent,
+            backing: Backing::Memory,
+            size: 0,
+            creator_pid: std::process::id(),
+        };
+        std::fs::write(dir.join(&object), entry.encode()).unwrap();
+        let shm = format!(
+            "{}/{}",
+            crate::sys::shm::SHM_DIR,
+            object::shm_name(Namespace::Local, &object)
+        );
+        std::fs::write(&shm, b"").unwrap();
+        let e = NamedMutex::open(object.as_str()).unwrap_err();
+        assert!(matches!(e, SyncError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("0 bytes"), "{e}");
+        NamedMutex::remove(object.as_str()).unwrap();
+        assert!(!std::path::Path::new(&shm).exists());
     }
 }
