@@ -483,11 +483,13 @@ enum ReadError {
     Io(io::Error),
 }
 
-/// Reads the entry at `path`, keeping it open.
+/// Reads the entry at `path`, keeping it open. The open never blocks (a FIFO planted in a
+/// shared `objects` directory would otherwise wait for a writer forever), and anything but
+/// a regular file is refused before it is read.
 fn read_entry(path: &Path) -> Result<(Entry, File), ReadError> {
     let file = match File::options()
         .read(true)
-        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
         .open(path)
     {
         Ok(f) => f,
@@ -881,14 +883,19 @@ pub(crate) fn open(name: &Name, kind: ObjectKind, writable: bool) -> Result<Obje
                 io::ErrorKind::PermissionDenied => {
                     ObjectError::AccessDenied(denied_detail(Path::new(&data_path), access_word))
                 }
+                io::ErrorKind::InvalidData => ObjectError::Corrupt(format!(
+                    "{data_path} is {e}; refusing to use it (remove it: `procwire shm rm NAME`)"
+                )),
                 _ => ObjectError::Io(format!("cannot open {data_path}"), e),
             })?;
             (data, PathBuf::from(data_path))
         }
         Backing::File(file) => {
+            // Without blocking: a FIFO at the path would wait for a writer forever.
             let data = File::options()
                 .read(true)
                 .write(writable)
+                .custom_flags(OFlags::NONBLOCK.bits() as i32)
                 .open(file)
                 .map_err(|e| match e.kind() {
                     io::ErrorKind::NotFound => ObjectError::NotFound(format!(
@@ -900,6 +907,13 @@ pub(crate) fn open(name: &Name, kind: ObjectKind, writable: bool) -> Result<Obje
                     }
                     _ => ObjectError::Io(format!("cannot open {}", file.display()), e),
                 })?;
+            shm::check_regular(data.as_fd()).map_err(|e| match e.kind() {
+                io::ErrorKind::InvalidData => ObjectError::Corrupt(format!(
+                    "its file {} is {e}; refusing to map it",
+                    file.display()
+                )),
+                _ => ObjectError::Io(format!("cannot stat {}", file.display()), e),
+            })?;
             (OwnedFd::from(data), file.clone())
         }
     };
@@ -1131,6 +1145,85 @@ mod tests {
                 .grant(Principal::Group(2), Access::Read)
         )
         .is_err());
+    }
+
+    /// Runs `f` on a thread of its own; fails the test if it takes more than 5 s (it is
+    /// left blocked).
+    fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("blocked opening a FIFO")
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o666),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn fifos_planted_in_shared_places_are_refused_without_blocking() {
+        let ns = Namespace::Local;
+        let dir = objects_dir(ns).unwrap();
+        let pid = std::process::id();
+
+        // As an entry.
+        let object = format!("unit-fifo-entry-{pid}");
+        let name: Name = object.parse().unwrap();
+        mkfifo(&dir.join(&object));
+        let e = within_5s(move || open(&name, ObjectKind::Mapping, false).unwrap_err());
+        assert!(
+            matches!(&e, ObjectError::WrongKind(what) if what == "a special file"),
+            "{e:?}"
+        );
+        std::fs::remove_file(dir.join(&object)).unwrap();
+
+        // As the memory of a valid entry.
+        let object = format!("unit-fifo-memory-{pid}");
+        let name: Name = object.parse().unwrap();
+        let memory = Entry {
+            kind: ObjectKind::Mapping,
+            lifetime: Lifetime::Persistent,
+            backing: Backing::Memory,
+            size: 0,
+            creator_pid: pid,
+        };
+        std::fs::write(dir.join(&object), memory.encode()).unwrap();
+        let shm = shm::shm_path(&shm_name(ns, &object)).unwrap();
+        mkfifo(Path::new(&shm));
+        let e = within_5s(move || open(&name, ObjectKind::Mapping, false).unwrap_err());
+        assert!(
+            matches!(&e, ObjectError::Corrupt(d) if d.contains("Fifo")),
+            "{e:?}"
+        );
+        std::fs::remove_file(dir.join(&object)).unwrap();
+        std::fs::remove_file(&shm).unwrap();
+
+        // As the file of a file-backed mapping.
+        let object = format!("unit-fifo-file-{pid}");
+        let name: Name = object.parse().unwrap();
+        let fifo = std::env::temp_dir().join(format!("procwire-unit-fifo-{pid}"));
+        mkfifo(&fifo);
+        let file = Entry {
+            backing: Backing::File(fifo.clone()),
+            ..memory
+        };
+        std::fs::write(dir.join(&object), file.encode()).unwrap();
+        let e = within_5s(move || open(&name, ObjectKind::Mapping, false).unwrap_err());
+        assert!(
+            matches!(&e, ObjectError::Corrupt(d) if d.contains("Fifo")),
+            "{e:?}"
+        );
+        std::fs::remove_file(dir.join(&object)).unwrap();
+        std::fs::remove_file(&fifo).unwrap();
     }
 
     proptest! {

@@ -37,18 +37,38 @@ pub(crate) fn create(name: &str, mode: u32) -> io::Result<OwnedFd> {
 }
 
 /// Opens the existing `/dev/shm/NAME`, read-write or read-only; never follows a symbolic
-/// link.
+/// link, and never blocks: `/dev/shm` is writable by every user, and opening a FIFO planted
+/// there would wait for a writer forever. Anything but a regular file is refused
+/// ([`io::ErrorKind::InvalidData`]).
+///
+/// # References
+/// - [`open(2)`](https://man7.org/linux/man-pages/man2/open.2.html), `O_NONBLOCK`
 pub(crate) fn open(name: &str, writable: bool) -> io::Result<OwnedFd> {
     let access = if writable {
         OFlags::RDWR
     } else {
         OFlags::RDONLY
     };
-    Ok(rustix::fs::open(
+    let fd = rustix::fs::open(
         shm_path(name)?,
-        access | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
-    )?)
+    )?;
+    check_regular(fd.as_fd())?;
+    Ok(fd)
+}
+
+/// Refuses (with [`io::ErrorKind::InvalidData`]) an open file that is not a regular file:
+/// a FIFO, a device, a socket or a directory.
+pub(crate) fn check_regular(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let stat = rustix::fs::fstat(fd)?;
+    match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+        rustix::fs::FileType::RegularFile => Ok(()),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not a regular file but a {other:?}"),
+        )),
+    }
 }
 
 /// Removes `/dev/shm/NAME` (`shm_unlink`).
