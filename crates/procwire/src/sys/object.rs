@@ -710,6 +710,11 @@ fn sweep_once(dir: &Path, ns: Namespace) {
     if SWEPT[index].swap(true, Ordering::Relaxed) {
         return;
     }
+    sweep(dir, ns);
+}
+
+/// The work of [`sweep_once`].
+fn sweep(dir: &Path, ns: Namespace) {
     let Ok(items) = std::fs::read_dir(dir) else {
         return;
     };
@@ -717,7 +722,7 @@ fn sweep_once(dir: &Path, ns: Namespace) {
         let Ok(object) = item.file_name().into_string() else {
             continue;
         };
-        if let Some(temp) = object.strip_prefix(".new-") {
+        if let Some(temp) = object.strip_prefix(TEMP_PREFIX) {
             let pid = temp.split('-').next().and_then(|p| p.parse::<u32>().ok());
             if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
                 let _ = std::fs::remove_file(item.path());
@@ -801,6 +806,11 @@ fn open_backing_file(
     Ok((file.into(), size, absolute))
 }
 
+/// How temporary entries start: with a backslash, which no object name can contain, so a
+/// temporary entry is never taken for an object (nor an object for a leftover temporary).
+/// `PID-N` follows.
+const TEMP_PREFIX: &str = ".new\\";
+
 /// Writes the entry to a temporary file and links it into place; returns it open (and
 /// locked by us for `RemoveOnDrop`). The caller holds the namespace lock.
 fn publish(
@@ -811,22 +821,31 @@ fn publish(
     lifetime: Lifetime,
 ) -> Result<File, ObjectError> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let temp = dir.join(format!(
-        ".new-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
     let mode = match ns {
         Namespace::Local => 0o600,
         Namespace::Global => 0o644,
     };
-    let result = (|| {
-        let mut file = File::options()
+    // In Global another user can create a file at the name we would pick: pick another.
+    let mut attempts = 0;
+    let (temp, mut file) = loop {
+        let temp = dir.join(format!(
+            "{TEMP_PREFIX}{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        match File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&temp)?;
+            .open(&temp)
+        {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
+            Err(e) => return Err(io_error("cannot write the object's entry")(e)),
+        }
+    };
+    let result = (|| {
         rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
         file.write_all(&entry.encode())?;
         if lifetime == Lifetime::RemoveOnDrop {
@@ -1049,7 +1068,8 @@ pub(crate) fn list(ns: Namespace) -> io::Result<Vec<(String, ObjectKind)>> {
         let Ok(object) = item.file_name().into_string() else {
             continue;
         };
-        if object.starts_with('.') {
+        if object.starts_with(TEMP_PREFIX) {
+            // A create in progress (or a crashed one): not an object.
             continue;
         }
         if let Ok((entry, file)) = read_entry(&item.path()) {
@@ -1224,6 +1244,37 @@ mod tests {
         );
         std::fs::remove_file(dir.join(&object)).unwrap();
         std::fs::remove_file(&fifo).unwrap();
+    }
+
+    #[test]
+    fn the_sweep_leaves_objects_named_like_old_temporary_entries_alone() {
+        let ns = Namespace::Local;
+        let dir = objects_dir(ns).unwrap();
+        // Shaped like a temporary entry of a process that no longer exists (pids stop far
+        // below 999999999), but a user's object.
+        let object = format!(".new-999999999-{}", std::process::id());
+        let name: Name = object.parse().unwrap();
+        let spec = CreateSpec {
+            kind: ObjectKind::Event,
+            lifetime: Lifetime::Persistent,
+            size: Some(64),
+            file: None,
+            access: &AccessList::owner_only(),
+        };
+        create(&name, &spec, |_| Ok(())).unwrap();
+        // A real leftover temporary entry of a dead process goes.
+        let leftover = dir.join(format!("{TEMP_PREFIX}999999999-{}", std::process::id()));
+        std::fs::write(&leftover, b"half").unwrap();
+        sweep(&dir, ns);
+        assert!(!leftover.exists(), "a dead process's temporary entry");
+        assert_eq!(
+            kind_of(&name, ObjectKind::Event).unwrap(),
+            Some(ObjectKind::Event)
+        );
+        assert!(list(ns)
+            .unwrap()
+            .contains(&(object.clone(), ObjectKind::Event)));
+        remove(&name, ObjectKind::Event).unwrap();
     }
 
     proptest! {
