@@ -861,9 +861,31 @@ fn publish(
 
 /// Opens the object `name`, which must be of `kind`, for reading or for reading and
 /// writing.
+///
+/// Opening takes no lock, so the name can be removed and created anew between reading the
+/// entry and opening the bytes; the entry is checked again afterwards, and the open starts
+/// over if it changed (the old entry with the new bytes would mix two objects).
 pub(crate) fn open(name: &Name, kind: ObjectKind, writable: bool) -> Result<Object, ObjectError> {
     let (ns, object) = local_object(name, kind)?;
     let dir = objects_dir(ns)?;
+    for _ in 0..8 {
+        if let Some(opened) = open_once(&dir, ns, object, kind, writable)? {
+            return Ok(opened);
+        }
+    }
+    Err(ObjectError::NotFound(
+        "it was removed and created again while being opened, 8 times in a row; retry".into(),
+    ))
+}
+
+/// One attempt of [`open`]: `None` when the entry changed while the bytes were opened.
+fn open_once(
+    dir: &Path,
+    ns: Namespace,
+    object: &str,
+    kind: ObjectKind,
+    writable: bool,
+) -> Result<Option<Object>, ObjectError> {
     let path = dir.join(object);
     let (entry, entry_file) = match read_entry(&path) {
         Ok(found) => found,
@@ -959,6 +981,11 @@ pub(crate) fn open(name: &Name, kind: ObjectKind, writable: bool) -> Result<Obje
             )));
         }
     }
+    if !same_file(&path, entry_file.as_fd()) {
+        // Removed (and perhaps created anew) since the entry was read: the bytes may be the
+        // new object's.
+        return Ok(None);
+    }
     if (stat.st_size as u64) < entry.size {
         return Err(ObjectError::Corrupt(format!(
             "{} has been truncated to {} bytes, smaller than the object's {} bytes",
@@ -967,7 +994,7 @@ pub(crate) fn open(name: &Name, kind: ObjectKind, writable: bool) -> Result<Obje
             entry.size
         )));
     }
-    Ok(Object {
+    Ok(Some(Object {
         ns,
         object: object.to_owned(),
         lifetime: entry.lifetime,
@@ -977,7 +1004,7 @@ pub(crate) fn open(name: &Name, kind: ObjectKind, writable: bool) -> Result<Obje
         data,
         writable,
         created: false,
-    })
+    }))
 }
 
 /// Why this user may not open `path` for `access`, in words.
