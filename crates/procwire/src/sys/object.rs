@@ -637,7 +637,9 @@ pub(crate) fn create<T>(
         None => {
             let size = spec.size.unwrap_or(0);
             let shm = shm_name(ns, object);
-            let data = shm::create(&shm, mode).map_err(|e| match e.kind() {
+            // Owner only until it belongs to the right group (below): created with its final
+            // mode, it would be open for a moment to the creator's primary group.
+            let data = shm::create(&shm, 0o600).map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => ObjectError::AlreadyExists(format!(
                     "{}/{shm} exists but no procwire object claims it (left by a crash, or \
                      made by another program); remove it (`procwire shm rm NAME`) and retry",
@@ -659,8 +661,8 @@ pub(crate) fn create<T>(
             (data, size, Backing::File(absolute), Cleanup(None))
         }
     };
-    if let Some(gid) = gid {
-        if spec.file.is_none() {
+    if spec.file.is_none() {
+        if let Some(gid) = gid {
             rustix::fs::fchown(&data, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(|e| {
                 ObjectError::NotPermitted(format!(
                     "cannot give the object to group {gid} ({e}); a user can only grant to \
@@ -668,6 +670,12 @@ pub(crate) fn create<T>(
                 ))
             })?;
         }
+        rustix::fs::fchmod(&data, Mode::from_raw_mode(mode)).map_err(|e| {
+            ObjectError::Io(
+                format!("cannot set the mode of the object's memory to {mode:03o}"),
+                e.into(),
+            )
+        })?;
     }
     let extra = init(&data)?;
 
@@ -1302,6 +1310,27 @@ mod tests {
             .unwrap()
             .contains(&(object.clone(), ObjectKind::Event)));
         remove(&name, ObjectKind::Event).unwrap();
+    }
+
+    #[test]
+    fn memory_ends_with_the_access_lists_mode_and_group() {
+        let (_, gid) = crate::sys::current_user();
+        let acl = AccessList::owner_only().grant(Principal::Group(gid), Access::ReadWrite);
+        let object = format!("unit-mode-{}", std::process::id());
+        let name: Name = object.parse().unwrap();
+        let spec = CreateSpec {
+            kind: ObjectKind::Mapping,
+            lifetime: Lifetime::RemoveOnDrop,
+            size: Some(64),
+            file: None,
+            access: &acl,
+        };
+        let (created, ()) = create(&name, &spec, |_| Ok(())).unwrap();
+        let meta = std::fs::metadata(shm::shm_path(&shm_name(Namespace::Local, &object)).unwrap())
+            .unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), gid);
+        drop(created);
     }
 
     proptest! {
