@@ -485,14 +485,18 @@ fn bad_input_ends_in_clear_errors() {
     );
     ok(cli(&["shm", "rm", &name]));
 
-    // /dev/shm memory that no entry claims is not silently taken over; `rm` clears it.
+    // /dev/shm memory that no entry claims is neither taken over nor removed: it may be
+    // in use through another registry (another XDG_RUNTIME_DIR).
     let shm = Mapping::shm_name_of(name.as_str()).unwrap();
-    std::fs::write(format!("/dev/shm/{shm}"), b"someone else's").unwrap();
+    let shm_path = format!("/dev/shm/{shm}");
+    std::fs::write(&shm_path, b"someone else's").unwrap();
     fails_with(
         cli(&["shm", "create", &name, "--size", "10"]),
         "exists but no procwire object claims it",
     );
-    ok(cli(&["shm", "rm", &name]));
+    fails_with(cli(&["shm", "rm", &name]), "so it is left alone");
+    assert_eq!(std::fs::read(&shm_path).unwrap(), b"someone else's");
+    std::fs::remove_file(&shm_path).unwrap();
     ok(cli(&["shm", "create", &name, "--size", "10"]));
     ok(cli(&["shm", "rm", &name]));
 }

@@ -641,8 +641,9 @@ pub(crate) fn create<T>(
             // mode, it would be open for a moment to the creator's primary group.
             let data = shm::create(&shm, 0o600).map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => ObjectError::AlreadyExists(format!(
-                    "{}/{shm} exists but no procwire object claims it (left by a crash, or \
-                     made by another program); remove it (`procwire shm rm NAME`) and retry",
+                    "{}/{shm} exists but no procwire object claims it (left by a crash, made \
+                     by another program, or by a procwire process with another \
+                     XDG_RUNTIME_DIR); if nothing uses it, delete that file and retry",
                     shm::SHM_DIR
                 )),
                 _ => ObjectError::Io(format!("cannot create {}/{shm}", shm::SHM_DIR), e),
@@ -1038,7 +1039,7 @@ fn denied_detail(path: &Path, access: &str) -> String {
 
 /// Removes the object `name`, which must be of `kind`: its entry, and for memory-backed
 /// objects its bytes (a file-backed mapping's file is left alone). A `/dev/shm` object of
-/// the name that no entry claims, left by a crash, is removed too.
+/// the name that no entry claims is left alone: `NotFound`, which says so.
 pub(crate) fn remove(name: &Name, kind: ObjectKind) -> Result<(), ObjectError> {
     let (ns, object) = local_object(name, kind)?;
     let dir = objects_dir(ns)?;
@@ -1052,16 +1053,25 @@ pub(crate) fn remove(name: &Name, kind: ObjectKind) -> Result<(), ObjectError> {
             let owner = file.metadata().map(|m| m.uid()).unwrap_or(0);
             remove_files(&dir, ns, object, &entry, owner)
         }
-        Err(ReadError::Missing) => match shm::unlink(&shm_name(ns, object)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(ObjectError::NotFound("nothing of that name exists".into()))
-            }
-            Err(e) => Err(ObjectError::Io(
-                "cannot remove a leftover /dev/shm object of that name".into(),
-                e,
-            )),
-        },
+        Err(ReadError::Missing) => {
+            // Memory that no entry here claims is left alone: it may be in use through
+            // another registry (processes with another XDG_RUNTIME_DIR share /dev/shm names
+            // but not the registry), or belong to another program.
+            let shm = shm_name(ns, object);
+            let leftover = shm::shm_path(&shm)
+                .ok()
+                .filter(|p| std::fs::symlink_metadata(p).is_ok());
+            Err(ObjectError::NotFound(match leftover {
+                None => "nothing of that name exists".into(),
+                Some(path) => format!(
+                    "no entry of that name in {}; {path} exists but no entry here claims it, \
+                     so it is left alone (it may be in use by a process whose \
+                     XDG_RUNTIME_DIR differs, or by another program); if nothing uses it, \
+                     delete that file",
+                    dir.display()
+                ),
+            }))
+        }
         Err(ReadError::Foreign(what)) => Err(ObjectError::WrongKind(what)),
         Err(ReadError::Denied(e)) => Err(ObjectError::AccessDenied(format!(
             "its entry cannot be read: {e}"
