@@ -333,6 +333,9 @@ impl NamedMutex {
         me: ThreadId,
         deadline: Deadline,
     ) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
+        // Whether an unlock's wake-up reached us: it was meant for one waiter, so one that
+        // gives up must pass it on.
+        let mut woken = false;
         loop {
             let word = self.word().load(Ordering::Acquire);
             if word == 0 {
@@ -350,6 +353,11 @@ impl NamedMutex {
                     let waiters = word & WAITERS;
                     if self.holder_is_dead(word) && self.take(word, me.tid | waiters) {
                         return self.acquired(me, Some(word & TID_MASK));
+                    }
+                    if woken {
+                        // The unlock that woke us cleared the waiters bit; the holder that
+                        // came in first will not wake the others when it unlocks.
+                        futex::wake(self.word(), 1);
                     }
                     return Err(self.shared.timeout(deadline.asked).into());
                 }
@@ -371,7 +379,8 @@ impl NamedMutex {
                         return self.acquired(me, Some(expected & TID_MASK));
                     }
                 }
-                Ok(Wake::Woken | Wake::Changed) => {}
+                Ok(Wake::Woken) => woken = true,
+                Ok(Wake::Changed) => {}
                 Err(e) => return Err(self.shared.io_error("cannot wait for the mutex", e).into()),
             }
         }
