@@ -1,0 +1,419 @@
+//! The server: a [`Registry`] served on any number of channels at once.
+
+mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use procwire::pipe::PipeOptions;
+use procwire::security::AccessList;
+use procwire::wire::PipeMode;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use registry::{Lease, Mode, Registry, RegistryBuilder, ServiceListing};
+
+use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
+use crate::service::CallContext;
+use crate::transport::{PipeTransport, TcpTransport, Transport};
+use crate::wire::{self, Op, Request, Response};
+
+/// Most calls in flight on one connection; more get [`RemoteErrorKind::Busy`].
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// A remoting server: one registry, served on tcp, pipe and http channels at once (the
+/// equivalent of `ChannelServices.RegisterChannel` plus `RegisterWellKnownServiceType`).
+///
+/// Clone it freely: clones share the registry. Listeners stop when their
+/// [`Listener`] handle is dropped.
+#[derive(Debug, Clone)]
+pub struct RemotingServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    max_message: usize,
+    default_deadline: Option<Duration>,
+}
+
+/// A running listener; dropping it stops accepting (connections already open go on).
+#[derive(Debug)]
+pub struct Listener {
+    task: JoinHandle<()>,
+    sweeper: Option<JoinHandle<()>>,
+    local: String,
+}
+
+impl Listener {
+    /// Where it listens: `tcp://127.0.0.1:6100`, `pipe://Name` or `http://…`.
+    pub fn local(&self) -> &str {
+        &self.local
+    }
+
+    /// Waits until the listener ends (it runs until dropped or aborted).
+    pub async fn join(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(s) = &self.sweeper {
+            s.abort();
+        }
+    }
+}
+
+/// Options of the TCP channel.
+#[derive(Debug, Clone)]
+pub struct TcpChannel {
+    addr: SocketAddr,
+    plaintext_network: bool,
+}
+
+impl TcpChannel {
+    /// Listens on `addr`; it must be a loopback address unless
+    /// [`allow_plaintext_network`](Self::allow_plaintext_network) is called.
+    pub fn new(addr: SocketAddr) -> TcpChannel {
+        TcpChannel {
+            addr,
+            plaintext_network: false,
+        }
+    }
+
+    /// Listens on `127.0.0.1:port`.
+    pub fn loopback(port: u16) -> TcpChannel {
+        TcpChannel::new(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Allows a non-loopback address without encryption: anyone on the network can then
+    /// read and forge the calls.
+    pub fn allow_plaintext_network(mut self) -> Self {
+        self.plaintext_network = true;
+        self
+    }
+
+    pub(crate) fn bind_checked(&self) -> Result<std::net::TcpListener, RemotingError> {
+        if !self.addr.ip().is_loopback() && !self.plaintext_network {
+            return Err(RemotingError::PlaintextNetwork {
+                addr: self.addr.to_string(),
+            });
+        }
+        let bind = |source| RemotingError::Bind {
+            target: self.addr.to_string(),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(self.addr).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        Ok(listener)
+    }
+}
+
+/// Options of the pipe channel: a message-mode procwire pipe.
+#[derive(Debug, Clone)]
+pub struct PipeChannel {
+    name: String,
+    access: AccessList,
+}
+
+impl PipeChannel {
+    /// Serves on the pipe `name` (any procwire pipe name), for the owner only.
+    pub fn new(name: impl Into<String>) -> PipeChannel {
+        PipeChannel {
+            name: name.into(),
+            access: AccessList::owner_only(),
+        }
+    }
+
+    /// Who may connect.
+    pub fn access_list(mut self, access: AccessList) -> Self {
+        self.access = access;
+        self
+    }
+}
+
+impl RemotingServer {
+    /// A server for `registry`, with 4 MiB messages and no default deadline.
+    pub fn new(registry: Registry) -> RemotingServer {
+        RemotingServer::with_limits(registry, wire::DEFAULT_MAX_MESSAGE, None)
+    }
+
+    /// A server with a maximum message size and a deadline for calls that bring none.
+    pub fn with_limits(
+        registry: Registry,
+        max_message: usize,
+        default_deadline: Option<Duration>,
+    ) -> RemotingServer {
+        RemotingServer {
+            inner: Arc::new(Inner {
+                registry,
+                max_message,
+                default_deadline,
+            }),
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The largest message accepted.
+    pub fn max_message(&self) -> usize {
+        self.inner.max_message
+    }
+
+    fn sweeper(&self) -> JoinHandle<()> {
+        let inner = Arc::downgrade(&self.inner);
+        let every = self.inner.registry.sweep_interval();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = inner.upgrade() else { return };
+                inner.registry.sweep(Instant::now());
+            }
+        })
+    }
+
+    /// Listens on TCP. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`RemotingError::PlaintextNetwork`] for a non-loopback address without the
+    /// opt-out, [`RemotingError::Bind`] when the address is taken.
+    pub fn listen_tcp(&self, channel: TcpChannel) -> Result<Listener, RemotingError> {
+        let std_listener = channel.bind_checked()?;
+        let local = std_listener
+            .local_addr()
+            .map_err(|source| RemotingError::Bind {
+                target: channel.addr.to_string(),
+                source,
+            })?;
+        let listener =
+            TcpListener::from_std(std_listener).map_err(|source| RemotingError::Bind {
+                target: channel.addr.to_string(),
+                source,
+            })?;
+        let server = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let server = server.clone();
+                        tokio::spawn(async move {
+                            let mut stream = stream;
+                            let mut preamble = [0u8; 5];
+                            let read = tokio::time::timeout(
+                                Duration::from_secs(5),
+                                stream.read_exact(&mut preamble),
+                            )
+                            .await;
+                            if !matches!(read, Ok(Ok(_))) || preamble != wire::TCP_PREAMBLE {
+                                tracing::warn!(
+                                    "tcp: dropping a client that sent no valid preamble"
+                                );
+                                return;
+                            }
+                            let t = TcpTransport::new(stream, server.inner.max_message);
+                            server.serve_connection(t).await;
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("tcp accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(Listener {
+            task,
+            sweeper: Some(self.sweeper()),
+            local: format!("tcp://{local}"),
+        })
+    }
+
+    /// Listens on a message-mode pipe. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`RemotingError::Pipe`] when the pipe cannot be created.
+    pub fn listen_pipe(&self, channel: PipeChannel) -> Result<Listener, RemotingError> {
+        let pipe = PipeOptions::new()
+            .mode(PipeMode::Message)
+            .max_message_size(self.inner.max_message.min(u32::MAX as usize) as u32)
+            .access_list(channel.access.clone())
+            .create_async(channel.name.as_str())?;
+        let server = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match pipe.accept().await {
+                    Ok(conn) => {
+                        let server = server.clone();
+                        tokio::spawn(async move {
+                            server.serve_connection(PipeTransport::new(conn)).await;
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("pipe accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(Listener {
+            task,
+            sweeper: Some(self.sweeper()),
+            local: format!("pipe://{}", channel.name),
+        })
+    }
+
+    /// Serves one connection until it closes: every request runs in its own task, so a
+    /// slow call does not hold up the others; answers go back as they finish.
+    pub async fn serve_connection<T: Transport>(&self, mut transport: T) {
+        let peer = transport.peer();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        enum Event {
+            In(Result<Option<Vec<u8>>, RemotingError>),
+            Out(Response),
+        }
+        loop {
+            let event = tokio::select! {
+                frame = transport.recv() => Event::In(frame),
+                Some(out) = rx.recv() => Event::Out(out),
+            };
+            match event {
+                Event::Out(response) => {
+                    let frame = match wire::encode_response(&response, self.inner.max_message) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            let err = Response {
+                                id: response.id,
+                                outcome: Err(RemoteError::new(
+                                    RemoteErrorKind::MessageTooLarge,
+                                    format!("the result is too large: {e}"),
+                                )),
+                            };
+                            match wire::encode_response(&err, self.inner.max_message) {
+                                Ok(f) => f,
+                                Err(_) => continue,
+                            }
+                        }
+                    };
+                    if let Err(e) = transport.send(&frame).await {
+                        tracing::debug!("client gone while answering: {e}");
+                        return;
+                    }
+                }
+                Event::In(Ok(None)) => return,
+                Event::In(Err(e)) => {
+                    tracing::warn!(channel = peer.channel, "closing a connection: {e}");
+                    return;
+                }
+                Event::In(Ok(Some(frame))) => {
+                    let request = match wire::decode_request(&frame, self.inner.max_message) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(channel = peer.channel, "closing a connection: {e}");
+                            return;
+                        }
+                    };
+                    let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                        let _ = tx.send(Response {
+                            id: request.id,
+                            outcome: Err(RemoteError::new(
+                                RemoteErrorKind::Busy,
+                                format!("more than {MAX_IN_FLIGHT} calls in flight on one connection; wait for some answers"),
+                            )),
+                        });
+                        continue;
+                    };
+                    let server = self.clone();
+                    let tx = tx.clone();
+                    let peer = peer.clone();
+                    tokio::spawn(async move {
+                        let id = request.id;
+                        let outcome = server.handle(request, peer).await;
+                        let _ = tx.send(Response { id, outcome });
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs one request to its outcome: activation, lease renewal, release or a call
+    /// (with its deadline, and panics caught).
+    pub async fn handle(
+        &self,
+        request: Request,
+        peer: crate::transport::Peer,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let registry = &self.inner.registry;
+        let now = Instant::now();
+        let internal =
+            |e: postcard::Error| RemoteError::new(RemoteErrorKind::Internal, e.to_string());
+        match request.op {
+            Op::Activate { service } => {
+                let id = registry.activate(&service, request.format, &request.body, now)?;
+                postcard::to_allocvec(&id).map_err(internal)
+            }
+            Op::Renew { object, extend_ms } => {
+                let left = registry.renew(object, Duration::from_millis(extend_ms), now)?;
+                postcard::to_allocvec(&(left.as_millis() as u64)).map_err(internal)
+            }
+            Op::Release { object } => {
+                postcard::to_allocvec(&registry.release(object)).map_err(internal)
+            }
+            Op::Call {
+                service,
+                object,
+                method,
+            } => {
+                let target = registry.resolve(&service, object, now)?;
+                let call = target.dispatch(&method, request.format, &request.body)?;
+                let context = CallContext { peer, object };
+                let task = tokio::spawn(context.scope(call));
+                let deadline = request
+                    .deadline_ms
+                    .map(Duration::from_millis)
+                    .or(self.inner.default_deadline);
+                let joined = match deadline {
+                    Some(d) => {
+                        let abort = task.abort_handle();
+                        match tokio::time::timeout(d, task).await {
+                            Ok(j) => j,
+                            Err(_) => {
+                                abort.abort();
+                                return Err(RemoteError::new(
+                                    RemoteErrorKind::DeadlineExceeded,
+                                    format!(
+                                        "`{method}` did not finish within its deadline of {d:?}"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    None => task.await,
+                };
+                match joined {
+                    Ok(result) => result,
+                    Err(e) if e.is_panic() => Err(RemoteError::new(
+                        RemoteErrorKind::Panicked,
+                        format!("`{method}` panicked on the server"),
+                    )),
+                    Err(_) => Err(RemoteError::new(
+                        RemoteErrorKind::Internal,
+                        format!("`{method}` was cancelled"),
+                    )),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The [`Transport`] trait and the channels' transports: TCP, pipe and in-memory.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use procwire::pipe::tokio::PipeConnection;
+use procwire::security::PeerCredentials;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::error::RemotingError;
+use crate::wire;
+
+/// Who is at the other end of a connection, as far as the channel knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The channel: `"tcp"`, `"pipe"`, `"http"` or `"memory"`.
+    pub channel: &'static str,
+    /// The kernel-verified credentials of the peer process (local pipes only).
+    pub credentials: Option<PeerCredentials>,
+    /// The peer's network address (tcp and http).
+    pub addr: Option<SocketAddr>,
+}
+
+/// A connection that moves whole frames both ways. The channels implement it; tests may
+/// add their own.
+pub trait Transport: Send + 'static {
+    /// Sends one frame.
+    fn send(&mut self, frame: &[u8]) -> impl Future<Output = Result<(), RemotingError>> + Send;
+    /// Receives the next frame; `Ok(None)` when the peer closed cleanly. Must be
+    /// cancel-safe: dropping the future loses nothing.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>, RemotingError>> + Send;
+    /// Who the peer is.
+    fn peer(&self) -> Peer;
+}
+
+/// A TCP connection carrying length-prefixed frames.
+#[derive(Debug)]
+pub struct TcpTransport {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    max: usize,
+    peer: Peer,
+}
+
+impl TcpTransport {
+    /// Wraps a connected stream (after the preamble).
+    pub fn new(stream: TcpStream, max: usize) -> TcpTransport {
+        let _ = stream.set_nodelay(true);
+        let peer = Peer {
+            channel: "tcp",
+            credentials: None,
+            addr: stream.peer_addr().ok(),
+        };
+        TcpTransport {
+            stream,
+            buf: Vec::new(),
+            max,
+            peer,
+        }
+    }
+
+    /// Connects to `addr` and sends the preamble.
+    ///
+    /// # Errors
+    ///
+    /// [`RemotingError::Connect`] when the server cannot be reached.
+    pub async fn connect(addr: &str, max: usize) -> Result<TcpTransport, RemotingError> {
+        let connect = |source| RemotingError::Connect {
+            target: format!("tcp://{addr}"),
+            source,
+        };
+        let mut stream = TcpStream::connect(addr).await.map_err(connect)?;
+        stream
+            .write_all(&wire::TCP_PREAMBLE)
+            .await
+            .map_err(connect)?;
+        Ok(TcpTransport::new(stream, max))
+    }
+}
+
+impl Transport for TcpTransport {
+    async fn send(&mut self, frame: &[u8]) -> Result<(), RemotingError> {
+        if frame.len() > self.max {
+            return Err(RemotingError::MessageTooLarge {
+                size: frame.len(),
+                max: self.max,
+            });
+        }
+        let data = wire::length_prefixed(frame);
+        self.stream
+            .write_all(&data)
+            .await
+            .map_err(|source| RemotingError::Io {
+                what: "tcp send failed".into(),
+                source,
+            })
+    }
+
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, RemotingError> {
+        loop {
+            if let Some(frame) = wire::take_length_prefixed(&mut self.buf, self.max)? {
+                return Ok(Some(frame));
+            }
+            self.buf.reserve(64 * 1024);
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|source| RemotingError::Io {
+                    what: "tcp receive failed".into(),
+                    source,
+                })?;
+            if n == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(RemotingError::Protocol {
+                    reason: format!(
+                        "connection closed inside a frame ({} bytes)",
+                        self.buf.len()
+                    ),
+                });
+            }
+        }
+    }
+
+    fn peer(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+/// A message-mode pipe connection: one pipe message per frame.
+#[derive(Debug)]
+pub struct PipeTransport {
+    pipe: PipeConnection,
+}
+
+impl PipeTransport {
+    /// Wraps a message-mode pipe connection.
+    pub fn new(pipe: PipeConnection) -> PipeTransport {
+        PipeTransport { pipe }
+    }
+}
+
+impl Transport for PipeTransport {
+    async fn send(&mut self, frame: &[u8]) -> Result<(), RemotingError> {
+        Ok(self.pipe.send(frame).await?)
+    }
+
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, RemotingError> {
+        match self.pipe.recv().await {
+            Ok(frame) => Ok(Some(frame)),
+            Err(procwire::pipe::PipeError::Disconnected { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn peer(&self) -> Peer {
+        Peer {
+            channel: "pipe",
+            credentials: self.pipe.peer_credentials(),
+            addr: None,
+        }
+    }
+}
+
+/// One end of an in-memory transport, for tests.
+#[derive(Debug)]
+pub struct MemoryTransport {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+impl MemoryTransport {
+    /// Two connected ends.
+    pub fn pair() -> (MemoryTransport, MemoryTransport) {
+        let (atx, arx) = mpsc::unbounded_channel();
+        let (btx, brx) = mpsc::unbounded_channel();
+        (
+            MemoryTransport { tx: atx, rx: brx },
+            MemoryTransport { tx: btx, rx: arx },
+        )
+    }
+}
+
+impl Transport for MemoryTransport {
+    async fn send(&mut self, frame: &[u8]) -> Result<(), RemotingError> {
+        self.tx
+            .send(frame.to_vec())
+            .map_err(|_| RemotingError::Disconnected {
+                reason: "the other end is gone".into(),
+            })
+    }
+
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, RemotingError> {
+        Ok(self.rx.recv().await)
+    }
+
+    fn peer(&self) -> Peer {
+        Peer {
+            channel: "memory",
+            ..Peer::default()
+        }
+    }
+}
