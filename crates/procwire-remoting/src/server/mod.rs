@@ -1,5 +1,6 @@
 //! The server: a [`Registry`] served on any number of channels at once.
 
+mod http;
 mod registry;
 
 use std::net::SocketAddr;
