@@ -6,6 +6,7 @@ mod demo;
 mod ls;
 mod mailslot;
 mod pipe;
+mod remoting;
 
 use std::io;
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     /// Serve or write to a mailslot.
     #[command(subcommand)]
     Mailslot(mailslot::MailslotCommand),
+    /// Serve the remoting sample or call a remote object.
+    #[command(subcommand)]
+    Remoting(remoting::RemotingCommand),
     /// List the live objects in the Local and Global namespaces.
     Ls,
 }
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Pipe(cmd) => pipe::run(cmd),
         Command::Mailslot(cmd) => mailslot::run(cmd),
+        Command::Remoting(cmd) => remoting::run(cmd),
         Command::Ls => ls::run(),
     };
     match result {

@@ -62,8 +62,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Lets `#[remote]` (which names `::procwire_remoting`) be used inside this crate.
+extern crate self as procwire_remoting;
+
 pub mod client;
 pub mod error;
+pub mod sample;
 pub mod server;
 pub mod service;
 pub mod transport;
