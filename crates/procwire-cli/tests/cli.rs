@@ -27,7 +27,10 @@ fn demo_runs_the_samples_as_separate_processes() {
         "{stdout}"
     );
     assert!(stdout.contains("== Remoting: done"), "{stdout}");
-    assert!(stdout.contains("Hello demo, from ClientActivatedObject `mine`"), "{stdout}");
+    assert!(
+        stdout.contains("Hello demo, from ClientActivatedObject `mine`"),
+        "{stdout}"
+    );
     // Two different processes took part.
     let pids: Vec<&str> = stdout
         .lines()
