@@ -284,18 +284,18 @@ fn bad_input_on_tcp_and_pipe_leaves_the_server_serving() {
     // TCP: an oversize frame announced.
     let mut t = TcpStream::connect(&addr).unwrap();
     t.write_all(&preamble).unwrap();
-    t.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    t.write_all(&u32::MAX.to_be_bytes()).unwrap();
     assert!(closed_by_server(t));
     // TCP: a frame of garbage.
     let mut t = TcpStream::connect(&addr).unwrap();
     t.write_all(&preamble).unwrap();
-    t.write_all(&8u32.to_le_bytes()).unwrap();
+    t.write_all(&8u32.to_be_bytes()).unwrap();
     t.write_all(b"\x01garbage").unwrap();
     assert!(closed_by_server(t));
     // TCP: a truncated frame, then the client goes away.
     let mut t = TcpStream::connect(&addr).unwrap();
     t.write_all(&preamble).unwrap();
-    t.write_all(&100u32.to_le_bytes()).unwrap();
+    t.write_all(&100u32.to_be_bytes()).unwrap();
     t.write_all(b"\x01\x02\x03").unwrap();
     drop(t);
     still_serves(&s);

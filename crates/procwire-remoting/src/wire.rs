@@ -216,7 +216,7 @@ pub fn decode_value<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result
     }
 }
 
-/// Splits length-prefixed frames (`u32` little-endian length, then the frame) off the
+/// Splits length-prefixed frames (`u32` big-endian length, then the frame) off the
 /// front of a byte stream buffer; used by the TCP channel.
 ///
 /// Returns `Ok(None)` while the buffer holds no whole frame.
@@ -232,7 +232,7 @@ pub fn take_length_prefixed(
     let Some(head) = buf.get(..4) else {
         return Ok(None);
     };
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len > max {
         return Err(RemotingError::MessageTooLarge { size: len, max });
     }
@@ -247,7 +247,7 @@ pub fn take_length_prefixed(
 /// Prefixes `frame` with its length, for the TCP channel.
 pub fn length_prefixed(frame: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(frame.len() + 4);
-    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(frame.len() as u32).to_be_bytes());
     out.extend_from_slice(frame);
     out
 }
@@ -351,8 +351,37 @@ mod tests {
         assert_eq!(take_length_prefixed(&mut buf, 10).unwrap(), None);
         buf.push(0);
         assert_eq!(take_length_prefixed(&mut buf, 10).unwrap().unwrap(), b"");
-        let mut big = 11u32.to_le_bytes().to_vec();
+        let mut big = 11u32.to_be_bytes().to_vec();
         assert!(take_length_prefixed(&mut big, 10).is_err());
+    }
+
+    /// The worked example of docs/protocol.md, section 11.1.
+    #[test]
+    fn worked_example_of_the_protocol_page() {
+        let request = Request {
+            id: 1,
+            deadline_ms: Some(30000),
+            format: Format::Binary,
+            op: Op::Call {
+                service: "RemotingService/SingletonService".into(),
+                object: None,
+                method: "count".into(),
+            },
+            body: Vec::new(),
+        };
+        let mut want = vec![1, 1, 1, 0xb0, 0xea, 0x01, 0, 0, 32];
+        want.extend_from_slice(b"RemotingService/SingletonService");
+        want.extend_from_slice(&[0, 5]);
+        want.extend_from_slice(b"count");
+        want.push(0);
+        let frame = encode_request(&request, 100).unwrap();
+        assert_eq!(frame, want);
+        assert_eq!(&length_prefixed(&frame)[..4], &[0, 0, 0, 49]);
+        let response = Response {
+            id: 1,
+            outcome: Ok(encode_value(Format::Binary, &3u64).unwrap()),
+        };
+        assert_eq!(encode_response(&response, 100).unwrap(), [1, 1, 0, 1, 3]);
     }
 
     proptest! {
