@@ -21,6 +21,9 @@ use crate::wire::{self, Format, Op, Request, Response};
 /// The deadline of calls unless a proxy says otherwise: 30 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The most bytes of queued frames gathered into one write.
+const BATCH_BYTES: usize = 256 * 1024;
+
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
 
 /// One client connection to a server: many calls may be in flight at once, each with
@@ -179,7 +182,19 @@ async fn drive<T: Transport>(
         };
         match event {
             Event::Out(Some(frame)) => {
-                if let Err(e) = transport.send(&frame).await {
+                // Whatever else is queued goes in the same write.
+                let mut frames = vec![frame];
+                let mut bytes = frames[0].len();
+                while bytes < BATCH_BYTES {
+                    match rx.try_recv() {
+                        Ok(f) => {
+                            bytes += f.len();
+                            frames.push(f);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = transport.send_many(&frames).await {
                     tracing::debug!("remoting connection lost: {e}");
                     break;
                 }

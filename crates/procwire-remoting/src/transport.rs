@@ -28,6 +28,18 @@ pub struct Peer {
 pub trait Transport: Send + 'static {
     /// Sends one frame.
     fn send(&mut self, frame: &[u8]) -> impl Future<Output = Result<(), RemotingError>> + Send;
+    /// Sends several frames, in order; transports that can, write them at once.
+    fn send_many(
+        &mut self,
+        frames: &[Vec<u8>],
+    ) -> impl Future<Output = Result<(), RemotingError>> + Send {
+        async move {
+            for frame in frames {
+                self.send(frame).await?;
+            }
+            Ok(())
+        }
+    }
     /// Receives the next frame; `Ok(None)` when the peer closed cleanly. Must be
     /// cancel-safe: dropping the future loses nothing.
     fn recv(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>, RemotingError>> + Send;
@@ -89,6 +101,27 @@ impl Transport for TcpTransport {
             });
         }
         let data = wire::length_prefixed(frame);
+        self.stream
+            .write_all(&data)
+            .await
+            .map_err(|source| RemotingError::Io {
+                what: "tcp send failed".into(),
+                source,
+            })
+    }
+
+    async fn send_many(&mut self, frames: &[Vec<u8>]) -> Result<(), RemotingError> {
+        let mut data = Vec::with_capacity(frames.iter().map(|f| f.len() + 4).sum());
+        for frame in frames {
+            if frame.len() > self.max {
+                return Err(RemotingError::MessageTooLarge {
+                    size: frame.len(),
+                    max: self.max,
+                });
+            }
+            data.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+            data.extend_from_slice(frame);
+        }
         self.stream
             .write_all(&data)
             .await

@@ -22,6 +22,9 @@ use crate::service::CallContext;
 use crate::transport::{PipeTransport, TcpTransport, Transport};
 use crate::wire::{self, Op, Request, Response};
 
+/// The most bytes of ready answers gathered into one write.
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// Most calls in flight on one connection; more get [`RemoteErrorKind::Busy`].
 pub const MAX_IN_FLIGHT: usize = 1024;
 
@@ -291,23 +294,20 @@ impl RemotingServer {
             };
             match event {
                 Event::Out(response) => {
-                    let frame = match wire::encode_response(&response, self.inner.max_message) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            let err = Response {
-                                id: response.id,
-                                outcome: Err(RemoteError::new(
-                                    RemoteErrorKind::MessageTooLarge,
-                                    format!("the result is too large: {e}"),
-                                )),
-                            };
-                            match wire::encode_response(&err, self.inner.max_message) {
-                                Ok(f) => f,
-                                Err(_) => continue,
+                    // Whatever else is ready goes in the same write.
+                    let mut frames = vec![self.encode_answer(response)];
+                    let mut bytes = frames[0].len();
+                    while bytes < BATCH_BYTES {
+                        match rx.try_recv() {
+                            Ok(r) => {
+                                let f = self.encode_answer(r);
+                                bytes += f.len();
+                                frames.push(f);
                             }
+                            Err(_) => break,
                         }
-                    };
-                    if let Err(e) = transport.send(&frame).await {
+                    }
+                    if let Err(e) = transport.send_many(&frames).await {
                         tracing::debug!("client gone while answering: {e}");
                         return;
                     }
@@ -349,6 +349,23 @@ impl RemotingServer {
         }
     }
 
+    fn encode_answer(&self, response: Response) -> Vec<u8> {
+        let max = self.inner.max_message;
+        match wire::encode_response(&response, max) {
+            Ok(f) => f,
+            Err(e) => {
+                let err = Response {
+                    id: response.id,
+                    outcome: Err(RemoteError::new(
+                        RemoteErrorKind::MessageTooLarge,
+                        format!("the result is too large: {e}"),
+                    )),
+                };
+                wire::encode_response(&err, max).expect("a short error always fits")
+            }
+        }
+    }
+
     /// Runs one request to its outcome: activation, lease renewal, release or a call
     /// (with its deadline, and panics caught).
     pub async fn handle(
@@ -380,41 +397,49 @@ impl RemotingServer {
                 let target = registry.resolve(&service, object, now)?;
                 let call = target.dispatch(&method, request.format, &request.body)?;
                 let context = CallContext { peer, object };
-                let task = tokio::spawn(context.scope(call));
+                let call = CatchUnwind(Box::pin(context.scope(call)));
                 let deadline = request
                     .deadline_ms
                     .map(Duration::from_millis)
                     .or(self.inner.default_deadline);
                 let joined = match deadline {
-                    Some(d) => {
-                        let abort = task.abort_handle();
-                        match tokio::time::timeout(d, task).await {
-                            Ok(j) => j,
-                            Err(_) => {
-                                abort.abort();
-                                return Err(RemoteError::new(
-                                    RemoteErrorKind::DeadlineExceeded,
-                                    format!(
-                                        "`{method}` did not finish within its deadline of {d:?}"
-                                    ),
-                                ));
-                            }
+                    Some(d) => match tokio::time::timeout(d, call).await {
+                        Ok(j) => j,
+                        Err(_) => {
+                            return Err(RemoteError::new(
+                                RemoteErrorKind::DeadlineExceeded,
+                                format!("`{method}` did not finish within its deadline of {d:?}"),
+                            ));
                         }
-                    }
-                    None => task.await,
+                    },
+                    None => call.await,
                 };
-                match joined {
-                    Ok(result) => result,
-                    Err(e) if e.is_panic() => Err(RemoteError::new(
+                joined.unwrap_or_else(|()| {
+                    Err(RemoteError::new(
                         RemoteErrorKind::Panicked,
                         format!("`{method}` panicked on the server"),
-                    )),
-                    Err(_) => Err(RemoteError::new(
-                        RemoteErrorKind::Internal,
-                        format!("`{method}` was cancelled"),
-                    )),
-                }
+                    ))
+                })
             }
+        }
+    }
+}
+
+/// Turns a panic while polling the call into `Err(())`, without a task of its own.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
         }
     }
 }
