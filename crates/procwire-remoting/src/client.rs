@@ -80,6 +80,54 @@ impl Connection {
         }
     }
 
+    /// Connects to `tcp://host:port` over TLS, checking the server's certificate
+    /// against `config` (for the host name in the URL).
+    ///
+    /// # Errors
+    ///
+    /// [`RemotingError::InvalidUrl`] for another scheme or a bad host name,
+    /// [`RemotingError::Connect`] when the server cannot be reached or the TLS handshake
+    /// fails.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        url: &str,
+        config: Arc<tokio_rustls::rustls::ClientConfig>,
+    ) -> Result<Connection, RemotingError> {
+        use tokio::io::AsyncWriteExt;
+        let parsed = RemoteUrl::parse(url)?;
+        let bad = |reason: &str| RemotingError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if parsed.scheme != Scheme::Tcp {
+            return Err(bad("TLS proxies take tcp://host:port/… URLs"));
+        }
+        let host = parsed
+            .authority
+            .rsplit_once(':')
+            .map_or(parsed.authority.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| bad("the host is not a valid TLS server name"))?;
+        let connect = |source| RemotingError::Connect {
+            target: url.to_owned(),
+            source,
+        };
+        let tcp = tokio::net::TcpStream::connect(&parsed.authority)
+            .await
+            .map_err(connect)?;
+        let peer = crate::transport::tcp_peer(&tcp, "tls");
+        let mut tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(connect)?;
+        tls.write_all(&wire::TCP_PREAMBLE).await.map_err(connect)?;
+        let max = wire::DEFAULT_MAX_MESSAGE;
+        let t = crate::transport::StreamTransport::with_peer(tls, max, peer);
+        Ok(Connection::over(t, parsed.base(), max))
+    }
+
     /// A connection over any transport (spawns its driver on the current runtime).
     pub fn over<T: Transport>(transport: T, base: String, max: usize) -> Connection {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -243,6 +291,21 @@ impl Proxy {
     pub async fn connect(url: &str) -> Result<Proxy, RemotingError> {
         let parsed = RemoteUrl::parse(url)?;
         let conn = Connection::connect(url).await?;
+        Ok(conn.proxy(&parsed.path))
+    }
+
+    /// As [`connect`](Self::connect), over TLS: see [`Connection::connect_tls`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::connect_tls`].
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        url: &str,
+        config: Arc<tokio_rustls::rustls::ClientConfig>,
+    ) -> Result<Proxy, RemotingError> {
+        let parsed = RemoteUrl::parse(url)?;
+        let conn = Connection::connect_tls(url, config).await?;
         Ok(conn.proxy(&parsed.path))
     }
 

@@ -85,6 +85,10 @@ pub use transport::{Peer, Transport};
 pub use url::{RemoteUrl, Scheme};
 pub use wire::Format;
 
+/// rustls, as used by the TLS channels (feature `tls`, on by default).
+#[cfg(feature = "tls")]
+pub use tokio_rustls::rustls;
+
 #[doc(hidden)]
 pub mod __private {
     pub use serde;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use procwire::pipe::tokio::PipeConnection;
 use procwire::security::PeerCredentials;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -15,7 +15,7 @@ use crate::wire;
 /// Who is at the other end of a connection, as far as the channel knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
-    /// The channel: `"tcp"`, `"pipe"`, `"http"` or `"memory"`.
+    /// The channel: `"tcp"`, `"tls"`, `"pipe"`, `"http"`, `"https"` or `"memory"`.
     pub channel: &'static str,
     /// The kernel-verified credentials of the peer process (local pipes only).
     pub credentials: Option<PeerCredentials>,
@@ -47,30 +47,45 @@ pub trait Transport: Send + 'static {
     fn peer(&self) -> Peer;
 }
 
-/// A TCP connection carrying length-prefixed frames.
+/// A byte stream carrying length-prefixed frames: TCP, or TLS over TCP.
 #[derive(Debug)]
-pub struct TcpTransport {
-    stream: TcpStream,
+pub struct StreamTransport<S> {
+    stream: S,
     buf: Vec<u8>,
     max: usize,
     peer: Peer,
 }
 
-impl TcpTransport {
-    /// Wraps a connected stream (after the preamble).
-    pub fn new(stream: TcpStream, max: usize) -> TcpTransport {
-        let _ = stream.set_nodelay(true);
-        let peer = Peer {
-            channel: "tcp",
-            credentials: None,
-            addr: stream.peer_addr().ok(),
-        };
-        TcpTransport {
+/// The TCP channel's transport.
+pub type TcpTransport = StreamTransport<TcpStream>;
+
+impl<S> StreamTransport<S> {
+    /// Wraps a connected stream (after the preamble) whose peer is `peer`.
+    pub fn with_peer(stream: S, max: usize, peer: Peer) -> StreamTransport<S> {
+        StreamTransport {
             stream,
             buf: Vec::new(),
             max,
             peer,
         }
+    }
+}
+
+/// The peer of a TCP connection.
+pub(crate) fn tcp_peer(stream: &TcpStream, channel: &'static str) -> Peer {
+    let _ = stream.set_nodelay(true);
+    Peer {
+        channel,
+        credentials: None,
+        addr: stream.peer_addr().ok(),
+    }
+}
+
+impl StreamTransport<TcpStream> {
+    /// Wraps a connected TCP stream (after the preamble).
+    pub fn new(stream: TcpStream, max: usize) -> TcpTransport {
+        let peer = tcp_peer(&stream, "tcp");
+        StreamTransport::with_peer(stream, max, peer)
     }
 
     /// Connects to `addr` and sends the preamble.
@@ -92,7 +107,10 @@ impl TcpTransport {
     }
 }
 
-impl Transport for TcpTransport {
+impl<S> Transport for StreamTransport<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     async fn send(&mut self, frame: &[u8]) -> Result<(), RemotingError> {
         if frame.len() > self.max {
             return Err(RemotingError::MessageTooLarge {

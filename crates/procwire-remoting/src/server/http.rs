@@ -11,12 +11,12 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use super::{Listener, RemotingServer, TcpChannel};
 use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
-use crate::transport::Peer;
+use crate::transport::{tcp_peer, Peer};
 use crate::wire::{Format, Op, Request};
 
 const MAX_HEAD: usize = 16 * 1024;
@@ -137,12 +137,36 @@ impl RemotingServer {
         let local = std_listener.local_addr().map_err(bind)?;
         let listener = TcpListener::from_std(std_listener).map_err(bind)?;
         let server = self.clone();
+        let tls = channel.acceptor();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let server = server.clone();
-                        tokio::spawn(async move { server.serve_http(stream).await });
+                        let tls = tls.clone();
+                        tokio::spawn(async move {
+                            let peer = tcp_peer(&stream, "http");
+                            match tls {
+                                None => server.serve_http(stream, peer).await,
+                                #[cfg(feature = "tls")]
+                                Some(acceptor) => {
+                                    let peer = Peer {
+                                        channel: "https",
+                                        ..peer
+                                    };
+                                    let hs = tokio::time::timeout(
+                                        Duration::from_secs(5),
+                                        acceptor.accept(stream),
+                                    );
+                                    if let Ok(Ok(s)) = hs.await {
+                                        server.serve_http(s, peer).await;
+                                    }
+                                }
+                                #[cfg(not(feature = "tls"))]
+                                Some(never) => match never {},
+                            }
+                        });
                     }
                     Err(e) => {
                         tracing::warn!("http accept failed: {e}");
@@ -154,17 +178,14 @@ impl RemotingServer {
         Ok(Listener {
             task,
             sweeper: Some(self.sweeper()),
-            local: format!("http://{local}"),
+            local: format!("{scheme}://{local}"),
         })
     }
 
-    async fn serve_http(&self, mut stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let peer = Peer {
-            channel: "http",
-            credentials: None,
-            addr: stream.peer_addr().ok(),
-        };
+    async fn serve_http<S>(&self, mut stream: S, peer: Peer)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let mut buf: Vec<u8> = Vec::new();
         loop {
             // The head: up to the blank line.
@@ -303,7 +324,11 @@ impl RemotingServer {
     }
 }
 
-async fn write_answer(stream: &mut TcpStream, a: &Answer, keep_alive: bool) -> std::io::Result<()> {
+async fn write_answer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    a: &Answer,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
         a.status,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use procwire::pipe::PipeOptions;
 use procwire::security::AccessList;
 use procwire::wire::PipeMode;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -19,7 +19,7 @@ pub use registry::{Lease, Mode, Registry, RegistryBuilder, ServiceListing};
 
 use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
 use crate::service::CallContext;
-use crate::transport::{PipeTransport, TcpTransport, Transport};
+use crate::transport::{tcp_peer, Peer, PipeTransport, StreamTransport, Transport};
 use crate::wire::{self, Op, Request, Response};
 
 /// The most bytes of ready answers gathered into one write.
@@ -74,11 +74,13 @@ impl Drop for Listener {
     }
 }
 
-/// Options of the TCP channel.
+/// Options of the TCP channel (and of the HTTP channel, which also listens on TCP).
 #[derive(Debug, Clone)]
 pub struct TcpChannel {
     addr: SocketAddr,
     plaintext_network: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl TcpChannel {
@@ -88,6 +90,8 @@ impl TcpChannel {
         TcpChannel {
             addr,
             plaintext_network: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -103,8 +107,34 @@ impl TcpChannel {
         self
     }
 
+    /// Speaks TLS with `config` (clients connect with
+    /// [`Proxy::connect_tls`](crate::Proxy::connect_tls), or `https://` for HTTP). A TLS
+    /// listener may use any address.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    #[cfg(feature = "tls")]
+    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls.clone().map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn acceptor(&self) -> Option<std::convert::Infallible> {
+        None
+    }
+
     pub(crate) fn bind_checked(&self) -> Result<std::net::TcpListener, RemotingError> {
-        if !self.addr.ip().is_loopback() && !self.plaintext_network {
+        if !self.addr.ip().is_loopback() && !self.plaintext_network && !self.is_tls() {
             return Err(RemotingError::PlaintextNetwork {
                 addr: self.addr.to_string(),
             });
@@ -205,27 +235,36 @@ impl RemotingServer {
                 source,
             })?;
         let server = self.clone();
+        let tls = channel.acceptor();
         let task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let server = server.clone();
+                        let tls = tls.clone();
                         tokio::spawn(async move {
-                            let mut stream = stream;
-                            let mut preamble = [0u8; 5];
-                            let read = tokio::time::timeout(
-                                Duration::from_secs(5),
-                                stream.read_exact(&mut preamble),
-                            )
-                            .await;
-                            if !matches!(read, Ok(Ok(_))) || preamble != wire::TCP_PREAMBLE {
-                                tracing::warn!(
-                                    "tcp: dropping a client that sent no valid preamble"
-                                );
-                                return;
+                            let peer = tcp_peer(&stream, "tcp");
+                            match tls {
+                                None => server.accept_stream(stream, peer).await,
+                                #[cfg(feature = "tls")]
+                                Some(acceptor) => {
+                                    let peer = Peer {
+                                        channel: "tls",
+                                        ..peer
+                                    };
+                                    let hs = tokio::time::timeout(
+                                        Duration::from_secs(5),
+                                        acceptor.accept(stream),
+                                    );
+                                    match hs.await {
+                                        Ok(Ok(s)) => server.accept_stream(s, peer).await,
+                                        Ok(Err(e)) => tracing::warn!("tls handshake failed: {e}"),
+                                        Err(_) => tracing::warn!("tls handshake timed out"),
+                                    }
+                                }
+                                #[cfg(not(feature = "tls"))]
+                                Some(never) => match never {},
                             }
-                            let t = TcpTransport::new(stream, server.inner.max_message);
-                            server.serve_connection(t).await;
                         });
                     }
                     Err(e) => {
@@ -240,6 +279,24 @@ impl RemotingServer {
             sweeper: Some(self.sweeper()),
             local: format!("tcp://{local}"),
         })
+    }
+
+    /// Reads the preamble, then serves the connection.
+    async fn accept_stream<S>(&self, mut stream: S, peer: Peer)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut preamble = [0u8; 5];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut preamble));
+        if !matches!(read.await, Ok(Ok(_))) || preamble != wire::TCP_PREAMBLE {
+            tracing::warn!(
+                "{}: dropping a client that sent no valid preamble",
+                peer.channel
+            );
+            return;
+        }
+        let t = StreamTransport::with_peer(stream, self.inner.max_message, peer);
+        self.serve_connection(t).await;
     }
 
     /// Listens on a message-mode pipe. Must be called within a tokio runtime.
@@ -368,11 +425,7 @@ impl RemotingServer {
 
     /// Runs one request to its outcome: activation, lease renewal, release or a call
     /// (with its deadline, and panics caught).
-    pub async fn handle(
-        &self,
-        request: Request,
-        peer: crate::transport::Peer,
-    ) -> Result<Vec<u8>, RemoteError> {
+    pub async fn handle(&self, request: Request, peer: Peer) -> Result<Vec<u8>, RemoteError> {
         let registry = &self.inner.registry;
         let now = Instant::now();
         let internal =
