@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{RemoteErrorKind, RemotingError};
-use crate::transport::{PipeTransport, TcpTransport, Transport};
+use crate::transport::{PipeTransport, Split, TcpTransport, Transport};
 use crate::url::{RemoteUrl, Scheme};
 use crate::wire::{self, Format, Op, Request, Response};
 
@@ -213,12 +213,77 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Takes `first` and whatever else is queued, up to a batch.
+fn gather(first: Vec<u8>, rx: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut bytes = first.len();
+    let mut frames = vec![first];
+    while bytes < BATCH_BYTES {
+        match rx.try_recv() {
+            Ok(f) => {
+                bytes += f.len();
+                frames.push(f);
+            }
+            Err(_) => break,
+        }
+    }
+    frames
+}
+
+/// Hands a response to its caller; false when the bytes are not a valid response.
+fn deliver(frame: &[u8], pending: &Pending, max: usize) -> bool {
+    match wire::decode_response(frame, max) {
+        Ok(response) => {
+            if let Some(tx) = lock(pending).remove(&response.id) {
+                let _ = tx.send(response);
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!("bad response from the server, closing: {e}");
+            false
+        }
+    }
+}
+
 async fn drive<T: Transport>(
-    mut transport: T,
+    transport: T,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     pending: Pending,
     max: usize,
 ) {
+    let mut transport = match transport.split() {
+        Split::Whole(t) => t,
+        Split::Halves(mut r, mut w) => {
+            let writer_pending = Arc::clone(&pending);
+            let writer = tokio::spawn(async move {
+                while let Some(first) = rx.recv().await {
+                    let frames = gather(first, &mut rx);
+                    if let Err(e) = w.send_many(&frames).await {
+                        tracing::debug!("remoting connection lost: {e}");
+                        break;
+                    }
+                }
+                lock(&writer_pending).clear();
+            });
+            loop {
+                match r.recv().await {
+                    Ok(Some(frame)) => {
+                        if !deliver(&frame, &pending, max) {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!("remoting connection lost: {e}");
+                        break;
+                    }
+                }
+            }
+            writer.abort();
+            lock(&pending).clear();
+            return;
+        }
+    };
     enum Event {
         In(Result<Option<Vec<u8>>, RemotingError>),
         Out(Option<Vec<u8>>),
@@ -230,35 +295,18 @@ async fn drive<T: Transport>(
         };
         match event {
             Event::Out(Some(frame)) => {
-                // Whatever else is queued goes in the same write.
-                let mut frames = vec![frame];
-                let mut bytes = frames[0].len();
-                while bytes < BATCH_BYTES {
-                    match rx.try_recv() {
-                        Ok(f) => {
-                            bytes += f.len();
-                            frames.push(f);
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let frames = gather(frame, &mut rx);
                 if let Err(e) = transport.send_many(&frames).await {
                     tracing::debug!("remoting connection lost: {e}");
                     break;
                 }
             }
             Event::Out(None) => break,
-            Event::In(Ok(Some(frame))) => match wire::decode_response(&frame, max) {
-                Ok(response) => {
-                    if let Some(tx) = lock(&pending).remove(&response.id) {
-                        let _ = tx.send(response);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("bad response from the server, closing: {e}");
+            Event::In(Ok(Some(frame))) => {
+                if !deliver(&frame, &pending, max) {
                     break;
                 }
-            },
+            }
             Event::In(Ok(None)) => break,
             Event::In(Err(e)) => {
                 tracing::debug!("remoting connection lost: {e}");

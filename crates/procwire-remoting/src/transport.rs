@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 
 use procwire::pipe::tokio::PipeConnection;
 use procwire::security::PeerCredentials;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::error::RemotingError;
+use crate::service::BoxFuture;
 use crate::wire;
 
 /// Who is at the other end of a connection, as far as the channel knows.
@@ -45,6 +46,47 @@ pub trait Transport: Send + 'static {
     fn recv(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>, RemotingError>> + Send;
     /// Who the peer is.
     fn peer(&self) -> Peer;
+    /// Splits the transport into a receiving and a sending half, so that one task can
+    /// read while another writes (no deadlock when both sides send large messages at
+    /// once). Transports that cannot split return themselves whole.
+    fn split(self) -> Split<Self>
+    where
+        Self: Sized,
+    {
+        Split::Whole(self)
+    }
+}
+
+/// The receiving half of a split transport.
+pub trait FrameRecv: Send + 'static {
+    /// As [`Transport::recv`]; cancel-safe.
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, RemotingError>>;
+}
+
+/// The sending half of a split transport.
+pub trait FrameSend: Send + 'static {
+    /// As [`Transport::send_many`].
+    fn send_many<'a>(
+        &'a mut self,
+        frames: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<(), RemotingError>>;
+}
+
+/// A transport, whole or in halves: what [`Transport::split`] returns.
+pub enum Split<T> {
+    /// It cannot split: one task reads and writes.
+    Whole(T),
+    /// Its halves.
+    Halves(Box<dyn FrameRecv>, Box<dyn FrameSend>),
+}
+
+impl<T> std::fmt::Debug for Split<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Whole(_) => "Split::Whole",
+            Split::Halves(..) => "Split::Halves",
+        })
+    }
 }
 
 /// A byte stream carrying length-prefixed frames: TCP, or TLS over TCP.
@@ -107,82 +149,125 @@ impl StreamTransport<TcpStream> {
     }
 }
 
+async fn write_frames<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    frames: &[&[u8]],
+    max: usize,
+) -> Result<(), RemotingError> {
+    let mut data = Vec::with_capacity(frames.iter().map(|f| f.len() + 4).sum());
+    for frame in frames {
+        if frame.len() > max {
+            return Err(RemotingError::MessageTooLarge {
+                size: frame.len(),
+                max,
+            });
+        }
+        data.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+        data.extend_from_slice(frame);
+    }
+    w.write_all(&data)
+        .await
+        .map_err(|source| RemotingError::Io {
+            what: "send failed".into(),
+            source,
+        })
+}
+
+/// Cancel-safe: the bytes read so far stay in `buf`.
+async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<Option<Vec<u8>>, RemotingError> {
+    loop {
+        if let Some(frame) = wire::take_length_prefixed(buf, max)? {
+            return Ok(Some(frame));
+        }
+        buf.reserve(64 * 1024);
+        let n = r.read_buf(buf).await.map_err(|source| RemotingError::Io {
+            what: "receive failed".into(),
+            source,
+        })?;
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(RemotingError::Protocol {
+                reason: format!("connection closed inside a frame ({} bytes)", buf.len()),
+            });
+        }
+    }
+}
+
 impl<S> Transport for StreamTransport<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     async fn send(&mut self, frame: &[u8]) -> Result<(), RemotingError> {
-        if frame.len() > self.max {
-            return Err(RemotingError::MessageTooLarge {
-                size: frame.len(),
-                max: self.max,
-            });
-        }
-        let data = wire::length_prefixed(frame);
-        self.stream
-            .write_all(&data)
-            .await
-            .map_err(|source| RemotingError::Io {
-                what: "tcp send failed".into(),
-                source,
-            })
+        write_frames(&mut self.stream, &[frame], self.max).await
     }
 
     async fn send_many(&mut self, frames: &[Vec<u8>]) -> Result<(), RemotingError> {
-        let mut data = Vec::with_capacity(frames.iter().map(|f| f.len() + 4).sum());
-        for frame in frames {
-            if frame.len() > self.max {
-                return Err(RemotingError::MessageTooLarge {
-                    size: frame.len(),
-                    max: self.max,
-                });
-            }
-            data.extend_from_slice(&(frame.len() as u32).to_be_bytes());
-            data.extend_from_slice(frame);
-        }
-        self.stream
-            .write_all(&data)
-            .await
-            .map_err(|source| RemotingError::Io {
-                what: "tcp send failed".into(),
-                source,
-            })
+        let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        write_frames(&mut self.stream, &frames, self.max).await
     }
 
     async fn recv(&mut self) -> Result<Option<Vec<u8>>, RemotingError> {
-        loop {
-            if let Some(frame) = wire::take_length_prefixed(&mut self.buf, self.max)? {
-                return Ok(Some(frame));
-            }
-            self.buf.reserve(64 * 1024);
-            let n = self
-                .stream
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|source| RemotingError::Io {
-                    what: "tcp receive failed".into(),
-                    source,
-                })?;
-            if n == 0 {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(RemotingError::Protocol {
-                    reason: format!(
-                        "connection closed inside a frame ({} bytes)",
-                        self.buf.len()
-                    ),
-                });
-            }
-        }
+        read_frame(&mut self.stream, &mut self.buf, self.max).await
     }
 
     fn peer(&self) -> Peer {
         self.peer.clone()
     }
+
+    fn split(self) -> Split<Self> {
+        let (r, w) = tokio::io::split(self.stream);
+        Split::Halves(
+            Box::new(StreamRecv {
+                r,
+                buf: self.buf,
+                max: self.max,
+            }),
+            Box::new(StreamSend { w, max: self.max }),
+        )
+    }
+}
+
+struct StreamRecv<S> {
+    r: ReadHalf<S>,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+struct StreamSend<S> {
+    w: WriteHalf<S>,
+    max: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> FrameRecv for StreamRecv<S> {
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, RemotingError>> {
+        Box::pin(read_frame(&mut self.r, &mut self.buf, self.max))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> FrameSend for StreamSend<S> {
+    fn send_many<'a>(
+        &'a mut self,
+        frames: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<(), RemotingError>> {
+        Box::pin(async move {
+            let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            write_frames(&mut self.w, &frames, self.max).await
+        })
+    }
 }
 
 /// A message-mode pipe connection: one pipe message per frame.
+///
+/// It does not split (procwire's tokio pipe connection sends and receives through one
+/// `&mut`), so one task reads and writes it: when both sides send several large messages
+/// at once, more than the socket buffers hold, they can wait on each other until the
+/// call deadline. Prefer tcp for bulk transfers in both directions.
 #[derive(Debug)]
 pub struct PipeTransport {
     pipe: PipeConnection,
@@ -254,5 +339,36 @@ impl Transport for MemoryTransport {
             channel: "memory",
             ..Peer::default()
         }
+    }
+
+    fn split(self) -> Split<Self> {
+        Split::Halves(Box::new(MemoryRecv(self.rx)), Box::new(MemorySend(self.tx)))
+    }
+}
+
+struct MemoryRecv(mpsc::UnboundedReceiver<Vec<u8>>);
+struct MemorySend(mpsc::UnboundedSender<Vec<u8>>);
+
+impl FrameRecv for MemoryRecv {
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, RemotingError>> {
+        Box::pin(async move { Ok(self.0.recv().await) })
+    }
+}
+
+impl FrameSend for MemorySend {
+    fn send_many<'a>(
+        &'a mut self,
+        frames: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<(), RemotingError>> {
+        Box::pin(async move {
+            for frame in frames {
+                self.0
+                    .send(frame.clone())
+                    .map_err(|_| RemotingError::Disconnected {
+                        reason: "the other end is gone".into(),
+                    })?;
+            }
+            Ok(())
+        })
     }
 }

@@ -19,7 +19,7 @@ pub use registry::{Lease, Mode, Registry, RegistryBuilder, ServiceListing};
 
 use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
 use crate::service::CallContext;
-use crate::transport::{tcp_peer, Peer, PipeTransport, StreamTransport, Transport};
+use crate::transport::{tcp_peer, Peer, PipeTransport, Split, StreamTransport, Transport};
 use crate::wire::{self, Op, Request, Response};
 
 /// The most bytes of ready answers gathered into one write.
@@ -335,11 +335,43 @@ impl RemotingServer {
     }
 
     /// Serves one connection until it closes: every request runs in its own task, so a
-    /// slow call does not hold up the others; answers go back as they finish.
-    pub async fn serve_connection<T: Transport>(&self, mut transport: T) {
+    /// slow call does not hold up the others; answers go back as they finish. A transport
+    /// that splits is read and written by two tasks.
+    pub async fn serve_connection<T: Transport>(&self, transport: T) {
         let peer = transport.peer();
         let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut transport = match transport.split() {
+            Split::Whole(t) => t,
+            Split::Halves(mut r, mut w) => {
+                let server = self.clone();
+                let writer = tokio::spawn(async move {
+                    while let Some(first) = rx.recv().await {
+                        let frames = server.gather(first, &mut rx);
+                        if let Err(e) = w.send_many(&frames).await {
+                            tracing::debug!("client gone while answering: {e}");
+                            return;
+                        }
+                    }
+                });
+                loop {
+                    match r.recv().await {
+                        Ok(Some(frame)) => {
+                            if !self.on_frame(&frame, &tx, &slots, &peer) {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(channel = peer.channel, "closing a connection: {e}");
+                            break;
+                        }
+                    }
+                }
+                writer.abort();
+                return;
+            }
+        };
         enum Event {
             In(Result<Option<Vec<u8>>, RemotingError>),
             Out(Response),
@@ -351,19 +383,7 @@ impl RemotingServer {
             };
             match event {
                 Event::Out(response) => {
-                    // Whatever else is ready goes in the same write.
-                    let mut frames = vec![self.encode_answer(response)];
-                    let mut bytes = frames[0].len();
-                    while bytes < BATCH_BYTES {
-                        match rx.try_recv() {
-                            Ok(r) => {
-                                let f = self.encode_answer(r);
-                                bytes += f.len();
-                                frames.push(f);
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                    let frames = self.gather(response, &mut rx);
                     if let Err(e) = transport.send_many(&frames).await {
                         tracing::debug!("client gone while answering: {e}");
                         return;
@@ -375,35 +395,67 @@ impl RemotingServer {
                     return;
                 }
                 Event::In(Ok(Some(frame))) => {
-                    let request = match wire::decode_request(&frame, self.inner.max_message) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::warn!(channel = peer.channel, "closing a connection: {e}");
-                            return;
-                        }
-                    };
-                    let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                        let _ = tx.send(Response {
-                            id: request.id,
-                            outcome: Err(RemoteError::new(
-                                RemoteErrorKind::Busy,
-                                format!("more than {MAX_IN_FLIGHT} calls in flight on one connection; wait for some answers"),
-                            )),
-                        });
-                        continue;
-                    };
-                    let server = self.clone();
-                    let tx = tx.clone();
-                    let peer = peer.clone();
-                    tokio::spawn(async move {
-                        let id = request.id;
-                        let outcome = server.handle(request, peer).await;
-                        let _ = tx.send(Response { id, outcome });
-                        drop(permit);
-                    });
+                    if !self.on_frame(&frame, &tx, &slots, &peer) {
+                        return;
+                    }
                 }
             }
         }
+    }
+
+    /// Encodes `first` and whatever other answers are ready, up to a batch.
+    fn gather(&self, first: Response, rx: &mut mpsc::UnboundedReceiver<Response>) -> Vec<Vec<u8>> {
+        let mut frames = vec![self.encode_answer(first)];
+        let mut bytes = frames[0].len();
+        while bytes < BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(r) => {
+                    let f = self.encode_answer(r);
+                    bytes += f.len();
+                    frames.push(f);
+                }
+                Err(_) => break,
+            }
+        }
+        frames
+    }
+
+    /// Starts the request in `frame`; false when the frame is not a valid request and the
+    /// connection must close.
+    fn on_frame(
+        &self,
+        frame: &[u8],
+        tx: &mpsc::UnboundedSender<Response>,
+        slots: &Arc<Semaphore>,
+        peer: &Peer,
+    ) -> bool {
+        let request = match wire::decode_request(frame, self.inner.max_message) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(channel = peer.channel, "closing a connection: {e}");
+                return false;
+            }
+        };
+        let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+            let _ = tx.send(Response {
+                id: request.id,
+                outcome: Err(RemoteError::new(
+                    RemoteErrorKind::Busy,
+                    format!("more than {MAX_IN_FLIGHT} calls in flight on one connection; wait for some answers"),
+                )),
+            });
+            return true;
+        };
+        let server = self.clone();
+        let tx = tx.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let id = request.id;
+            let outcome = server.handle(request, peer).await;
+            let _ = tx.send(Response { id, outcome });
+            drop(permit);
+        });
+        true
     }
 
     fn encode_answer(&self, response: Response) -> Vec<u8> {
