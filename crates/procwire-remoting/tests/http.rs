@@ -38,6 +38,11 @@ struct Running {
 fn start() -> Running {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let registry = RegistryBuilder::new("RemotingService")
+        .client_activated(
+            "ClientActivatedObject",
+            procwire_remoting::Lease::default(),
+            |(start,): (u64,)| Ok(CalcServer::new(Impl(AtomicU64::new(start)))),
+        )
         .singleton("SingletonService", || CalcServer::new(Impl::default()))
         .single_call("SingleCallService", || CalcServer::new(Impl::default()))
         .build();
@@ -228,4 +233,34 @@ fn raw_garbage_gets_400_and_the_server_goes_on() {
         &format!("{}/RemotingService/SingletonService/add", r.base),
     ]);
     assert_eq!(status, 200);
+}
+
+#[test]
+fn curl_activates_and_calls_a_client_activated_object() {
+    let r = start();
+    let url = format!("{}/RemotingService/ClientActivatedObject", r.base);
+    let (status, body) = curl(&["-X", "POST", "-d", "[0]", &url]);
+    assert_eq!(status, 200, "{body}");
+    let id = json(&body)["object"].as_str().unwrap().to_owned();
+    let (status, body) = curl(&["-X", "POST", &url]);
+    assert_eq!(status, 400, "a missing constructor argument: {body}");
+    let (_, other) = curl(&["-X", "POST", "-d", "[10]", &url]);
+    let other = json(&other)["object"].as_str().unwrap().to_owned();
+    let next = |id: &str| {
+        let (status, body) = curl(&["-X", "POST", &format!("{url}/next?object={id}")]);
+        assert_eq!(status, 200, "{body}");
+        json(&body)
+    };
+    assert_eq!(next(&id), serde_json::json!(1));
+    assert_eq!(next(&id), serde_json::json!(2));
+    assert_eq!(
+        next(&other),
+        serde_json::json!(11),
+        "each instance has its own state"
+    );
+    let (status, body) = curl(&["-X", "POST", &format!("{url}/next?object=1234")]);
+    assert_eq!(
+        (status, json(&body)["error"]["kind"].as_str()),
+        (410, Some("object_disconnected"))
+    );
 }

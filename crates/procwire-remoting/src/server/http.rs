@@ -2,7 +2,10 @@
 //!
 //! - `POST /App/Service/METHOD` with the arguments as a JSON object by name (an empty
 //!   body for none) answers `200` with the JSON result.
-//! - `POST /App/Type/METHOD?object=ID` calls a client-activated instance.
+//! - `POST /App/Type` with the constructor's arguments as a JSON array (an empty body for
+//!   a constructor taking `()`) activates a
+//!   client-activated type and answers `{"object":"ID"}`; `POST
+//!   /App/Type/METHOD?object=ID` calls that instance.
 //! - `GET /App` lists the services, their modes, methods and argument types.
 //! - Failures answer `4xx`/`5xx` with `{"error":{"kind":"…","message":"…"}}`.
 //!
@@ -305,6 +308,35 @@ impl RemotingServer {
                     Ok(result) => Answer {
                         status: 200,
                         body: result,
+                    },
+                    Err(e) => remote_answer(&e),
+                }
+            }
+            ("POST", [app, ty]) => {
+                // Activation of a client-activated type: the body is the constructor's
+                // arguments as a JSON array (an empty body is `null`, for `()`).
+                let request = Request {
+                    id: 0,
+                    deadline_ms: None,
+                    format: Format::Json,
+                    op: Op::Activate {
+                        service: format!("{app}/{ty}"),
+                    },
+                    body: if body.iter().all(u8::is_ascii_whitespace) {
+                        b"null".to_vec()
+                    } else {
+                        body
+                    },
+                };
+                match self.handle(request, peer).await {
+                    Ok(id) => match postcard::from_bytes::<u64>(&id) {
+                        Ok(id) => Answer {
+                            status: 200,
+                            body: json!({ "object": format!("{id:x}") })
+                                .to_string()
+                                .into_bytes(),
+                        },
+                        Err(_) => error_answer(500, "internal", "bad activation answer"),
                     },
                     Err(e) => remote_answer(&e),
                 }
