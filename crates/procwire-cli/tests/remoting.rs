@@ -434,3 +434,32 @@ fn curl_calls_the_server_process_over_http() {
     assert!(text.ends_with("\n400"), "{text}");
     assert!(text.contains("\"kind\":\"bad_arguments\""), "{text}");
 }
+
+#[test]
+fn pipe_services_see_the_calling_process() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let s = serve(&[]);
+    let mut cmd = procwire();
+    cmd.args([
+        "remoting",
+        "call",
+        &format!("{}/SingletonService", s.pipe),
+        "caller_pid",
+        "{}",
+    ]);
+    let mut client = Proc::spawn(cmd);
+    let pid = client.pid();
+    assert_eq!(
+        client.line().trim(),
+        pid.to_string(),
+        "the kernel-verified pid of the caller"
+    );
+    let (ok, lines) = call(
+        &format!("{}/SingletonService", s.tcp),
+        "caller_pid",
+        "{}",
+        &[],
+    );
+    assert!(ok);
+    assert_eq!(lines, ["null"], "tcp does not know the caller");
+}
