@@ -1,10 +1,15 @@
 //! `procwire remoting serve` and `procwire remoting call`.
 
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use procwire_remoting::rustls::pki_types::pem::PemObject;
+use procwire_remoting::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use procwire_remoting::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use procwire_remoting::{
     sample, Format, Lease, PipeChannel, Proxy, RemoteUrl, RemotingError, RemotingServer, Scheme,
     TcpChannel,
@@ -45,6 +50,12 @@ pub(crate) struct ServeArgs {
     /// The largest message, in bytes.
     #[arg(long)]
     max_message: Option<usize>,
+    /// Speak TLS on --tcp and --http with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +83,9 @@ pub(crate) struct CallArgs {
     /// The per-call deadline, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     deadline_ms: u64,
+    /// Connect to a tcp:// server over TLS, trusting the PEM certificates in this file.
+    #[arg(long)]
+    ca: Option<PathBuf>,
 }
 
 pub(crate) fn run(cmd: RemotingCommand) -> anyhow::Result<()> {
@@ -95,12 +109,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .max_message
         .unwrap_or(procwire_remoting::wire::DEFAULT_MAX_MESSAGE);
     let server = RemotingServer::with_limits(sample::registry(lease), max, None);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server_tls(cert, key)?),
+        _ => None,
+    };
     let channel = |port: u16| {
-        if args.allow_plaintext_network {
+        let mut channel = if args.allow_plaintext_network {
             TcpChannel::new(([0, 0, 0, 0], port).into()).allow_plaintext_network()
         } else {
             TcpChannel::loopback(port)
+        };
+        if let Some(tls) = &tls {
+            channel = channel.tls(Arc::clone(tls));
         }
+        channel
     };
     let mut listeners = Vec::new();
     if !args.no_tcp {
@@ -133,10 +155,11 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     let body: serde_json::Value =
         serde_json::from_str(&args.args).context("the arguments are not valid JSON")?;
     let deadline = Duration::from_millis(args.deadline_ms);
-    let mut proxy = Proxy::connect(&args.url)
-        .await?
-        .with_format(Format::Json)
-        .with_deadline(deadline);
+    let proxy = match &args.ca {
+        Some(ca) => Proxy::connect_tls(&args.url, client_tls(ca)?).await?,
+        None => Proxy::connect(&args.url).await?,
+    };
+    let mut proxy = proxy.with_format(Format::Json).with_deadline(deadline);
     if let Some(ctor) = &args.activate {
         let ctor: serde_json::Value =
             serde_json::from_str(ctor).context("--activate takes a JSON array")?;
@@ -191,4 +214,36 @@ fn call_http(url: &RemoteUrl, args: &CallArgs) -> anyhow::Result<()> {
         bail!("HTTP status {status}");
     }
     Ok(())
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_tls(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("cannot read certificates from {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("cannot read a private key from {}", key.display()))?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and key do not fit together")?;
+    Ok(Arc::new(config))
+}
+
+fn client_tls(ca: &Path) -> anyhow::Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("cannot read certificates from {}", ca.display()))?
+    {
+        roots.add(cert?)?;
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }

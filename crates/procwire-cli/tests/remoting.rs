@@ -44,7 +44,7 @@ fn serve(extra: &[&str]) -> Server {
         match url.split_once("://").map(|(s, _)| s) {
             Some("tcp") => tcp = url,
             Some("pipe") => pipe = url,
-            Some("http") => http = url,
+            Some("http" | "https") => http = url,
             _ => {}
         }
     }
@@ -462,4 +462,36 @@ fn pipe_services_see_the_calling_process() {
     );
     assert!(ok);
     assert_eq!(lines, ["null"], "tcp does not know the caller");
+}
+
+#[test]
+fn tls_on_tcp_and_https_between_processes() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(unique_name("tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    let private = dir.join("key.pem");
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&private, key.signing_key.serialize_pem()).unwrap();
+    let (cert_s, key_s) = (cert.to_str().unwrap(), private.to_str().unwrap());
+    let s = serve(&["--tls-cert", cert_s, "--tls-key", key_s]);
+    assert!(s.http.starts_with("https://"), "{}", s.http);
+    let tcp = s.tcp.replace("127.0.0.1", "localhost");
+    let url = format!("{tcp}/SingletonService");
+    let (ok, lines) = call(&url, "count", "{}", &["--ca", cert_s, "--repeat", "2"]);
+    assert!(ok, "{lines:?}");
+    assert_eq!(numbers(&lines), [1, 2]);
+    // Without TLS the server only closes the connection.
+    let (ok, _) = call(&url, "count", "{}", &["--deadline-ms", "2000"]);
+    assert!(!ok);
+    let https = s.http.replace("127.0.0.1", "localhost");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert", cert_s, "-X", "POST"])
+        .arg(format!("{https}/SingletonService/count"))
+        .output()
+        .expect("curl must be installed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
