@@ -90,6 +90,12 @@ fn method(item: &mut TraitItem) -> syn::Result<Method> {
             "remote methods cannot have default bodies",
         ));
     }
+    if ["new", "proxy"].contains(&sig.ident.to_string().as_str()) {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "`new` and `proxy` are taken by the generated clients; rename the method",
+        ));
+    }
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
             sig.fn_token.span,
