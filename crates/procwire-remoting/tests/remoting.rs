@@ -407,3 +407,59 @@ async fn large_messages_both_ways_at_once_over_tcp() {
         assert!(matches!(e, RemotingError::MessageTooLarge { .. }), "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_does_not_stop_the_others() {
+    use procwire_remoting::wire::{self, Op, Request};
+    let registry = RegistryBuilder::new("App")
+        .singleton("Bulk", || BulkServer::new(BulkImpl))
+        .singleton("Shared", || CounterServer::new(Obj::new("shared")))
+        .build();
+    let s = RemotingServer::new(registry);
+    let tcp = s.listen_tcp(TcpChannel::loopback(0)).unwrap();
+    let addr = tcp.local().trim_start_matches("tcp://").to_owned();
+    let flood = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(&wire::TCP_PREAMBLE).unwrap();
+        let mut sent = 0u64;
+        // 2000 echoes of 32 KiB: 64 MiB of answers if the server read them all.
+        for id in 0..2000u64 {
+            let request = Request {
+                id,
+                deadline_ms: None,
+                format: Format::Binary,
+                op: Op::Call {
+                    service: "App/Bulk".into(),
+                    object: None,
+                    method: "echo".into(),
+                },
+                body: wire::encode_value(Format::Binary, &(vec![7u8; 32 << 10],)).unwrap(),
+            };
+            let frame = wire::encode_request(&request, 1 << 20).unwrap();
+            stream
+                .set_write_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            if stream.write_all(&wire::length_prefixed(&frame)).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other = CounterClient::new(
+        Proxy::connect(&format!("{}/App/Shared", tcp.local()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(other.name().await.unwrap(), "shared");
+    let sent = tokio::task::spawn_blocking(move || flood.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        sent < 50_000,
+        "the server stopped reading a client that never reads ({sent} sent)"
+    );
+    assert_eq!(other.add(1).await.unwrap(), 1);
+}

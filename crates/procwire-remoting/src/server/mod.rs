@@ -12,7 +12,7 @@ use procwire::security::AccessList;
 use procwire::wire::PipeMode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use registry::{Lease, Mode, Registry, RegistryBuilder, ServiceListing};
@@ -22,10 +22,15 @@ use crate::service::CallContext;
 use crate::transport::{tcp_peer, Peer, PipeTransport, Split, StreamTransport, Transport};
 use crate::wire::{self, Op, Request, Response};
 
+/// An answer to write, with the slot its call holds until then.
+type Answer = (Response, Option<OwnedSemaphorePermit>);
+
 /// The most bytes of ready answers gathered into one write.
 const BATCH_BYTES: usize = 256 * 1024;
 
-/// Most calls in flight on one connection; more get [`RemoteErrorKind::Busy`].
+/// Most calls in flight on one connection (running, or answered and not yet written).
+/// Beyond it a tcp connection is not read until one finishes; a pipe connection answers
+/// [`RemoteErrorKind::Busy`].
 pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// A remoting server: one registry, served on tcp, pipe and http channels at once (the
@@ -339,7 +344,9 @@ impl RemotingServer {
     /// that splits is read and written by two tasks.
     pub async fn serve_connection<T: Transport>(&self, transport: T) {
         let peer = transport.peer();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
+        // Each answer carries its call's slot until it is written: at most MAX_IN_FLIGHT
+        // calls run or wait to be written, even for a client that never reads.
+        let (tx, mut rx) = mpsc::unbounded_channel::<Answer>();
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut transport = match transport.split() {
             Split::Whole(t) => t,
@@ -347,7 +354,7 @@ impl RemotingServer {
                 let server = self.clone();
                 let writer = tokio::spawn(async move {
                     while let Some(first) = rx.recv().await {
-                        let frames = server.gather(first, &mut rx);
+                        let (frames, _slots) = server.gather(first, &mut rx);
                         if let Err(e) = w.send_many(&frames).await {
                             tracing::debug!("client gone while answering: {e}");
                             return;
@@ -357,7 +364,9 @@ impl RemotingServer {
                 loop {
                     match r.recv().await {
                         Ok(Some(frame)) => {
-                            if !self.on_frame(&frame, &tx, &slots, &peer) {
+                            // Reading waits for a free slot: back-pressure on the client.
+                            let permit = Arc::clone(&slots).acquire_owned().await.ok();
+                            if !self.on_frame(&frame, &tx, permit, &peer) {
                                 break;
                             }
                         }
@@ -374,7 +383,7 @@ impl RemotingServer {
         };
         enum Event {
             In(Result<Option<Vec<u8>>, RemotingError>),
-            Out(Response),
+            Out(Answer),
         }
         loop {
             let event = tokio::select! {
@@ -382,8 +391,8 @@ impl RemotingServer {
                 Some(out) = rx.recv() => Event::Out(out),
             };
             match event {
-                Event::Out(response) => {
-                    let frames = self.gather(response, &mut rx);
+                Event::Out(answer) => {
+                    let (frames, _slots) = self.gather(answer, &mut rx);
                     if let Err(e) = transport.send_many(&frames).await {
                         tracing::debug!("client gone while answering: {e}");
                         return;
@@ -395,7 +404,10 @@ impl RemotingServer {
                     return;
                 }
                 Event::In(Ok(Some(frame))) => {
-                    if !self.on_frame(&frame, &tx, &slots, &peer) {
+                    // One task reads and writes here: waiting for a slot could wait for
+                    // ever, so a full connection is answered Busy instead.
+                    let permit = Arc::clone(&slots).try_acquire_owned().ok();
+                    if !self.on_frame(&frame, &tx, permit, &peer) {
                         return;
                     }
                 }
@@ -403,21 +415,27 @@ impl RemotingServer {
         }
     }
 
-    /// Encodes `first` and whatever other answers are ready, up to a batch.
-    fn gather(&self, first: Response, rx: &mut mpsc::UnboundedReceiver<Response>) -> Vec<Vec<u8>> {
-        let mut frames = vec![self.encode_answer(first)];
-        let mut bytes = frames[0].len();
-        while bytes < BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(r) => {
-                    let f = self.encode_answer(r);
-                    bytes += f.len();
-                    frames.push(f);
-                }
-                Err(_) => break,
+    /// Encodes `first` and whatever other answers are ready, up to a batch; returns the
+    /// frames and the slots to free once they are written.
+    fn gather(
+        &self,
+        first: Answer,
+        rx: &mut mpsc::UnboundedReceiver<Answer>,
+    ) -> (Vec<Vec<u8>>, Vec<OwnedSemaphorePermit>) {
+        let mut frames = Vec::new();
+        let mut slots = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some((response, slot)) = next.take() {
+            let f = self.encode_answer(response);
+            bytes += f.len();
+            frames.push(f);
+            slots.extend(slot);
+            if bytes < BATCH_BYTES {
+                next = rx.try_recv().ok();
             }
         }
-        frames
+        (frames, slots)
     }
 
     /// Starts the request in `frame`; false when the frame is not a valid request and the
@@ -425,8 +443,8 @@ impl RemotingServer {
     fn on_frame(
         &self,
         frame: &[u8],
-        tx: &mpsc::UnboundedSender<Response>,
-        slots: &Arc<Semaphore>,
+        tx: &mpsc::UnboundedSender<Answer>,
+        permit: Option<OwnedSemaphorePermit>,
         peer: &Peer,
     ) -> bool {
         let request = match wire::decode_request(frame, self.inner.max_message) {
@@ -436,14 +454,15 @@ impl RemotingServer {
                 return false;
             }
         };
-        let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
-            let _ = tx.send(Response {
+        let Some(permit) = permit else {
+            let busy = Response {
                 id: request.id,
                 outcome: Err(RemoteError::new(
                     RemoteErrorKind::Busy,
                     format!("more than {MAX_IN_FLIGHT} calls in flight on one connection; wait for some answers"),
                 )),
-            });
+            };
+            let _ = tx.send((busy, None));
             return true;
         };
         let server = self.clone();
@@ -452,8 +471,7 @@ impl RemotingServer {
         tokio::spawn(async move {
             let id = request.id;
             let outcome = server.handle(request, peer).await;
-            let _ = tx.send(Response { id, outcome });
-            drop(permit);
+            let _ = tx.send((Response { id, outcome }, Some(permit)));
         });
         true
     }
