@@ -77,7 +77,8 @@ pub(crate) struct CallArgs {
     /// Wait this long between repeated calls, in milliseconds.
     #[arg(long, default_value_t = 0)]
     sleep_ms: u64,
-    /// Keep the activated object alive: renew its lease every this many milliseconds.
+    /// Keep the activated object alive: every this many milliseconds, renew its lease to
+    /// ten times as long.
     #[arg(long)]
     sponsor_ms: Option<u64>,
     /// The per-call deadline, in milliseconds.
@@ -168,7 +169,7 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     }
     let _sponsor = args.sponsor_ms.map(|ms| {
         let every = Duration::from_millis(ms);
-        proxy.sponsor(every, every * 3)
+        proxy.sponsor(every, every * 10)
     });
     let body = serde_json::to_vec(&body)?;
     let mut failed = false;

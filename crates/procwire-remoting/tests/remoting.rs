@@ -220,7 +220,7 @@ async fn deadlines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_end_and_sponsors_keep_alive() {
-    let lease = Lease::new(Duration::from_millis(300), Duration::from_millis(300));
+    let lease = Lease::new(Duration::from_millis(300), Duration::from_millis(600));
     let s = server(lease);
     let conn = memory_client(&s);
     let idle = CounterClient::new(
@@ -243,7 +243,7 @@ async fn leases_end_and_sponsors_keep_alive() {
     );
     let _sponsor = kept
         .proxy()
-        .sponsor(Duration::from_millis(50), Duration::from_millis(300));
+        .sponsor(Duration::from_millis(50), Duration::from_secs(1));
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         used.add(1).await.unwrap();
