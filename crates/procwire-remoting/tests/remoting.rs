@@ -265,7 +265,7 @@ async fn leases_end_and_sponsors_keep_alive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leased_singleton_starts_afresh() {
-    let lease = Lease::new(Duration::from_millis(100), Duration::from_millis(100));
+    let lease = Lease::new(Duration::from_millis(400), Duration::from_millis(400));
     let registry = RegistryBuilder::new("App")
         .leased_singleton("S", lease, || CounterServer::new(Obj::new("s")))
         .build();
@@ -274,7 +274,7 @@ async fn leased_singleton_starts_afresh() {
     let c = CounterClient::new(conn.proxy("App/S"));
     assert_eq!(c.add(1).await.unwrap(), 1);
     assert_eq!(c.add(1).await.unwrap(), 2);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(c.add(1).await.unwrap(), 1);
 }
 
