@@ -10,7 +10,9 @@ pub(crate) fn run() -> anyhow::Result<()> {
     println!();
     file_mapping()?;
     println!();
-    mailslot()
+    mailslot()?;
+    println!();
+    remoting()
 }
 
 /// The named-pipe sample: a server process answers a client process.
@@ -191,5 +193,63 @@ fn mailslot() -> anyhow::Result<()> {
         bail!("the mailslot server failed: {status}");
     }
     println!("== Mailslot: done (one reader, one writer process, three messages kept until read)");
+    Ok(())
+}
+
+/// The remoting sample: a server process with the three types; client processes call them.
+fn remoting() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the procwire executable")?;
+    println!("== Remoting: application RemotingService over TCP (any free port, loopback)");
+    println!("$ procwire remoting serve --tcp 0 &");
+    let mut server = Command::new(&exe)
+        .args(["remoting", "serve", "--tcp", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the remoting server process")?;
+    let pid = server.id();
+    let result = (|| {
+        let mut out = BufReader::new(server.stdout.take().context("no server stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        let Some(base) = line.split_whitespace().nth(2).map(str::to_owned) else {
+            bail!("the remoting server exited before listening");
+        };
+        print!("[server pid {pid}] {line}");
+        let call = |service: &str, method: &str, extra: &[&str]| -> anyhow::Result<()> {
+            let url = format!("{base}/{service}");
+            println!(
+                "$ procwire remoting call {url} {method} {}",
+                extra.join(" ")
+            );
+            let output = Command::new(&exe)
+                .args(["remoting", "call", &url, method])
+                .args(extra)
+                .output()
+                .context("cannot start a client process")?;
+            for line in String::from_utf8_lossy(&output.stdout).lines() {
+                println!("  {line}");
+            }
+            if !output.status.success() {
+                bail!(
+                    "the client failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            Ok(())
+        };
+        call("SingleCallService", "count", &["--repeat", "2"])?;
+        call("SingletonService", "count", &["--repeat", "2"])?;
+        call("SingletonService", "count", &[])?;
+        call(
+            "ClientActivatedObject",
+            "hello",
+            &["{\"name\":\"demo\"}", "--activate", "[\"mine\"]"],
+        )?;
+        Ok(())
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result?;
+    println!("== Remoting: done (SingleCall forgets, the Singleton is shared by client processes, a client-activated object is its creator's)");
     Ok(())
 }

@@ -6,6 +6,7 @@ mod demo;
 mod ls;
 mod mailslot;
 mod pipe;
+mod remoting;
 mod shm;
 
 use std::io;
@@ -34,6 +35,9 @@ enum Command {
     /// Serve or write to a mailslot.
     #[command(subcommand)]
     Mailslot(mailslot::MailslotCommand),
+    /// Serve the remoting sample or call a remote object.
+    #[command(subcommand)]
+    Remoting(remoting::RemotingCommand),
     /// List the live objects in the Local and Global namespaces.
     Ls,
     /// Create, read, write and remove named shared memory (file mappings).
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Pipe(cmd) => pipe::run(cmd),
         Command::Mailslot(cmd) => mailslot::run(cmd),
+        Command::Remoting(cmd) => remoting::run(cmd),
         Command::Ls => ls::run(),
         Command::Shm(cmd) => shm::run(cmd),
     };

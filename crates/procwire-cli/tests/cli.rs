@@ -26,6 +26,11 @@ fn demo_runs_the_samples_as_separate_processes() {
         stdout.contains(r#"received "Default request from client""#),
         "{stdout}"
     );
+    assert!(stdout.contains("== Remoting: done"), "{stdout}");
+    assert!(
+        stdout.contains("Hello demo, from ClientActivatedObject `mine`"),
+        "{stdout}"
+    );
     // Two different processes took part.
     let pids: Vec<&str> = stdout
         .lines()

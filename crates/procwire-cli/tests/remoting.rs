@@ -1,0 +1,497 @@
+//! Remoting with real separate processes: the `procwire remoting serve` server and
+//! `procwire remoting call` clients, on the tcp and pipe channels (and http with curl).
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use procwire::pipe::ClientOptions;
+use procwire::wire::PipeMode;
+use procwire_remoting::sample::SampleObjectClient;
+use procwire_remoting::Proxy;
+use util::{procwire, run, unique_name, Proc, Watchdog};
+
+struct Server {
+    proc: Proc,
+    tcp: String,
+    pipe: String,
+    pipe_name: String,
+    http: String,
+}
+
+/// Starts `procwire remoting serve` on tcp, pipe and http; returns the app URLs.
+fn serve(extra: &[&str]) -> Server {
+    let pipe_name = unique_name("remoting");
+    let mut cmd = procwire();
+    cmd.args([
+        "remoting", "serve", "--tcp", "0", "--http", "0", "--pipe", &pipe_name,
+    ])
+    .args(extra);
+    let mut proc = Proc::spawn(cmd);
+    let (mut tcp, mut pipe, mut http) = (String::new(), String::new(), String::new());
+    loop {
+        let line = proc.wait_for("");
+        if line.starts_with("ready") {
+            break;
+        }
+        let url = line
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned();
+        match url.split_once("://").map(|(s, _)| s) {
+            Some("tcp") => tcp = url,
+            Some("pipe") => pipe = url,
+            Some("http" | "https") => http = url,
+            _ => {}
+        }
+    }
+    Server {
+        proc,
+        tcp,
+        pipe,
+        pipe_name,
+        http,
+    }
+}
+
+impl Server {
+    fn channels(&self) -> [&str; 2] {
+        [&self.tcp, &self.pipe]
+    }
+}
+
+/// Runs `procwire remoting call URL METHOD ARGS EXTRA…` to the end: (success, lines).
+fn call(url: &str, method: &str, args: &str, extra: &[&str]) -> (bool, Vec<String>) {
+    let mut cmd = procwire();
+    cmd.args(["remoting", "call", url, method, args])
+        .args(extra);
+    let out = run(cmd, b"", Duration::from_secs(30));
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("activated object"))
+        .map(str::to_owned)
+        .collect();
+    (out.status.success(), lines)
+}
+
+fn spawn_call(
+    url: &str,
+    method: &str,
+    args: &str,
+    extra: &[&str],
+) -> std::thread::JoinHandle<(bool, Vec<String>)> {
+    let (url, method, args) = (url.to_owned(), method.to_owned(), args.to_owned());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    std::thread::spawn(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        call(&url, &method, &args, &extra)
+    })
+}
+
+fn numbers(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .map(|l| l.parse().unwrap_or_else(|_| panic!("not a number: {l}")))
+        .collect()
+}
+
+#[test]
+fn single_call_state_never_survives_a_call() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let s = serve(&[]);
+    for base in s.channels() {
+        let url = format!("{base}/SingleCallService");
+        let (ok, lines) = call(&url, "count", "{}", &["--repeat", "3"]);
+        assert!(ok, "{lines:?}");
+        assert_eq!(numbers(&lines), [1, 1, 1], "{base}");
+        let (_, lines) = call(&url, "count", "{}", &[]);
+        assert_eq!(numbers(&lines), [1], "{base}");
+    }
+}
+
+#[test]
+fn singleton_state_is_shared_by_two_client_processes() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let s = serve(&[]);
+    let a = spawn_call(
+        &format!("{}/SingletonService", s.tcp),
+        "count",
+        "{}",
+        &["--repeat", "50"],
+    );
+    let b = spawn_call(
+        &format!("{}/SingletonService", s.pipe),
+        "count",
+        "{}",
+        &["--repeat", "50"],
+    );
+    let (ok_a, a) = a.join().unwrap();
+    let (ok_b, b) = b.join().unwrap();
+    assert!(ok_a && ok_b);
+    let mut all = numbers(&a);
+    all.extend(numbers(&b));
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=100).collect::<Vec<u64>>(),
+        "no update lost or repeated"
+    );
+    for base in s.channels() {
+        let (_, first) = call(&format!("{base}/SingletonService"), "count", "{}", &[]);
+        let (_, second) = call(&format!("{base}/SingletonService"), "count", "{}", &[]);
+        assert_eq!(numbers(&second)[0], numbers(&first)[0] + 1, "{base}");
+    }
+}
+
+#[test]
+fn each_client_activated_proxy_has_its_own_state() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let s = serve(&[]);
+    let mut runs = Vec::new();
+    for base in s.channels() {
+        for name in ["a", "b"] {
+            let url = format!("{base}/ClientActivatedObject");
+            let ctor = format!("[\"{name}\"]");
+            runs.push(spawn_call(
+                &url,
+                "count",
+                "{}",
+                &["--activate", &ctor, "--repeat", "5", "--sleep-ms", "20"],
+            ));
+        }
+    }
+    for r in runs {
+        let (ok, lines) = r.join().unwrap();
+        assert!(ok, "{lines:?}");
+        assert_eq!(numbers(&lines), [1, 2, 3, 4, 5]);
+    }
+    let (ok, lines) = call(
+        &format!("{}/ClientActivatedObject", s.pipe),
+        "hello",
+        r#"{"name":"me"}"#,
+        &["--activate", "[\"mine\"]"],
+    );
+    assert!(ok);
+    assert!(
+        lines[0].contains("ClientActivatedObject `mine`"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn unused_instances_are_dropped_while_sponsored_ones_live() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let s = serve(&["--lease-ms", "300", "--renew-ms", "300"]);
+    let mut idle = Vec::new();
+    let mut sponsored = Vec::new();
+    for base in s.channels() {
+        let url = format!("{base}/ClientActivatedObject");
+        idle.push(spawn_call(
+            &url,
+            "count",
+            "{}",
+            &[
+                "--activate",
+                "[\"idle\"]",
+                "--repeat",
+                "2",
+                "--sleep-ms",
+                "1000",
+            ],
+        ));
+        sponsored.push(spawn_call(
+            &url,
+            "count",
+            "{}",
+            &[
+                "--activate",
+                "[\"kept\"]",
+                "--repeat",
+                "3",
+                "--sleep-ms",
+                "1000",
+                "--sponsor-ms",
+                "50",
+            ],
+        ));
+    }
+    for r in idle {
+        let (ok, lines) = r.join().unwrap();
+        assert!(!ok);
+        assert_eq!(lines[0], "1");
+        assert!(
+            lines[1].starts_with("error object_disconnected:"),
+            "{lines:?}"
+        );
+    }
+    for r in sponsored {
+        let (ok, lines) = r.join().unwrap();
+        assert!(ok, "{lines:?}");
+        assert_eq!(numbers(&lines), [1, 2, 3]);
+    }
+}
+
+fn still_serves(s: &Server) {
+    for base in s.channels() {
+        let (ok, lines) = call(
+            &format!("{base}/SingleCallService"),
+            "hello",
+            r#"{"name":"ok"}"#,
+            &[],
+        );
+        assert!(ok && lines[0].contains("Hello ok"), "{base}: {lines:?}");
+    }
+}
+
+/// Whether the server closed `stream` (it reads end-of-stream or an error) within 5 s.
+fn closed_by_server(mut stream: TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                return e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_input_on_tcp_and_pipe_leaves_the_server_serving() {
+    let _wd = Watchdog::new(Duration::from_secs(90));
+    let s = serve(&["--max-message", "65536"]);
+    let addr = s
+        .tcp
+        .trim_start_matches("tcp://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let preamble = *b"PWRM\x01";
+
+    // TCP: garbage instead of the preamble.
+    let mut t = TcpStream::connect(&addr).unwrap();
+    t.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert!(closed_by_server(t));
+    // TCP: an oversize frame announced.
+    let mut t = TcpStream::connect(&addr).unwrap();
+    t.write_all(&preamble).unwrap();
+    t.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    assert!(closed_by_server(t));
+    // TCP: a frame of garbage.
+    let mut t = TcpStream::connect(&addr).unwrap();
+    t.write_all(&preamble).unwrap();
+    t.write_all(&8u32.to_be_bytes()).unwrap();
+    t.write_all(b"\x01garbage").unwrap();
+    assert!(closed_by_server(t));
+    // TCP: a truncated frame, then the client goes away.
+    let mut t = TcpStream::connect(&addr).unwrap();
+    t.write_all(&preamble).unwrap();
+    t.write_all(&100u32.to_be_bytes()).unwrap();
+    t.write_all(b"\x01\x02\x03").unwrap();
+    drop(t);
+    still_serves(&s);
+
+    // Pipe: a garbage message, a truncated one, and an oversize one.
+    for bad in [
+        b"\x01garbage".to_vec(),
+        vec![1, 7, 0, 1],
+        vec![0u8; 100_000],
+    ] {
+        let mut p = ClientOptions::new()
+            .read_mode(PipeMode::Message)
+            .timeout(Duration::from_secs(5))
+            .open(s.pipe_name.as_str())
+            .unwrap();
+        let sent = p.send(&bad);
+        if sent.is_ok() {
+            // The server closes the connection: the next receive fails.
+            assert!(p.recv().is_err(), "server kept a connection after garbage");
+        }
+    }
+    still_serves(&s);
+
+    // A client killed in the middle of a call, on each channel.
+    for base in s.channels() {
+        let mut cmd = procwire();
+        cmd.args([
+            "remoting",
+            "call",
+            &format!("{base}/SingletonService"),
+            "slow",
+            r#"{"ms":10000}"#,
+        ]);
+        let mut victim = Proc::spawn(cmd);
+        std::thread::sleep(Duration::from_millis(300));
+        victim.kill();
+    }
+    still_serves(&s);
+    let (ok, lines) = call(
+        &format!("{}/SingletonService", s.tcp),
+        "count",
+        "{}",
+        &["--repeat", "2"],
+    );
+    assert!(ok);
+    assert_eq!(numbers(&lines), [1, 2]);
+    drop(s.proc);
+}
+
+#[test]
+fn a_hundred_clients_make_a_hundred_calls_each() {
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    let s = serve(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let total = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for client in 0..100 {
+            let base = if client % 2 == 0 {
+                s.tcp.clone()
+            } else {
+                s.pipe.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                let proxy = Proxy::connect(&format!("{base}/SingletonService"))
+                    .await
+                    .unwrap();
+                let c = SampleObjectClient::new(proxy);
+                let mut counts = Vec::new();
+                for call in 0..100 {
+                    if call % 2 == 0 {
+                        let name = format!("c{client}-{call}");
+                        let hello = c.hello(name.clone()).await.unwrap();
+                        assert!(hello.starts_with(&format!("Hello {name},")), "{hello}");
+                    } else {
+                        counts.push(c.count().await.unwrap());
+                    }
+                }
+                counts
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let mut sorted = total.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (1..=5000).collect::<Vec<u64>>(),
+        "every count answered once"
+    );
+}
+
+#[test]
+fn curl_calls_the_server_process_over_http() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let s = serve(&[]);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-X",
+            "POST",
+            "-d",
+            r#"{"name":"curl"}"#,
+        ])
+        .arg(format!("{}/SingletonService/hello", s.http))
+        .output()
+        .expect("curl must be installed");
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("Hello curl, from SingletonObject"),
+        "{body}"
+    );
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            "-d",
+            "{nope",
+        ])
+        .arg(format!("{}/SingletonService/hello", s.http))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n400"), "{text}");
+    assert!(text.contains("\"kind\":\"bad_arguments\""), "{text}");
+}
+
+#[test]
+fn pipe_services_see_the_calling_process() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let s = serve(&[]);
+    let mut cmd = procwire();
+    cmd.args([
+        "remoting",
+        "call",
+        &format!("{}/SingletonService", s.pipe),
+        "caller_pid",
+        "{}",
+    ]);
+    let mut client = Proc::spawn(cmd);
+    let pid = client.pid();
+    assert_eq!(
+        client.line().trim(),
+        pid.to_string(),
+        "the kernel-verified pid of the caller"
+    );
+    let (ok, lines) = call(
+        &format!("{}/SingletonService", s.tcp),
+        "caller_pid",
+        "{}",
+        &[],
+    );
+    assert!(ok);
+    assert_eq!(lines, ["null"], "tcp does not know the caller");
+}
+
+#[test]
+fn tls_on_tcp_and_https_between_processes() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(unique_name("tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    let private = dir.join("key.pem");
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&private, key.signing_key.serialize_pem()).unwrap();
+    let (cert_s, key_s) = (cert.to_str().unwrap(), private.to_str().unwrap());
+    let s = serve(&["--tls-cert", cert_s, "--tls-key", key_s]);
+    assert!(s.http.starts_with("https://"), "{}", s.http);
+    let tcp = s.tcp.replace("127.0.0.1", "localhost");
+    let url = format!("{tcp}/SingletonService");
+    let (ok, lines) = call(&url, "count", "{}", &["--ca", cert_s, "--repeat", "2"]);
+    assert!(ok, "{lines:?}");
+    assert_eq!(numbers(&lines), [1, 2]);
+    // Without TLS the server only closes the connection.
+    let (ok, _) = call(&url, "count", "{}", &["--deadline-ms", "2000"]);
+    assert!(!ok);
+    let https = s.http.replace("127.0.0.1", "localhost");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert", cert_s, "-X", "POST"])
+        .arg(format!("{https}/SingletonService/count"))
+        .output()
+        .expect("curl must be installed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

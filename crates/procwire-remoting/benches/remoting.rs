@@ -1,0 +1,306 @@
+//! Remote calls against the raw pipe round trip and against tarpc, between two processes.
+//!
+//! Every benchmark talks to a peer process: this same binary, started again with
+//! `PROCWIRE_BENCH_ROLE` set (as in procwire's pipe benchmark). Each iteration is one
+//! round trip of a 64-byte payload:
+//!
+//! - `raw_pipe`: a procwire message pipe (tokio API), `send` 64 B and `recv` the echo —
+//!   the transport that remoting's pipe channel uses, with nothing on top.
+//! - `remoting_pipe`, `remoting_tcp`: `echo(data: Vec<u8>) -> Vec<u8>` through a
+//!   `#[remote]` client on the pipe and tcp channels (binary formatter).
+//! - `tarpc_tcp`: the same method through tarpc 0.38 (bincode over TCP loopback).
+//!
+//! Run with `cargo bench -p procwire-remoting --bench remoting`; results are in
+//! `docs/performance.md`. Pin with `taskset -c 0` for the one-CPU view.
+
+use std::io::{self, BufRead, BufReader};
+use std::process::{Child, Command, ExitCode, Stdio};
+
+use divan::Bencher;
+use futures::StreamExt;
+use procwire::pipe::{ClientOptions, PipeOptions};
+use procwire::wire::PipeMode;
+use procwire_remoting::{remote, Proxy, RegistryBuilder, RemotingServer, TcpChannel};
+use tarpc::server::Channel;
+
+const ROLE_VAR: &str = "PROCWIRE_BENCH_ROLE";
+const SMALL: usize = 64;
+
+#[remote]
+trait Echo {
+    async fn echo(&self, data: Vec<u8>) -> Vec<u8>;
+}
+
+struct EchoImpl;
+
+impl Echo for EchoImpl {
+    async fn echo(&self, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
+}
+
+#[tarpc::service]
+trait TarpcEcho {
+    async fn echo(data: Vec<u8>) -> Vec<u8>;
+}
+
+#[derive(Clone)]
+struct TarpcImpl;
+
+impl TarpcEcho for TarpcImpl {
+    async fn echo(self, _: tarpc::context::Context, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
+}
+
+/// tarpc's bincode transport over a TCP stream, as `tarpc::serde_transport::tcp` builds it.
+fn tarpc_transport<Item, SinkItem>(
+    stream: tokio::net::TcpStream,
+) -> tarpc::serde_transport::Transport<
+    tokio::net::TcpStream,
+    Item,
+    SinkItem,
+    tarpc::tokio_serde::formats::Bincode<Item, SinkItem>,
+>
+where
+    Item: for<'de> serde::Deserialize<'de>,
+    SinkItem: serde::Serialize,
+{
+    let framed = tokio_util::codec::Framed::new(
+        stream,
+        tokio_util::codec::LengthDelimitedCodec::builder()
+            .max_frame_length(usize::MAX)
+            .new_codec(),
+    );
+    tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default())
+}
+
+fn main() -> ExitCode {
+    match std::env::var(ROLE_VAR) {
+        Ok(role) => peer(&role),
+        Err(_) => {
+            divan::main();
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The peer process: serves, prints its address on one line, runs until stdin closes.
+fn peer(role: &str) -> ExitCode {
+    std::thread::spawn(|| {
+        let _ = io::copy(&mut io::stdin(), &mut io::sink());
+        std::process::exit(0);
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        match role {
+            "pipe-echo" => {
+                let name = format!("procwire-rbench-{}", std::process::id());
+                let server = PipeOptions::new()
+                    .mode(PipeMode::Message)
+                    .create_async(name.as_str())
+                    .expect("pipe");
+                println!("{name}");
+                loop {
+                    let mut conn = server.accept().await.expect("accept");
+                    tokio::spawn(async move {
+                        while let Ok(m) = conn.recv().await {
+                            if conn.send(&m).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+            "remoting" => {
+                let registry = RegistryBuilder::new("Bench")
+                    .singleton("Echo", || EchoServer::new(EchoImpl))
+                    .build();
+                let server = RemotingServer::new(registry);
+                let tcp = server.listen_tcp(TcpChannel::loopback(0)).expect("tcp");
+                let name = format!("procwire-rbench-{}", std::process::id());
+                let pipe = server
+                    .listen_pipe(procwire_remoting::PipeChannel::new(&name))
+                    .expect("pipe");
+                println!("{} {}", tcp.local(), pipe.local());
+                std::future::pending::<()>().await;
+            }
+            "tarpc" => {
+                // TCP_NODELAY on both ends, as procwire does (tarpc's own tcp helpers
+                // leave Nagle on, which costs it ~40 ms per batch of pipelined calls).
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                println!("{}", listener.local_addr().expect("addr"));
+                loop {
+                    let (stream, _) = listener.accept().await.expect("accept");
+                    stream.set_nodelay(true).expect("nodelay");
+                    let transport = tarpc_transport(stream);
+                    let channel = tarpc::server::BaseChannel::with_defaults(transport);
+                    tokio::spawn(channel.execute(TarpcImpl.serve()).for_each(|f| async move {
+                        tokio::spawn(f);
+                    }));
+                }
+            }
+            other => panic!("unknown role {other}"),
+        }
+    });
+    ExitCode::SUCCESS
+}
+
+/// A peer process, killed when dropped.
+struct Peer {
+    child: Child,
+    addr: String,
+}
+
+impl Peer {
+    fn start(role: &str) -> Peer {
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .env(ROLE_VAR, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the peer");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("peer address");
+        Peer {
+            child,
+            addr: line.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[divan::bench]
+fn raw_pipe(bencher: Bencher<'_, '_>) {
+    let peer = Peer::start("pipe-echo");
+    let rt = runtime();
+    let mut pipe = rt
+        .block_on(
+            ClientOptions::new()
+                .read_mode(PipeMode::Message)
+                .open_async(peer.addr.as_str()),
+        )
+        .expect("open");
+    let data = vec![7u8; SMALL];
+    bencher.bench_local(|| {
+        rt.block_on(async {
+            pipe.send(&data).await.unwrap();
+            pipe.recv().await.unwrap()
+        })
+    });
+}
+
+fn remoting(bencher: Bencher<'_, '_>, tcp: bool) {
+    let peer = Peer::start("remoting");
+    let (tcp_url, pipe_url) = peer.addr.split_once(' ').expect("two addresses");
+    let base = if tcp { tcp_url } else { pipe_url };
+    let rt = runtime();
+    let client = rt.block_on(async {
+        EchoClient::new(
+            Proxy::connect(&format!("{base}/Bench/Echo"))
+                .await
+                .expect("connect"),
+        )
+    });
+    let data = vec![7u8; SMALL];
+    bencher.bench_local(|| rt.block_on(client.echo(data.clone())).unwrap());
+}
+
+#[divan::bench]
+fn remoting_pipe(bencher: Bencher<'_, '_>) {
+    remoting(bencher, false);
+}
+
+#[divan::bench]
+fn remoting_tcp(bencher: Bencher<'_, '_>) {
+    remoting(bencher, true);
+}
+
+#[divan::bench]
+fn tarpc_tcp(bencher: Bencher<'_, '_>) {
+    let peer = Peer::start("tarpc");
+    let rt = runtime();
+    let client = rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(peer.addr.as_str())
+            .await
+            .expect("tarpc connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let transport = tarpc_transport(stream);
+        TarpcEchoClient::new(tarpc::client::Config::default(), transport).spawn()
+    });
+    let data = vec![7u8; SMALL];
+    bencher.bench_local(|| {
+        rt.block_on(client.echo(tarpc::context::current(), data.clone()))
+            .unwrap()
+    });
+}
+
+/// Calls in flight at once in the `*_batch` benchmarks.
+const BATCH: usize = 64;
+
+/// 64 calls in flight on one connection per iteration: calls per second with pipelining.
+#[divan::bench]
+fn remoting_tcp_batch(bencher: Bencher<'_, '_>) {
+    let peer = Peer::start("remoting");
+    let (tcp_url, _) = peer.addr.split_once(' ').expect("two addresses");
+    let rt = runtime();
+    let client = rt.block_on(async {
+        EchoClient::new(
+            Proxy::connect(&format!("{tcp_url}/Bench/Echo"))
+                .await
+                .expect("connect"),
+        )
+    });
+    let data = vec![7u8; SMALL];
+    bencher
+        .counter(divan::counter::ItemsCount::new(BATCH))
+        .bench_local(|| {
+            rt.block_on(futures::future::join_all(
+                (0..BATCH).map(|_| client.echo(data.clone())),
+            ))
+        });
+}
+
+/// As `remoting_tcp_batch`, through tarpc.
+#[divan::bench]
+fn tarpc_tcp_batch(bencher: Bencher<'_, '_>) {
+    let peer = Peer::start("tarpc");
+    let rt = runtime();
+    let client = rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(peer.addr.as_str())
+            .await
+            .expect("tarpc connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let transport = tarpc_transport(stream);
+        TarpcEchoClient::new(tarpc::client::Config::default(), transport).spawn()
+    });
+    let data = vec![7u8; SMALL];
+    bencher
+        .counter(divan::counter::ItemsCount::new(BATCH))
+        .bench_local(|| {
+            rt.block_on(futures::future::join_all(
+                (0..BATCH).map(|_| client.echo(tarpc::context::current(), data.clone())),
+            ))
+        });
+}

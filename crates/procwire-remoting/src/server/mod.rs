@@ -1,0 +1,568 @@
+//! The server: a [`Registry`] served on any number of channels at once.
+
+mod http;
+mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use procwire::pipe::PipeOptions;
+use procwire::security::AccessList;
+use procwire::wire::PipeMode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use registry::{Lease, Mode, Registry, RegistryBuilder, ServiceListing};
+
+use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
+use crate::service::CallContext;
+use crate::transport::{tcp_peer, Peer, PipeTransport, Split, StreamTransport, Transport};
+use crate::wire::{self, Op, Request, Response};
+
+/// An answer to write, with the slot its call holds until then.
+type Answer = (Response, Option<OwnedSemaphorePermit>);
+
+/// The most bytes of ready answers gathered into one write.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Most calls in flight on one connection (running, or answered and not yet written).
+/// Beyond it a tcp connection is not read until one finishes; a pipe connection answers
+/// [`RemoteErrorKind::Busy`].
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// A remoting server: one registry, served on tcp, pipe and http channels at once (the
+/// equivalent of `ChannelServices.RegisterChannel` plus `RegisterWellKnownServiceType`).
+///
+/// Clone it freely: clones share the registry. Listeners stop when their
+/// [`Listener`] handle is dropped.
+#[derive(Debug, Clone)]
+pub struct RemotingServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    max_message: usize,
+    default_deadline: Option<Duration>,
+}
+
+/// A running listener; dropping it stops accepting (connections already open go on).
+#[derive(Debug)]
+pub struct Listener {
+    task: JoinHandle<()>,
+    sweeper: Option<JoinHandle<()>>,
+    local: String,
+}
+
+impl Listener {
+    /// Where it listens: `tcp://127.0.0.1:6100`, `pipe://Name` or `http://…`.
+    pub fn local(&self) -> &str {
+        &self.local
+    }
+
+    /// Waits until the listener ends (it runs until dropped or aborted).
+    pub async fn join(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(s) = &self.sweeper {
+            s.abort();
+        }
+    }
+}
+
+/// Options of the TCP channel (and of the HTTP channel, which also listens on TCP).
+#[derive(Debug, Clone)]
+pub struct TcpChannel {
+    addr: SocketAddr,
+    plaintext_network: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+impl TcpChannel {
+    /// Listens on `addr`; it must be a loopback address unless
+    /// [`allow_plaintext_network`](Self::allow_plaintext_network) is called.
+    pub fn new(addr: SocketAddr) -> TcpChannel {
+        TcpChannel {
+            addr,
+            plaintext_network: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Listens on `127.0.0.1:port`.
+    pub fn loopback(port: u16) -> TcpChannel {
+        TcpChannel::new(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Allows a non-loopback address without encryption: anyone on the network can then
+    /// read and forge the calls.
+    pub fn allow_plaintext_network(mut self) -> Self {
+        self.plaintext_network = true;
+        self
+    }
+
+    /// Speaks TLS with `config` (clients connect with
+    /// [`Proxy::connect_tls`](crate::Proxy::connect_tls), or `https://` for HTTP). A TLS
+    /// listener may use any address.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    #[cfg(feature = "tls")]
+    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls.clone().map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn acceptor(&self) -> Option<std::convert::Infallible> {
+        None
+    }
+
+    pub(crate) fn bind_checked(&self) -> Result<std::net::TcpListener, RemotingError> {
+        if !self.addr.ip().is_loopback() && !self.plaintext_network && !self.is_tls() {
+            return Err(RemotingError::PlaintextNetwork {
+                addr: self.addr.to_string(),
+            });
+        }
+        let bind = |source| RemotingError::Bind {
+            target: self.addr.to_string(),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(self.addr).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        Ok(listener)
+    }
+}
+
+/// Options of the pipe channel: a message-mode procwire pipe.
+#[derive(Debug, Clone)]
+pub struct PipeChannel {
+    name: String,
+    access: AccessList,
+}
+
+impl PipeChannel {
+    /// Serves on the pipe `name` (any procwire pipe name), for the owner only.
+    pub fn new(name: impl Into<String>) -> PipeChannel {
+        PipeChannel {
+            name: name.into(),
+            access: AccessList::owner_only(),
+        }
+    }
+
+    /// Who may connect.
+    pub fn access_list(mut self, access: AccessList) -> Self {
+        self.access = access;
+        self
+    }
+}
+
+impl RemotingServer {
+    /// A server for `registry`, with 4 MiB messages and no default deadline.
+    pub fn new(registry: Registry) -> RemotingServer {
+        RemotingServer::with_limits(registry, wire::DEFAULT_MAX_MESSAGE, None)
+    }
+
+    /// A server with a maximum message size and a deadline for calls that bring none.
+    pub fn with_limits(
+        registry: Registry,
+        max_message: usize,
+        default_deadline: Option<Duration>,
+    ) -> RemotingServer {
+        RemotingServer {
+            inner: Arc::new(Inner {
+                registry,
+                max_message,
+                default_deadline,
+            }),
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The largest message accepted.
+    pub fn max_message(&self) -> usize {
+        self.inner.max_message
+    }
+
+    fn sweeper(&self) -> JoinHandle<()> {
+        let inner = Arc::downgrade(&self.inner);
+        let every = self.inner.registry.sweep_interval();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = inner.upgrade() else { return };
+                inner.registry.sweep(Instant::now());
+            }
+        })
+    }
+
+    /// Listens on TCP. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`RemotingError::PlaintextNetwork`] for a non-loopback address without the
+    /// opt-out, [`RemotingError::Bind`] when the address is taken.
+    pub fn listen_tcp(&self, channel: TcpChannel) -> Result<Listener, RemotingError> {
+        let std_listener = channel.bind_checked()?;
+        let local = std_listener
+            .local_addr()
+            .map_err(|source| RemotingError::Bind {
+                target: channel.addr.to_string(),
+                source,
+            })?;
+        let listener =
+            TcpListener::from_std(std_listener).map_err(|source| RemotingError::Bind {
+                target: channel.addr.to_string(),
+                source,
+            })?;
+        let server = self.clone();
+        let tls = channel.acceptor();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let server = server.clone();
+                        let tls = tls.clone();
+                        tokio::spawn(async move {
+                            let peer = tcp_peer(&stream, "tcp");
+                            match tls {
+                                None => server.accept_stream(stream, peer).await,
+                                #[cfg(feature = "tls")]
+                                Some(acceptor) => {
+                                    let peer = Peer {
+                                        channel: "tls",
+                                        ..peer
+                                    };
+                                    let hs = tokio::time::timeout(
+                                        Duration::from_secs(5),
+                                        acceptor.accept(stream),
+                                    );
+                                    match hs.await {
+                                        Ok(Ok(s)) => server.accept_stream(s, peer).await,
+                                        Ok(Err(e)) => tracing::warn!("tls handshake failed: {e}"),
+                                        Err(_) => tracing::warn!("tls handshake timed out"),
+                                    }
+                                }
+                                #[cfg(not(feature = "tls"))]
+                                Some(never) => match never {},
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("tcp accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(Listener {
+            task,
+            sweeper: Some(self.sweeper()),
+            local: format!("tcp://{local}"),
+        })
+    }
+
+    /// Reads the preamble, then serves the connection.
+    async fn accept_stream<S>(&self, mut stream: S, peer: Peer)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut preamble = [0u8; 5];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut preamble));
+        if !matches!(read.await, Ok(Ok(_))) || preamble != wire::TCP_PREAMBLE {
+            tracing::warn!(
+                "{}: dropping a client that sent no valid preamble",
+                peer.channel
+            );
+            return;
+        }
+        let t = StreamTransport::with_peer(stream, self.inner.max_message, peer);
+        self.serve_connection(t).await;
+    }
+
+    /// Listens on a message-mode pipe. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`RemotingError::Pipe`] when the pipe cannot be created.
+    pub fn listen_pipe(&self, channel: PipeChannel) -> Result<Listener, RemotingError> {
+        let pipe = PipeOptions::new()
+            .mode(PipeMode::Message)
+            .max_message_size(self.inner.max_message.min(u32::MAX as usize) as u32)
+            .access_list(channel.access.clone())
+            .create_async(channel.name.as_str())?;
+        let server = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match pipe.accept().await {
+                    Ok(conn) => {
+                        let server = server.clone();
+                        tokio::spawn(async move {
+                            server.serve_connection(PipeTransport::new(conn)).await;
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("pipe accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(Listener {
+            task,
+            sweeper: Some(self.sweeper()),
+            local: format!("pipe://{}", channel.name),
+        })
+    }
+
+    /// Serves one connection until it closes: every request runs in its own task, so a
+    /// slow call does not hold up the others; answers go back as they finish. A transport
+    /// that splits is read and written by two tasks.
+    pub async fn serve_connection<T: Transport>(&self, transport: T) {
+        let peer = transport.peer();
+        // Each answer carries its call's slot until it is written: at most MAX_IN_FLIGHT
+        // calls run or wait to be written, even for a client that never reads.
+        let (tx, mut rx) = mpsc::unbounded_channel::<Answer>();
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut transport = match transport.split() {
+            Split::Whole(t) => t,
+            Split::Halves(mut r, mut w) => {
+                let server = self.clone();
+                let writer = tokio::spawn(async move {
+                    while let Some(first) = rx.recv().await {
+                        let (frames, _slots) = server.gather(first, &mut rx);
+                        if let Err(e) = w.send_many(&frames).await {
+                            tracing::debug!("client gone while answering: {e}");
+                            return;
+                        }
+                    }
+                });
+                loop {
+                    match r.recv().await {
+                        Ok(Some(frame)) => {
+                            // Reading waits for a free slot: back-pressure on the client.
+                            let permit = Arc::clone(&slots).acquire_owned().await.ok();
+                            if !self.on_frame(&frame, &tx, permit, &peer) {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(channel = peer.channel, "closing a connection: {e}");
+                            break;
+                        }
+                    }
+                }
+                writer.abort();
+                return;
+            }
+        };
+        enum Event {
+            In(Result<Option<Vec<u8>>, RemotingError>),
+            Out(Answer),
+        }
+        loop {
+            let event = tokio::select! {
+                frame = transport.recv() => Event::In(frame),
+                Some(out) = rx.recv() => Event::Out(out),
+            };
+            match event {
+                Event::Out(answer) => {
+                    let (frames, _slots) = self.gather(answer, &mut rx);
+                    if let Err(e) = transport.send_many(&frames).await {
+                        tracing::debug!("client gone while answering: {e}");
+                        return;
+                    }
+                }
+                Event::In(Ok(None)) => return,
+                Event::In(Err(e)) => {
+                    tracing::warn!(channel = peer.channel, "closing a connection: {e}");
+                    return;
+                }
+                Event::In(Ok(Some(frame))) => {
+                    // One task reads and writes here: waiting for a slot could wait for
+                    // ever, so a full connection is answered Busy instead.
+                    let permit = Arc::clone(&slots).try_acquire_owned().ok();
+                    if !self.on_frame(&frame, &tx, permit, &peer) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encodes `first` and whatever other answers are ready, up to a batch; returns the
+    /// frames and the slots to free once they are written.
+    fn gather(
+        &self,
+        first: Answer,
+        rx: &mut mpsc::UnboundedReceiver<Answer>,
+    ) -> (Vec<Vec<u8>>, Vec<OwnedSemaphorePermit>) {
+        let mut frames = Vec::new();
+        let mut slots = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some((response, slot)) = next.take() {
+            let f = self.encode_answer(response);
+            bytes += f.len();
+            frames.push(f);
+            slots.extend(slot);
+            if bytes < BATCH_BYTES {
+                next = rx.try_recv().ok();
+            }
+        }
+        (frames, slots)
+    }
+
+    /// Starts the request in `frame`; false when the frame is not a valid request and the
+    /// connection must close.
+    fn on_frame(
+        &self,
+        frame: &[u8],
+        tx: &mpsc::UnboundedSender<Answer>,
+        permit: Option<OwnedSemaphorePermit>,
+        peer: &Peer,
+    ) -> bool {
+        let request = match wire::decode_request(frame, self.inner.max_message) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(channel = peer.channel, "closing a connection: {e}");
+                return false;
+            }
+        };
+        let Some(permit) = permit else {
+            let busy = Response {
+                id: request.id,
+                outcome: Err(RemoteError::new(
+                    RemoteErrorKind::Busy,
+                    format!("more than {MAX_IN_FLIGHT} calls in flight on one connection; wait for some answers"),
+                )),
+            };
+            let _ = tx.send((busy, None));
+            return true;
+        };
+        let server = self.clone();
+        let tx = tx.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let id = request.id;
+            let outcome = server.handle(request, peer).await;
+            let _ = tx.send((Response { id, outcome }, Some(permit)));
+        });
+        true
+    }
+
+    fn encode_answer(&self, response: Response) -> Vec<u8> {
+        let max = self.inner.max_message;
+        match wire::encode_response(&response, max) {
+            Ok(f) => f,
+            Err(e) => {
+                let err = Response {
+                    id: response.id,
+                    outcome: Err(RemoteError::new(
+                        RemoteErrorKind::MessageTooLarge,
+                        format!("the result is too large: {e}"),
+                    )),
+                };
+                wire::encode_response(&err, max).expect("a short error always fits")
+            }
+        }
+    }
+
+    /// Runs one request to its outcome: activation, lease renewal, release or a call
+    /// (with its deadline, and panics caught).
+    pub async fn handle(&self, request: Request, peer: Peer) -> Result<Vec<u8>, RemoteError> {
+        let registry = &self.inner.registry;
+        let now = Instant::now();
+        let internal =
+            |e: postcard::Error| RemoteError::new(RemoteErrorKind::Internal, e.to_string());
+        match request.op {
+            Op::Activate { service } => {
+                let id = registry.activate(&service, request.format, &request.body, now)?;
+                postcard::to_allocvec(&id).map_err(internal)
+            }
+            Op::Renew { object, extend_ms } => {
+                let left = registry.renew(object, Duration::from_millis(extend_ms), now)?;
+                postcard::to_allocvec(&(left.as_millis() as u64)).map_err(internal)
+            }
+            Op::Release { object } => {
+                postcard::to_allocvec(&registry.release(object)).map_err(internal)
+            }
+            Op::Call {
+                service,
+                object,
+                method,
+            } => {
+                let target = registry.resolve(&service, object, now)?;
+                let call = target.dispatch(&method, request.format, &request.body)?;
+                let context = CallContext { peer, object };
+                let call = CatchUnwind(Box::pin(context.scope(call)));
+                let deadline = request
+                    .deadline_ms
+                    .map(Duration::from_millis)
+                    .or(self.inner.default_deadline);
+                let joined = match deadline {
+                    Some(d) => match tokio::time::timeout(d, call).await {
+                        Ok(j) => j,
+                        Err(_) => {
+                            return Err(RemoteError::new(
+                                RemoteErrorKind::DeadlineExceeded,
+                                format!("`{method}` did not finish within its deadline of {d:?}"),
+                            ));
+                        }
+                    },
+                    None => call.await,
+                };
+                joined.unwrap_or_else(|()| {
+                    Err(RemoteError::new(
+                        RemoteErrorKind::Panicked,
+                        format!("`{method}` panicked on the server"),
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// Turns a panic while polling the call into `Err(())`, without a task of its own.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
