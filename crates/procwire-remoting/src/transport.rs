@@ -262,12 +262,8 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> FrameSend for StreamSend<S> {
     }
 }
 
-/// A message-mode pipe connection: one pipe message per frame.
-///
-/// It does not split (procwire's tokio pipe connection sends and receives through one
-/// `&mut`), so one task reads and writes it: when both sides send several large messages
-/// at once, more than the socket buffers hold, they can wait on each other until the
-/// call deadline. Prefer tcp for bulk transfers in both directions.
+/// A message-mode pipe connection: one pipe message per frame. It splits into a receiving
+/// and a sending half, so that large messages can flow both ways at once.
 #[derive(Debug)]
 pub struct PipeTransport {
     pipe: PipeConnection,
@@ -299,6 +295,41 @@ impl Transport for PipeTransport {
             credentials: self.pipe.peer_credentials(),
             addr: None,
         }
+    }
+
+    fn split(self) -> Split<Self> {
+        let (recv, send) = self.pipe.into_split();
+        Split::Halves(Box::new(PipeRecv(recv)), Box::new(PipeSend(send)))
+    }
+}
+
+struct PipeRecv(procwire::pipe::tokio::PipeRecvHalf);
+
+struct PipeSend(procwire::pipe::tokio::PipeSendHalf);
+
+impl FrameRecv for PipeRecv {
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, RemotingError>> {
+        Box::pin(async move {
+            match self.0.recv().await {
+                Ok(frame) => Ok(Some(frame)),
+                Err(procwire::pipe::PipeError::Disconnected { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+impl FrameSend for PipeSend {
+    fn send_many<'a>(
+        &'a mut self,
+        frames: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<(), RemotingError>> {
+        Box::pin(async move {
+            for frame in frames {
+                self.0.send(frame).await?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -50,6 +50,14 @@ pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Shuts down the sending direction of a socket (a half close).
+///
+/// # References
+/// - [`shutdown(2)`](https://man7.org/linux/man-pages/man2/shutdown.2.html)
+pub(crate) fn shutdown_write(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::net::shutdown(fd, rustix::net::Shutdown::Write)?)
+}
+
 /// The supplementary groups of process `pid`, read from `/proc/PID/status`.
 ///
 /// An empty list when the process is gone or the file cannot be read.

@@ -1,7 +1,8 @@
-//! One connected end of a pipe, async.
+//! One connected end of a pipe, async, and its two halves.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -20,15 +21,32 @@ use crate::wire::{self, PipeMode};
 /// `send`, `recv` and `recv_into` move whole messages on a message-type pipe. `AsyncRead`
 /// works on both types (a message-type pipe reads as the blocking `Read` does);
 /// `AsyncWrite` is for byte-type pipes, where it is a plain stream.
+/// [`into_split`](Self::into_split) gives a receiving and a sending half for two tasks.
 ///
 /// Cancelling a `send` future half-way leaves a partial message on the wire; the
 /// connection then refuses further sends with [`PipeError::Disconnected`]. Cancelling a
 /// `recv` loses nothing.
 #[derive(Debug)]
 pub struct PipeConnection {
-    stream: AsyncStream,
-    info: Info,
+    recv: PipeRecvHalf,
+    send: PipeSendHalf,
+}
+
+/// The receiving half of a [`PipeConnection`]: whole messages in, from one task while
+/// another sends through the [`PipeSendHalf`].
+#[derive(Debug)]
+pub struct PipeRecvHalf {
+    stream: Arc<AsyncStream>,
+    info: Arc<Info>,
     reader: FrameReader,
+    broken: Option<String>,
+}
+
+/// The sending half of a [`PipeConnection`].
+#[derive(Debug)]
+pub struct PipeSendHalf {
+    stream: Arc<AsyncStream>,
+    info: Arc<Info>,
     writer: FrameWriter,
     broken: Option<String>,
 }
@@ -37,46 +55,61 @@ fn would_block(e: &RecvError) -> bool {
     matches!(e, RecvError::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
+fn check_usable(info: &Info, broken: &Option<String>) -> Result<(), PipeError> {
+    match broken {
+        Some(why) => Err(info.broken(why)),
+        None => Ok(()),
+    }
+}
+
 impl PipeConnection {
     pub(crate) fn new(stream: AsyncStream, info: Info) -> PipeConnection {
         let buffer = match info.pipe_type {
             PipeMode::Message => READ_BUFFER,
             PipeMode::Byte => 0,
         };
+        let (stream, info) = (Arc::new(stream), Arc::new(info));
         PipeConnection {
-            reader: FrameReader::new(info.max_message, buffer),
-            writer: FrameWriter::default(),
-            stream,
-            info,
-            broken: None,
+            recv: PipeRecvHalf {
+                stream: Arc::clone(&stream),
+                info: Arc::clone(&info),
+                reader: FrameReader::new(info.max_message, buffer),
+                broken: None,
+            },
+            send: PipeSendHalf {
+                stream,
+                info,
+                writer: FrameWriter::default(),
+                broken: None,
+            },
         }
     }
 
     /// The pipe's name.
     pub fn name(&self) -> &str {
-        &self.info.name
+        &self.recv.info.name
     }
 
     /// The pipe's type: byte or message.
     pub fn pipe_type(&self) -> PipeMode {
-        self.info.pipe_type
+        self.recv.info.pipe_type
     }
 
     /// What this end may do.
     pub fn access(&self) -> Access {
-        self.info.access
+        self.recv.info.access
     }
 
     /// The kernel-verified identity of the peer process; `None` over TCP.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
-        self.info.peer
+        self.recv.info.peer
     }
 
-    fn check_usable(&self) -> Result<(), PipeError> {
-        match &self.broken {
-            Some(why) => Err(self.info.broken(why)),
-            None => Ok(()),
-        }
+    /// Splits the connection so that one task receives while another sends: with both
+    /// directions busy at once (large messages each way), a single task doing both could
+    /// wait on a peer that waits on it.
+    pub fn into_split(self) -> (PipeRecvHalf, PipeSendHalf) {
+        (self.recv, self.send)
     }
 
     /// Sends one message (on a byte-type pipe: writes the bytes).
@@ -85,10 +118,189 @@ impl PipeConnection {
     ///
     /// As [`crate::pipe::PipeConnection::send`].
     pub async fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
-        self.check_usable()?;
+        self.send.send(message).await
+    }
+
+    /// Receives the next whole message (or the rest of one `recv_into` left).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::recv`].
+    pub async fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
+        let mid_frame = self.send.writer.is_mid_frame();
+        self.recv.recv_with(mid_frame).await
+    }
+
+    /// Receives into `buf`; a message longer than `buf` arrives over several calls.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::recv_into`].
+    pub async fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
+        let mid_frame = self.send.writer.is_mid_frame();
+        self.recv.recv_into_with(buf, mid_frame).await
+    }
+
+    /// Half-closes: no more data from this end; this end can still receive.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Io`] when the socket refuses.
+    pub async fn finish_sending(&mut self) -> Result<(), PipeError> {
+        self.send.finish_sending()
+    }
+}
+
+impl PipeRecvHalf {
+    /// The kernel-verified identity of the peer process; `None` over TCP.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.info.peer
+    }
+
+    /// Receives the next whole message.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::recv`]. A peer that breaks the protocol is
+    /// disconnected without a close frame (the sending half may be mid-message).
+    pub async fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
+        self.recv_with(true).await
+    }
+
+    /// Receives into `buf`; a message longer than `buf` arrives over several calls.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub async fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
+        self.recv_into_with(buf, true).await
+    }
+
+    /// `sender_mid_frame`: whether a close frame now would cut into a message being sent.
+    async fn recv_with(&mut self, sender_mid_frame: bool) -> Result<Vec<u8>, PipeError> {
+        self.prepare()?;
+        loop {
+            let stream = &self.stream;
+            let result = self.reader.recv_message(
+                &mut |b: &mut [u8]| stream.try_read(b),
+                &mut |v: &mut Vec<u8>| stream.try_read_buf(v),
+            );
+            match result {
+                Ok(message) => return Ok(message),
+                Err(e) if would_block(&e) => self.wait_readable().await?,
+                Err(e) => return Err(self.fail(e, sender_mid_frame).await),
+            }
+        }
+    }
+
+    async fn recv_into_with(
+        &mut self,
+        buf: &mut [u8],
+        sender_mid_frame: bool,
+    ) -> Result<MessagePart, PipeError> {
+        self.prepare()?;
+        loop {
+            let stream = &self.stream;
+            let result = self
+                .reader
+                .recv_into(buf, &mut |b: &mut [u8]| stream.try_read(b));
+            match result {
+                Ok((len, complete)) => return Ok(MessagePart { len, complete }),
+                Err(e) if would_block(&e) => self.wait_readable().await?,
+                Err(e) => return Err(self.fail(e, sender_mid_frame).await),
+            }
+        }
+    }
+
+    async fn wait_readable(&self) -> Result<(), PipeError> {
+        self.stream
+            .readable()
+            .await
+            .map_err(|e| self.info.io_failure("receive failed", e))
+    }
+
+    fn prepare(&self) -> Result<(), PipeError> {
+        check_usable(&self.info, &self.broken)?;
+        self.info.check_messages()?;
+        self.info.check_can_read()
+    }
+
+    async fn fail(&mut self, e: RecvError, sender_mid_frame: bool) -> PipeError {
+        match self.info.recv_failure(e, None) {
+            Failure::Retry(e) => e,
+            Failure::Fatal(e) => {
+                self.broken = Some(e.to_string());
+                e
+            }
+            Failure::Refuse(e, reason) => {
+                tracing::warn!(pipe = %self.info.name, "closing connection: {reason}");
+                if !sender_mid_frame {
+                    let _ = self
+                        .stream
+                        .send_all(&wire::encode_close_frame(&reason))
+                        .await;
+                }
+                self.stream.linger().await;
+                self.broken = Some(reason);
+                e
+            }
+        }
+    }
+
+    fn poll_read_bytes(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Err(e) = check_usable(&self.info, &self.broken).and(self.info.check_can_read()) {
+            return Poll::Ready(Err(into_io(e)));
+        }
+        let stop = self.info.read_mode == PipeMode::Message;
+        loop {
+            let stream = &self.stream;
+            let out = buf.initialize_unfilled();
+            let result = match self.info.pipe_type {
+                PipeMode::Byte => stream.try_read(out).map_err(RecvError::Io),
+                PipeMode::Message => self
+                    .reader
+                    .read_bytes(out, stop, &mut |b: &mut [u8]| stream.try_read(b)),
+            };
+            match result {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if would_block(&e) => match self.stream.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Err(RecvError::Io(e)) if self.info.pipe_type == PipeMode::Byte => {
+                    return Poll::Ready(Err(e))
+                }
+                Err(e) => {
+                    let e = match self.info.recv_failure(e, None) {
+                        Failure::Retry(e) | Failure::Fatal(e) | Failure::Refuse(e, _) => e,
+                    };
+                    self.broken = Some(e.to_string());
+                    return Poll::Ready(Err(into_io(e)));
+                }
+            }
+        }
+    }
+}
+
+impl PipeSendHalf {
+    /// Sends one message (on a byte-type pipe: writes the bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::send`].
+    pub async fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
+        check_usable(&self.info, &self.broken)?;
         self.info.check_can_write()?;
         if self.info.pipe_type == PipeMode::Byte {
-            let result = self.stream.write_all(message).await;
+            let result = self.stream.send_all(message).await;
             return result.map_err(|e| self.info.io_failure("send failed", e));
         }
         self.info.check_size(message.len())?;
@@ -120,88 +332,39 @@ impl PipeConnection {
         }
     }
 
-    /// Receives the next whole message (or the rest of one `recv_into` left).
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::pipe::PipeConnection::recv`].
-    pub async fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
-        self.prepare_recv()?;
-        loop {
-            let stream = &self.stream;
-            let result = self.reader.recv_message(
-                &mut |b: &mut [u8]| stream.try_read(b),
-                &mut |v: &mut Vec<u8>| stream.try_read_buf(v),
-            );
-            match result {
-                Ok(message) => return Ok(message),
-                Err(e) if would_block(&e) => self.wait_readable().await?,
-                Err(e) => return Err(self.fail(e).await),
-            }
-        }
-    }
-
-    /// Receives into `buf`; a message longer than `buf` arrives over several calls.
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::pipe::PipeConnection::recv_into`].
-    pub async fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
-        self.prepare_recv()?;
-        loop {
-            let stream = &self.stream;
-            let result = self
-                .reader
-                .recv_into(buf, &mut |b: &mut [u8]| stream.try_read(b));
-            match result {
-                Ok((len, complete)) => return Ok(MessagePart { len, complete }),
-                Err(e) if would_block(&e) => self.wait_readable().await?,
-                Err(e) => return Err(self.fail(e).await),
-            }
-        }
-    }
-
-    async fn wait_readable(&self) -> Result<(), PipeError> {
-        self.stream
-            .readable()
-            .await
-            .map_err(|e| self.info.io_failure("receive failed", e))
-    }
-
-    fn prepare_recv(&self) -> Result<(), PipeError> {
-        self.check_usable()?;
-        self.info.check_messages()?;
-        self.info.check_can_read()
-    }
-
-    async fn fail(&mut self, e: RecvError) -> PipeError {
-        match self.info.recv_failure(e, None) {
-            Failure::Retry(e) => e,
-            Failure::Fatal(e) => {
-                self.broken = Some(e.to_string());
-                e
-            }
-            Failure::Refuse(e, reason) => {
-                tracing::warn!(pipe = %self.info.name, "closing connection: {reason}");
-                if !self.writer.is_mid_frame() {
-                    let frame = wire::encode_close_frame(&reason);
-                    let _ = self.stream.write_all(&frame).await;
-                }
-                self.stream.linger_and_close().await;
-                self.broken = Some(reason);
-                e
-            }
-        }
-    }
-
-    /// Half-closes: no more data from this end; this end can still receive.
+    /// Half-closes: no more data from this end; the receiving half still receives.
     ///
     /// # Errors
     ///
     /// [`PipeError::Io`] when the socket refuses.
-    pub async fn finish_sending(&mut self) -> Result<(), PipeError> {
-        let result = self.stream.shutdown().await;
-        result.map_err(|e| PipeError::io(&self.info.name, "cannot shut down sending", e))
+    pub fn finish_sending(&self) -> Result<(), PipeError> {
+        self.stream
+            .shutdown_write()
+            .map_err(|e| PipeError::io(&self.info.name, "cannot shut down sending", e))
+    }
+
+    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Err(e) = check_usable(&self.info, &self.broken).and(self.info.check_can_write()) {
+            return Poll::Ready(Err(into_io(e)));
+        }
+        if self.info.pipe_type == PipeMode::Message {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "AsyncWrite is for byte-type pipes; send messages with send().await",
+            )));
+        }
+        loop {
+            match self.stream.try_write_vectored(&[io::IoSlice::new(buf)]) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.stream.poll_write_ready(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                result => return Poll::Ready(result),
+            }
+        }
     }
 }
 
@@ -211,39 +374,17 @@ impl AsyncRead for PipeConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let Err(e) = this.check_usable().and(this.info.check_can_read()) {
-            return Poll::Ready(Err(into_io(e)));
-        }
-        if this.info.pipe_type == PipeMode::Byte {
-            return Pin::new(&mut this.stream).poll_read(cx, buf);
-        }
-        let stop = this.info.read_mode == PipeMode::Message;
-        loop {
-            let stream = &this.stream;
-            let out = buf.initialize_unfilled();
-            let result = this
-                .reader
-                .read_bytes(out, stop, &mut |b: &mut [u8]| stream.try_read(b));
-            match result {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if would_block(&e) => match this.stream.poll_read_ready(cx) {
-                    Poll::Ready(Ok(())) => continue,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Pending,
-                },
-                Err(e) => {
-                    let e = match this.info.recv_failure(e, None) {
-                        Failure::Retry(e) | Failure::Fatal(e) | Failure::Refuse(e, _) => e,
-                    };
-                    this.broken = Some(e.to_string());
-                    return Poll::Ready(Err(into_io(e)));
-                }
-            }
-        }
+        self.get_mut().recv.poll_read_bytes(cx, buf)
+    }
+}
+
+impl AsyncRead for PipeRecvHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_read_bytes(cx, buf)
     }
 }
 
@@ -255,24 +396,33 @@ impl AsyncWrite for PipeConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Err(e) = this.check_usable().and(this.info.check_can_write()) {
-            return Poll::Ready(Err(into_io(e)));
-        }
-        if this.info.pipe_type == PipeMode::Message {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "AsyncWrite is for byte-type pipes; send messages with send().await",
-            )));
-        }
-        Pin::new(&mut this.stream).poll_write(cx, buf)
+        self.get_mut().send.poll_write_bytes(cx, buf)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_mut().send.stream.shutdown_write())
+    }
+}
+
+impl AsyncWrite for PipeSendHalf {
+    /// As for [`PipeConnection`]: byte-type pipes only.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_bytes(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_mut().stream.shutdown_write())
     }
 }

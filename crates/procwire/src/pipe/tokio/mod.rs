@@ -24,5 +24,5 @@ mod connection;
 mod server;
 mod stream;
 
-pub use connection::PipeConnection;
+pub use connection::{PipeConnection, PipeRecvHalf, PipeSendHalf};
 pub use server::PipeServer;

@@ -51,6 +51,55 @@ impl AsyncStream {
         }
     }
 
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            AsyncStream::Unix(s) => s.poll_write_ready(cx),
+            AsyncStream::Tcp(s) => s.poll_write_ready(cx),
+        }
+    }
+
+    /// Writes all of `buf` through a shared reference, waiting for room as needed.
+    pub(crate) async fn send_all(&self, buf: &[u8]) -> io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.try_write_vectored(&[IoSlice::new(&buf[done..])]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops sending (a half close), through a shared reference.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        crate::sys::shutdown_write(self)
+    }
+
+    /// After a refusal or a close frame: stop sending, drain what the peer still sends for
+    /// a moment, so that closing does not reset a TCP connection before the peer has read
+    /// the last words.
+    pub(crate) async fn linger(&self) {
+        let _ = self.shutdown_write();
+        let mut sink = [0u8; 16 * 1024];
+        let drain = async {
+            loop {
+                match self.try_read(&mut sink) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if self.readable().await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), drain).await;
+    }
+
     pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             AsyncStream::Unix(s) => s.poll_read_ready(cx),
@@ -97,6 +146,15 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.shutdown().await,
             AsyncStream::Tcp(s) => s.shutdown().await,
+        }
+    }
+}
+
+impl std::os::fd::AsFd for AsyncStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            AsyncStream::Unix(s) => s.as_fd(),
+            AsyncStream::Tcp(s) => s.as_fd(),
         }
     }
 }
