@@ -8,6 +8,7 @@ mod mailslot;
 mod pipe;
 mod remoting;
 mod shm;
+mod tls;
 
 use std::io;
 use std::process::ExitCode;

@@ -90,6 +90,12 @@ pub(crate) struct ServeArgs {
     /// Allow a non-loopback --tcp address without encryption.
     #[arg(long)]
     allow_plaintext_network: bool,
+    /// Serve --tcp clients over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// The largest message, in bytes.
     #[arg(long)]
     max_message: Option<u32>,
@@ -109,6 +115,9 @@ pub(crate) struct ConnectArgs {
     /// How long to wait while the pipe is busy, in seconds.
     #[arg(long, default_value = "5")]
     timeout: f64,
+    /// Speak TLS to a pipe on another machine, trusting the certificates in this PEM file.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(cmd: PipeCommand) -> anyhow::Result<()> {
@@ -144,6 +153,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.allow_plaintext_network {
         options = options.allow_plaintext_network();
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        options = options.tls(crate::tls::server_tls(cert, key)?);
     }
     let server = options.create(args.name.as_str())?;
     match server.tcp_addr() {
@@ -271,7 +283,11 @@ fn io_to_pipe(client: &PipeConnection, e: io::Error) -> PipeError {
 
 fn connect(args: ConnectArgs) -> anyhow::Result<()> {
     let mode: PipeMode = args.mode.into();
-    let pipe = ClientOptions::new()
+    let mut options = ClientOptions::new();
+    if let Some(ca) = &args.ca {
+        options = options.tls(crate::tls::client_tls(ca)?);
+    }
+    let pipe = options
         .access(match args.access {
             AccessArg::Read => Access::Read,
             AccessArg::Write => Access::Write,

@@ -572,3 +572,104 @@ fn pipes_reach_across_tcp_on_loopback() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn pipes_reach_across_tcp_over_tls_and_plaintext_is_refused() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(unique_name("pipe-tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, private) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&private, key.signing_key.serialize_pem()).unwrap();
+    let name = unique_name("tls");
+    let mut cmd = procwire();
+    // With TLS, a listener may use any address without the plaintext opt-out.
+    cmd.args(["pipe", "serve", &name, "--echo", "--tcp", "0.0.0.0:0"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&private);
+    let mut server = Proc::spawn(cmd);
+    let line = server.wait_for("listening on");
+    let port = line.trim().rsplit(':').next().unwrap().to_owned();
+    let remote = format!(r"\\localhost:{port}\pipe\{name}");
+
+    // The library client, trusting the test's certificate.
+    let mut roots = procwire::rustls::RootCertStore::empty();
+    roots.add(key.cert.der().clone()).unwrap();
+    let config = procwire::rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        procwire::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut pipe = ClientOptions::new()
+        .read_mode(PipeMode::Message)
+        .tls(std::sync::Arc::new(config))
+        .open(remote.as_str())
+        .unwrap();
+    pipe.send(b"over tls").unwrap();
+    assert_eq!(pipe.recv().unwrap(), b"over tls");
+    // Both directions at once, through two handles of one connection.
+    let big: Vec<u8> = (0..(3usize << 20)).map(|i| (i % 253) as u8).collect();
+    let mut writer = pipe.try_clone().unwrap();
+    let sent = big.clone();
+    let sender = std::thread::spawn(move || {
+        for _ in 0..3 {
+            writer.send(&sent).unwrap();
+        }
+    });
+    for _ in 0..3 {
+        assert!(
+            pipe.recv().unwrap() == big,
+            "a 3 MiB message came back changed"
+        );
+    }
+    sender.join().unwrap();
+
+    // The CLI client with --ca.
+    let mut cmd = procwire();
+    cmd.args(["pipe", "connect", &remote, "--ca"]).arg(&cert);
+    let out = run(cmd, b"through the cli\n", Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through the cli\n");
+
+    // A plaintext client gets a clear error, never a hang, and the server goes on.
+    let e = ClientOptions::new()
+        .timeout(Duration::from_secs(3))
+        .open(remote.as_str())
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PipeError::Protocol { .. } | PipeError::Disconnected { .. } | PipeError::Timeout { .. }
+        ),
+        "{e}"
+    );
+    let mut again = ClientOptions::new()
+        .read_mode(PipeMode::Message)
+        .tls(std::sync::Arc::new(
+            procwire::rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                procwire::rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates({
+                let mut roots = procwire::rustls::RootCertStore::empty();
+                roots.add(key.cert.der().clone()).unwrap();
+                roots
+            })
+            .with_no_client_auth(),
+        ))
+        .open(remote.as_str())
+        .unwrap();
+    again.send(b"still serving").unwrap();
+    assert_eq!(again.recv().unwrap(), b"still serving");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,6 +42,8 @@ pub mod mapping;
 pub mod name;
 pub mod pipe;
 pub mod security;
+#[cfg(feature = "tls")]
+pub use rustls;
 pub mod sync;
 pub mod wire;
 

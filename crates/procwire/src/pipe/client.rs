@@ -54,6 +54,7 @@ impl ClientOptions {
         let mut busy = None;
         loop {
             let attempt = connect(&endpoint, deadline)
+                .and_then(|stream| self.secure(&endpoint, stream, deadline))
                 .and_then(|stream| Ok((self.exchange(&endpoint, &stream, deadline)?, stream)));
             let (response, stream) = match (attempt, busy) {
                 (Ok(done), _) => done,
@@ -114,6 +115,43 @@ impl ClientOptions {
                 name: display.clone(),
                 source,
             })
+    }
+
+    /// Wraps a TCP connection in TLS when the options ask for it.
+    fn secure(
+        &self,
+        endpoint: &Endpoint,
+        stream: Stream,
+        deadline: Instant,
+    ) -> Result<Stream, PipeError> {
+        #[cfg(feature = "tls")]
+        if let (Stream::Tcp(tcp), Some(config), Target::Tcp { host, .. }) =
+            (&stream, &self.tls, &endpoint.target)
+        {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let tcp = tcp
+                .try_clone()
+                .and_then(|t| {
+                    t.set_read_timeout(Some(left))?;
+                    t.set_write_timeout(Some(left))?;
+                    Ok(t)
+                })
+                .map_err(|e| PipeError::io(&endpoint.display, "cannot set up TLS", e))?;
+            drop(stream);
+            return super::tls::TlsStream::connect(tcp, std::sync::Arc::clone(config), host)
+                .map(|tls| Stream::Tls(std::sync::Arc::new(tls)))
+                .map_err(|e| PipeError::Protocol {
+                    name: endpoint.display.clone(),
+                    source: crate::wire::ProtocolError::BadField {
+                        field: "TLS handshake",
+                        problem: e.to_string(),
+                    },
+                });
+        }
+        let _ = (endpoint, deadline);
+        Ok(stream)
     }
 
     pub(crate) fn request(&self, endpoint: &Endpoint) -> Request {

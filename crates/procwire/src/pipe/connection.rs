@@ -196,24 +196,8 @@ impl PipeConnection {
         self.prepare_recv()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let stream = &self.stream;
-        let mut read = |b: &mut [u8]| {
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if !crate::sys::wait_readable(stream, left)? {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-            stream.read(b)
-        };
-        let mut read_spare = |v: &mut Vec<u8>| {
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if !crate::sys::wait_readable(stream, left)? {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-            crate::sys::read_into_spare(stream, v)
-        };
+        let mut read = |b: &mut [u8]| stream.read_until(b, deadline);
+        let mut read_spare = |v: &mut Vec<u8>| stream.read_into_spare(v, deadline);
         match self.reader.recv_message(&mut read, &mut read_spare) {
             Ok(message) => Ok(message),
             Err(e) => Err(self.fail(e, timeout)),

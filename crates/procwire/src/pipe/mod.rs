@@ -33,6 +33,8 @@ mod info;
 mod options;
 mod server;
 mod stream;
+#[cfg(feature = "tls")]
+mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

@@ -62,6 +62,8 @@ pub struct PipeOptions {
     pub(crate) tcp: Option<SocketAddr>,
     pub(crate) plaintext_network: bool,
     pub(crate) handshake_timeout: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for PipeOptions {
@@ -85,6 +87,8 @@ impl PipeOptions {
             tcp: None,
             plaintext_network: false,
             handshake_timeout: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -145,6 +149,14 @@ impl PipeOptions {
         self
     }
 
+    /// Serves TCP clients over TLS with this configuration (blocking API; feature `tls`).
+    /// With TLS the listener may use any address.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// How long a connecting client has to send its handshake (5 s by default).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
@@ -178,6 +190,8 @@ pub struct ClientOptions {
     pub(crate) read_mode: PipeMode,
     pub(crate) timeout: Duration,
     pub(crate) max_message: u32,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -194,6 +208,8 @@ impl ClientOptions {
             read_mode: PipeMode::Byte,
             timeout: Duration::from_secs(5),
             max_message: DEFAULT_MAX_MESSAGE,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -214,6 +230,14 @@ impl ClientOptions {
     /// (as `WaitNamedPipe` does). 5 s by default; zero fails at once when busy.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Speaks TLS to pipes on other machines (`\\host:port\pipe\Name`), checking the
+    /// server's certificate against this configuration (blocking API; feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 

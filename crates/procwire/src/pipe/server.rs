@@ -226,13 +226,13 @@ impl PipeOptions {
         name.expect_class(crate::name::NameClass::Pipe)?;
         let display = name.to_string();
         if let Some(addr) = self.tcp {
-            if !addr.ip().is_loopback() && !self.plaintext_network {
+            if !addr.ip().is_loopback() && !self.plaintext_network && !self.uses_tls() {
                 return Err(PipeError::NotPermitted {
                     name: display,
                     detail: format!(
                         "refusing to listen on non-loopback address {addr} without \
-                         encryption; call allow_plaintext_network() to accept that anyone on \
-                         the network can read and forge this pipe's traffic"
+                         encryption; serve it with tls(..), or call allow_plaintext_network() to \
+                         accept that anyone on the network can read and forge this pipe's traffic"
                     ),
                 });
             }
@@ -247,6 +247,16 @@ impl PipeOptions {
             };
         let core = ServerCore::new(display, name.object().to_owned(), self.clone());
         Ok((core, binding, tcp))
+    }
+}
+
+impl PipeOptions {
+    /// Whether TCP clients are served over TLS.
+    pub(crate) fn uses_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 }
 
@@ -314,6 +324,23 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
         }
     };
     let deadline = Instant::now() + core.options.handshake_timeout;
+    #[cfg(feature = "tls")]
+    let stream = match (stream, &core.options.tls) {
+        (Stream::Tcp(tcp), Some(config)) => {
+            let secured = tcp
+                .set_read_timeout(Some(core.options.handshake_timeout))
+                .and_then(|()| tcp.set_write_timeout(Some(core.options.handshake_timeout)))
+                .and_then(|()| super::tls::TlsStream::accept(tcp, std::sync::Arc::clone(config)));
+            match secured {
+                Ok(tls) => Stream::Tls(std::sync::Arc::new(tls)),
+                Err(e) => {
+                    tracing::info!(pipe = %pipe_name, "TLS handshake with a client failed: {e}");
+                    return None;
+                }
+            }
+        }
+        (stream, _) => stream,
+    };
     let request = handshake::read_blocking(|b| stream.read_by(b, deadline), handshake::REQUEST);
     let request = match request {
         Ok(request) => request,

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::security::PeerCredentials;
 
-/// A connected socket of either family.
+/// A connected socket of either family, or a TLS session over TCP.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(std::sync::Arc<super::tls::TlsStream>),
 }
 
 impl Stream {
@@ -21,6 +23,8 @@ impl Stream {
             let r = match self {
                 Stream::Unix(s) => (&*s).read(buf),
                 Stream::Tcp(s) => (&*s).read(buf),
+                #[cfg(feature = "tls")]
+                Stream::Tls(s) => s.read(buf),
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -34,6 +38,8 @@ impl Stream {
             let r = match self {
                 Stream::Unix(s) => (&*s).write_vectored(bufs),
                 Stream::Tcp(s) => (&*s).write_vectored(bufs),
+                #[cfg(feature = "tls")]
+                Stream::Tls(s) => s.write_vectored(bufs),
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -51,8 +57,60 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_read_timeout(Some(left))?,
             Stream::Tcp(s) => s.set_read_timeout(Some(left))?,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => return s.read_by(buf, deadline),
         }
         self.read(buf)
+    }
+
+    /// Reads, waiting at most until `deadline` when one is given (then `TimedOut`); the
+    /// socket's own timeout is left as it was.
+    pub(crate) fn read_until(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        let Some(deadline) = deadline else {
+            return self.read(buf);
+        };
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(s) = self {
+            if !s.has_plaintext() {
+                let result = s.read_by(buf, deadline);
+                s.socket().set_read_timeout(None)?;
+                return result;
+            }
+            return s.read(buf);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !crate::sys::wait_readable(self, left)? {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.read(buf)
+    }
+
+    /// Reads into the spare capacity of `buf` (a large message's own allocation), waiting
+    /// at most until `deadline` when one is given.
+    pub(crate) fn read_into_spare(
+        &self,
+        buf: &mut Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(_) = self {
+            let start = buf.len();
+            buf.resize(buf.capacity(), 0);
+            let result = self.read_until(&mut buf[start..], deadline);
+            buf.truncate(start + *result.as_ref().unwrap_or(&0));
+            return result;
+        }
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !crate::sys::wait_readable(self, left)? {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+        }
+        crate::sys::read_into_spare(self, buf)
     }
 
     /// Closes after a refusal or a close frame: stops sending, then drains what the peer
@@ -70,6 +128,8 @@ impl Stream {
         match self {
             Stream::Unix(s) => (&*s).write_all(buf),
             Stream::Tcp(s) => (&*s).write_all(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write_vectored(&[IoSlice::new(buf)]).map(drop),
         }
     }
 
@@ -77,6 +137,8 @@ impl Stream {
         Ok(match self {
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Stream::Tls(std::sync::Arc::clone(s)),
         })
     }
 
@@ -84,6 +146,8 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.shutdown(how),
             Stream::Tcp(s) => s.shutdown(how),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.shutdown(how),
         }
     }
 
@@ -97,6 +161,11 @@ impl Stream {
                 s.set_read_timeout(timeout)?;
                 s.set_write_timeout(timeout)
             }
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => {
+                s.socket().set_read_timeout(timeout)?;
+                s.socket().set_write_timeout(timeout)
+            }
         }
     }
 
@@ -105,6 +174,8 @@ impl Stream {
         match self {
             Stream::Unix(s) => crate::sys::peer_credentials(s).map(Some),
             Stream::Tcp(_) => Ok(None),
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => Ok(None),
         }
     }
 }
@@ -114,6 +185,8 @@ impl AsFd for Stream {
         match self {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tcp(s) => s.as_fd(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.socket().as_fd(),
         }
     }
 }

@@ -31,7 +31,9 @@ pub(crate) mod thread;
 
 pub(crate) use dir::{ensure_private_dir, ensure_shared_dir};
 pub(crate) use lock::LockFile;
+#[cfg(feature = "tokio")]
+pub(crate) use socket::shutdown_write;
 pub(crate) use socket::{
-    current_user, peer_credentials, read_into_spare, recv_now, set_socket_buffers, shutdown_write,
+    current_user, peer_credentials, read_into_spare, recv_now, set_socket_buffers,
     supplementary_groups, wait_readable, wait_readable_any,
 };

@@ -50,6 +50,7 @@ pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+#[cfg(feature = "tokio")]
 /// Shuts down the sending direction of a socket (a half close).
 ///
 /// # References

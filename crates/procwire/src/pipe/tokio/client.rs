@@ -27,6 +27,13 @@ impl ClientOptions {
         N::Error: Into<PipeError>,
     {
         let endpoint = endpoint::resolve(name)?;
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() && matches!(endpoint.target, Target::Tcp { .. }) {
+            return Err(PipeError::NotPermitted {
+                name: endpoint.display,
+                detail: "TLS pipes are opened by the blocking API (ClientOptions::open)".into(),
+            });
+        }
         let deadline = std::time::Instant::now() + self.timeout;
         let mut backoff = Backoff::new();
         let mut busy = None;

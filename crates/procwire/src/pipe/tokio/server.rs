@@ -39,6 +39,14 @@ impl PipeOptions {
         N: TryInto<Name>,
         N::Error: Into<PipeError>,
     {
+        if self.uses_tls() {
+            return Err(PipeError::NotPermitted {
+                name: format!("{:?}", self.tcp),
+                detail: "TLS pipes are served by the blocking API (PipeOptions::create); the \
+                         tokio API serves plain TCP and local pipes"
+                    .into(),
+            });
+        }
         let (core, binding, tcp) = self.prepare(name)?;
         let core = Arc::new(core);
         let setup = |e: io::Error| PipeError::io(&core.display, "cannot set up the listener", e);
