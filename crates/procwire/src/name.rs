@@ -500,6 +500,11 @@ impl Namespace {
         Ok(self.lock_path(class, object))
     }
 
+    /// Whether a live owner holds the name `object` of `class` in this namespace.
+    pub fn is_live(self, class: NameClass, object: &str) -> bool {
+        crate::sys::LockFile::is_held(&self.lock_path(class, object))
+    }
+
     /// The names of the live objects of `class` in this namespace: those whose owner holds
     /// the name's lock. Files a dead owner left behind are not listed.
     ///
@@ -517,7 +522,7 @@ impl Namespace {
         for entry in entries {
             let entry = entry?;
             if let Ok(name) = entry.file_name().into_string() {
-                if crate::sys::LockFile::is_held(&entry.path()) {
+                if self.is_live(class, &name) {
                     names.push(name);
                 }
             }

@@ -63,9 +63,7 @@ where
     let name: Name = name.try_into().map_err(Into::into)?;
     name.expect_class(NameClass::Mailslot)?;
     match name.namespace() {
-        Some(ns) => Ok(crate::sys::LockFile::is_held(
-            &ns.lock_path(NameClass::Mailslot, name.object()),
-        )),
+        Some(ns) => Ok(ns.is_live(NameClass::Mailslot, name.object())),
         None => Err(MailslotError::NotPermitted {
             name: name.to_string(),
             detail: "only mailslots on this machine can be tested for existence".into(),

@@ -10,7 +10,6 @@ use super::options::{WriterOptions, DEFAULT_UDP_PORT};
 use super::server::display_name;
 use super::MailslotError;
 use crate::name::{Location, Name, NameClass};
-use crate::sys::LockFile;
 use crate::wire::{SlotDatagram, MAILSLOT_HEADER_LEN, MAX_UDP_PAYLOAD};
 
 #[derive(Debug)]
@@ -185,7 +184,7 @@ impl WriterOptions {
     ) -> Result<MailslotWriter, MailslotError> {
         let lock = ns.lock_path(NameClass::Mailslot, object);
         let path = ns.root().join(NameClass::Mailslot.as_str()).join(object);
-        if !LockFile::is_held(&lock) {
+        if !ns.is_live(NameClass::Mailslot, object) {
             let detail = if path.exists() {
                 format!(
                     "its server is gone ({} is left from a server that died)",

@@ -205,9 +205,7 @@ where
             detail: "only pipes on this machine can be tested for existence".into(),
         });
     };
-    Ok(LockFile::is_held(
-        &ns.lock_path(NameClass::Pipe, name.object()),
-    ))
+    Ok(ns.is_live(NameClass::Pipe, name.object()))
 }
 
 /// The names of the live pipes in a namespace (a server holds each one's lock).
