@@ -55,6 +55,10 @@ pub(crate) struct SendArgs {
     /// Where `\\*\mailslot\Name` broadcasts go (default 255.255.255.255).
     #[arg(long)]
     broadcast_addr: Option<std::net::IpAddr>,
+    /// Deliver whoever serves the slot. By default a slot on this machine must be served by
+    /// this user or by root: in Global, another user could have taken the name first.
+    #[arg(long)]
+    any_owner: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -137,6 +141,11 @@ fn send(args: SendArgs) -> anyhow::Result<()> {
     let mut options = WriterOptions::new().timeout(Duration::from_secs_f64(args.timeout.max(0.0)));
     if let Some(addr) = args.broadcast_addr {
         options = options.broadcast_addr(addr);
+    }
+    if !args.any_owner && crate::owner::is_local(&args.name) {
+        for uid in crate::owner::trusted() {
+            options = options.require_owner(uid);
+        }
     }
     let slot = options.open(args.name.as_str())?;
     for text in &args.texts {

@@ -5,6 +5,7 @@
 mod demo;
 mod ls;
 mod mailslot;
+mod owner;
 mod pipe;
 mod remoting;
 mod shm;

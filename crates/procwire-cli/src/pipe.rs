@@ -118,6 +118,10 @@ pub(crate) struct ConnectArgs {
     /// Speak TLS to a pipe on another machine, trusting the certificates in this PEM file.
     #[arg(long)]
     ca: Option<std::path::PathBuf>,
+    /// Talk to the pipe whoever serves it. By default a pipe on this machine must be served
+    /// by this user or by root: in Global, another user could have taken the name first.
+    #[arg(long)]
+    any_owner: bool,
 }
 
 pub(crate) fn run(cmd: PipeCommand) -> anyhow::Result<()> {
@@ -284,6 +288,11 @@ fn io_to_pipe(client: &PipeConnection, e: io::Error) -> PipeError {
 fn connect(args: ConnectArgs) -> anyhow::Result<()> {
     let mode: PipeMode = args.mode.into();
     let mut options = ClientOptions::new();
+    if !args.any_owner && crate::owner::is_local(&args.name) {
+        for uid in crate::owner::trusted() {
+            options = options.require_owner(uid);
+        }
+    }
     if let Some(ca) = &args.ca {
         options = options.tls(crate::tls::client_tls(ca)?);
     }

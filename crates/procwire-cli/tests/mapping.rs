@@ -492,7 +492,7 @@ fn bad_input_ends_in_clear_errors() {
     std::fs::write(&shm_path, b"someone else's").unwrap();
     fails_with(
         cli(&["shm", "create", &name, "--size", "10"]),
-        "exists but no procwire object claims it",
+        "belongs to uid 0, and no procwire object claims it",
     );
     fails_with(cli(&["shm", "rm", &name]), "so it is left alone");
     assert_eq!(std::fs::read(&shm_path).unwrap(), b"someone else's");

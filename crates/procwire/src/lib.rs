@@ -14,6 +14,8 @@
 //! - [`mapping`]: file mapping: named shared memory and named mappings of files, with views.
 //! - [`sync`]: named sync objects: a robust mutex, a semaphore and an event.
 //! - [`mailslot`]: mailslots, local and over UDP.
+//! - [`registry`]: names on disk for every kind of object: ownership, liveness, the stale
+//!   sweep and one listing of everything; the [`NamedObject`](registry::NamedObject) trait.
 //!
 //! Remoting lives in its own crate.
 //!
@@ -41,6 +43,7 @@ pub mod mailslot;
 pub mod mapping;
 pub mod name;
 pub mod pipe;
+pub mod registry;
 pub mod security;
 #[cfg(feature = "tls")]
 pub use rustls;

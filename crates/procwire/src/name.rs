@@ -481,56 +481,6 @@ impl Namespace {
         Ok(dir)
     }
 
-    /// Where the lock file of the object `object` of `class` lives, without creating
-    /// anything: a live owner of the name holds an exclusive `flock` on it.
-    pub fn lock_path(self, class: NameClass, object: &str) -> PathBuf {
-        self.root().join("locks").join(class.as_str()).join(object)
-    }
-
-    /// [`lock_path`](Self::lock_path), with its directories created as
-    /// [`directory`](Self::directory) creates them.
-    pub(crate) fn ensure_lock_path(self, class: NameClass, object: &str) -> io::Result<PathBuf> {
-        let locks = self.root().join("locks");
-        for dir in [&locks, &locks.join(class.as_str())] {
-            match self {
-                Namespace::Local => crate::sys::ensure_private_dir(dir)?,
-                Namespace::Global => crate::sys::ensure_shared_dir(dir)?,
-            }
-        }
-        Ok(self.lock_path(class, object))
-    }
-
-    /// Whether a live owner holds the name `object` of `class` in this namespace.
-    pub fn is_live(self, class: NameClass, object: &str) -> bool {
-        crate::sys::LockFile::is_held(&self.lock_path(class, object))
-    }
-
-    /// The names of the live objects of `class` in this namespace: those whose owner holds
-    /// the name's lock. Files a dead owner left behind are not listed.
-    ///
-    /// # Errors
-    ///
-    /// An I/O error when the lock directory exists but cannot be read.
-    pub fn live_objects(self, class: NameClass) -> io::Result<Vec<String>> {
-        let dir = self.root().join("locks").join(class.as_str());
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            if let Ok(name) = entry.file_name().into_string() {
-                if self.is_live(class, &name) {
-                    names.push(name);
-                }
-            }
-        }
-        names.sort();
-        Ok(names)
-    }
-
     /// The namespace's root directory, without creating it.
     pub fn root(self) -> PathBuf {
         match self {

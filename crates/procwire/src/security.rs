@@ -219,6 +219,67 @@ impl AccessList {
             )),
         }
     }
+
+    /// The file mode and group that carry this list on a file in the file system (shared
+    /// memory, a socket): the owner always reads and writes; `Everyone` sets the bits for
+    /// others (and the group); one `Group` sets the group bits and becomes the file's group.
+    ///
+    /// # Errors
+    ///
+    /// A sentence, for what file modes cannot say: write-only access (a writable mapping
+    /// needs read access too), grants to single users other than the owner, more than one
+    /// group, and network clients.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procwire::security::{Access, AccessList, Principal};
+    ///
+    /// let acl = AccessList::owner_only().grant(Principal::Group(10), Access::ReadWrite);
+    /// assert_eq!(acl.file_mode(), Ok((0o660, Some(10))));
+    /// ```
+    pub fn file_mode(&self) -> Result<(u32, Option<u32>), String> {
+        let bits = |a: Access| match a {
+            Access::Read => Ok(4),
+            Access::ReadWrite => Ok(6),
+            Access::Write => Err(
+                "write-only access cannot be granted on shared memory (mapping it writable \
+                 needs read access too); grant ReadWrite"
+                    .to_owned(),
+            ),
+        };
+        let (mut group, mut other, mut gid) = (0u32, 0u32, None);
+        for (principal, access) in &self.grants {
+            match *principal {
+                Principal::Everyone => {
+                    let b = bits(*access)?;
+                    other |= b;
+                    group |= b;
+                }
+                Principal::Group(g) => {
+                    if gid.is_some_and(|old| old != g) {
+                        return Err("the access list grants to two groups; a file mode can \
+                                    carry one group only"
+                            .into());
+                    }
+                    gid = Some(g);
+                    group |= bits(*access)?;
+                }
+                Principal::User(uid) if uid == self.owner => {}
+                Principal::User(uid) => {
+                    return Err(format!(
+                        "the access list grants to user {uid}; shared memory is guarded by its \
+                         file mode, which has no room for single users: grant to a group or to \
+                         everyone"
+                    ))
+                }
+                Principal::Network => {
+                    return Err("shared memory cannot be reached over the network".into());
+                }
+            }
+        }
+        Ok((0o600 | group << 3 | other, gid))
+    }
 }
 
 #[cfg(test)]
@@ -276,5 +337,42 @@ mod tests {
         assert_eq!(acl.access_for(None), Some(Access::Read));
         assert!(acl.check(Some(&peer(8, 1)), Access::Write).is_err());
         assert!(acl.check(Some(&peer(8, 1)), Access::Read).is_ok());
+    }
+
+    #[test]
+    fn access_lists_become_file_modes() {
+        let acl = AccessList::owner_only();
+        assert_eq!(acl.file_mode(), Ok((0o600, None)));
+        assert_eq!(
+            acl.clone().everyone(Access::Read).file_mode(),
+            Ok((0o644, None))
+        );
+        assert_eq!(
+            acl.clone().everyone(Access::ReadWrite).file_mode(),
+            Ok((0o666, None))
+        );
+        assert_eq!(
+            acl.clone()
+                .grant(Principal::Group(10), Access::ReadWrite)
+                .everyone(Access::Read)
+                .file_mode(),
+            Ok((0o664, Some(10)))
+        );
+        assert!(acl.clone().everyone(Access::Write).file_mode().is_err());
+        assert!(acl
+            .clone()
+            .grant(Principal::User(12345), Access::Read)
+            .file_mode()
+            .is_err());
+        assert!(acl
+            .clone()
+            .grant(Principal::Network, Access::Read)
+            .file_mode()
+            .is_err());
+        assert!(acl
+            .grant(Principal::Group(1), Access::Read)
+            .grant(Principal::Group(2), Access::Read)
+            .file_mode()
+            .is_err());
     }
 }

@@ -21,10 +21,22 @@ pub enum MailslotError {
         detail: String,
     },
     /// A live server already owns the name.
-    #[error("mailslot `{name}` already exists and its server is alive; pick another name or stop that server")]
+    #[error("mailslot `{name}` already exists and its server ({owner}) is alive; pick another name or stop that server")]
     AlreadyExists {
         /// The slot's name.
         name: String,
+        /// Who serves it: uid and pid.
+        owner: String,
+    },
+    /// The slot is served by a user the writer does not accept
+    /// ([`WriterOptions::require_owner`](super::WriterOptions::require_owner)), or its files
+    /// disagree about who serves it.
+    #[error("mailslot `{name}` refused: {detail}")]
+    UntrustedServer {
+        /// The slot's name.
+        name: String,
+        /// Who serves it, and who was required.
+        detail: String,
     },
     /// The name belongs to something that is not a mailslot.
     #[error("`{name}` is {found}, not a mailslot")]

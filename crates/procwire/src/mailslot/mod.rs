@@ -46,7 +46,12 @@ use crate::name::{Name, NameClass, Namespace};
 ///
 /// An I/O error when the namespace's lock directory cannot be read.
 pub fn list(ns: Namespace) -> std::io::Result<Vec<String>> {
-    ns.live_objects(NameClass::Mailslot)
+    Ok(
+        crate::registry::list_class(ns, crate::registry::KindClass::Mailslot)?
+            .into_iter()
+            .map(|l| l.name)
+            .collect(),
+    )
 }
 
 /// Whether a live server has the mailslot `name` on this machine.
@@ -63,7 +68,11 @@ where
     let name: Name = name.try_into().map_err(Into::into)?;
     name.expect_class(NameClass::Mailslot)?;
     match name.namespace() {
-        Some(ns) => Ok(ns.is_live(NameClass::Mailslot, name.object())),
+        Some(ns) => Ok(crate::registry::is_live(
+            ns,
+            crate::registry::KindClass::Mailslot,
+            name.object(),
+        )),
         None => Err(MailslotError::NotPermitted {
             name: name.to_string(),
             detail: "only mailslots on this machine can be tested for existence".into(),

@@ -132,6 +132,7 @@ impl MailslotOptions {
 pub struct WriterOptions {
     pub(crate) timeout: Duration,
     pub(crate) broadcast: IpAddr,
+    pub(crate) owners: Vec<u32>,
 }
 
 impl Default for WriterOptions {
@@ -146,7 +147,19 @@ impl WriterOptions {
         WriterOptions {
             timeout: Duration::from_secs(5),
             broadcast: IpAddr::V4(Ipv4Addr::BROADCAST),
+            owners: Vec::new(),
         }
+    }
+
+    /// Delivers only to a slot served by `uid` (call again to accept several users): the
+    /// writer checks who owns the slot's registry entry and socket before it sends
+    /// anything, and refuses anyone else with
+    /// [`MailslotError::UntrustedServer`](super::MailslotError::UntrustedServer). In the
+    /// Global namespace any user can take a free name first. Applies to slots on this
+    /// machine; a network slot's server has no user to check.
+    pub fn require_owner(mut self, uid: u32) -> Self {
+        self.owners.push(uid);
+        self
     }
 
     /// How long a write waits while the slot is full before failing with

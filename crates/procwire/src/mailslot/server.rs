@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::UdpSocket;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use super::options::{MailslotOptions, ReadTimeout};
 use super::MailslotError;
 use crate::name::{Location, Name, NameClass, Namespace};
+use crate::registry::{self, ObjectKind};
 use crate::security::Principal;
-use crate::sys::LockFile;
 use crate::wire::SlotDatagram;
 
 /// What [`MailslotServer::info`] reports (`GetMailslotInfo`).
@@ -356,7 +356,8 @@ pub struct MailslotServer {
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
     udp_addr: Option<std::net::SocketAddr>,
-    _lock: LockFile,
+    socket_id: Option<crate::sys::fs::FileId>,
+    _claim: registry::Claim,
 }
 
 impl MailslotServer {
@@ -552,7 +553,44 @@ impl Drop for MailslotServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(id) = self.socket_id {
+            let _ = crate::sys::fs::unlink_if_same(&self.path, id);
+        }
+    }
+}
+
+/// The error for a slot name that could not be taken.
+fn claim_error(display: &str, e: registry::ClaimError) -> MailslotError {
+    let name = display.to_owned();
+    match e {
+        registry::ClaimError::Taken(found) if found.entry.kind == ObjectKind::Mailslot => {
+            MailslotError::AlreadyExists {
+                name,
+                owner: format!("uid {}, pid {}", found.owner_uid, found.entry.owner_pid),
+            }
+        }
+        registry::ClaimError::Taken(found) => MailslotError::WrongKind {
+            name,
+            found: found.entry.kind.with_article().into(),
+        },
+        registry::ClaimError::Untrusted(what) => MailslotError::WrongKind {
+            name,
+            found: format!(
+                "held by {what}, not by a mailslot server's entry; its owner (or root) can \
+                 remove it"
+            ),
+        },
+        registry::ClaimError::StaleOfOther(found) => MailslotError::AccessDenied {
+            name,
+            detail: format!(
+                "a stale entry of uid {} holds the name (its server, pid {}, has exited); only \
+                 that user or root can clear it",
+                found.owner_uid, found.entry.owner_pid
+            ),
+        },
+        registry::ClaimError::Io(e) => {
+            MailslotError::io(display, "cannot take the name in the registry", e)
+        }
     }
 }
 
@@ -605,35 +643,26 @@ impl MailslotOptions {
         let dir = ns
             .directory(NameClass::Mailslot)
             .map_err(io("cannot use the namespace directory"))?;
-        let lock_path = ns
-            .ensure_lock_path(NameClass::Mailslot, object)
-            .map_err(io("cannot use the lock directory"))?;
-        let lock_mode = match ns {
-            Namespace::Local => 0o600,
-            Namespace::Global => 0o644,
-        };
-        let lock = LockFile::try_lock(&lock_path, lock_mode)
-            .map_err(io("cannot take the name's lock"))?
-            .ok_or_else(|| MailslotError::AlreadyExists {
-                name: display.clone(),
-            })?;
-        lock.write_note(&format!("max_message={}\n", self.max_message))
-            .map_err(io("cannot write the slot's limits"))?;
+        // The entry carries the slot's limit: writers read it from a file only this user
+        // can write, never from anything another user could plant.
+        let mut entry = registry::store_entry(ObjectKind::Mailslot, object);
+        entry.max_message = self.max_message as u64;
+        let claim = registry::claim(*ns, &entry).map_err(|e| claim_error(&display, e))?;
         let path = dir.join(object);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                std::fs::remove_file(&path).map_err(io("cannot remove a stale socket"))?;
-                tracing::info!(slot = %name, "reclaimed the socket of a dead server");
+        registry::replace_stale_socket(&path).map_err(|e| match e {
+            registry::StaleSocket::NotASocket(found) => MailslotError::WrongKind {
+                name: display.clone(),
+                found: format!("{found} ({})", path.display()),
+            },
+            registry::StaleSocket::Io(e) => {
+                MailslotError::io(&display, "cannot remove a stale socket", e)
             }
-            Ok(_) => {
-                return Err(MailslotError::WrongKind {
-                    name: display,
-                    found: format!("a file that is not a socket ({})", path.display()),
-                })
-            }
-            Err(_) => {}
-        }
+        })?;
         let local = UnixDatagram::bind(&path).map_err(io("cannot bind the slot's socket"))?;
+        let socket_id = crate::sys::fs::id_at(&path)
+            .ok()
+            .flatten()
+            .map(|(id, _)| id);
         if let Some(gid) = group {
             std::os::unix::fs::chown(&path, None, Some(gid))
                 .map_err(io("cannot give the socket to its group"))?;
@@ -684,7 +713,8 @@ impl MailslotOptions {
             thread: Some(thread),
             path,
             udp_addr,
-            _lock: lock,
+            socket_id,
+            _claim: claim,
         })
     }
 

@@ -10,6 +10,8 @@ use super::options::{WriterOptions, DEFAULT_UDP_PORT};
 use super::server::display_name;
 use super::MailslotError;
 use crate::name::{Location, Name, NameClass};
+use crate::registry::{self, KindClass};
+use crate::security::PeerCredentials;
 use crate::wire::{SlotDatagram, MAILSLOT_HEADER_LEN, MAX_UDP_PAYLOAD};
 
 #[derive(Debug)]
@@ -46,6 +48,8 @@ pub struct MailslotWriter {
     target: Target,
     max_message: usize,
     timeout: Duration,
+    /// Who serves a local slot.
+    server: Option<PeerCredentials>,
 }
 
 impl MailslotWriter {
@@ -71,6 +75,14 @@ impl MailslotWriter {
     /// fits a UDP datagram over the network.
     pub fn max_message_size(&self) -> usize {
         self.max_message
+    }
+
+    /// Who serves a slot on this machine: the uid that owns its registry entry and socket
+    /// (from the kernel's file ownership), with the server's pid and the socket's group as
+    /// that user's entry records them; `None` for a slot on the network.
+    #[doc(alias = "GetNamedPipeServerProcessId")]
+    pub fn server_credentials(&self) -> Option<PeerCredentials> {
+        self.server
     }
 
     /// Sends one message.
@@ -173,6 +185,7 @@ impl WriterOptions {
                 object: name.object().to_owned(),
             },
             timeout: self.timeout,
+            server: None,
         })
     }
 
@@ -182,72 +195,85 @@ impl WriterOptions {
         object: &str,
         display: String,
     ) -> Result<MailslotWriter, MailslotError> {
-        let lock = ns.lock_path(NameClass::Mailslot, object);
         let path = ns.root().join(NameClass::Mailslot.as_str()).join(object);
-        if !ns.is_live(NameClass::Mailslot, object) {
-            let detail = if path.exists() {
-                format!(
-                    "its server is gone ({} is left from a server that died)",
-                    path.display()
-                )
-            } else {
-                format!(
-                    "no server has created it ({} does not exist)",
-                    path.display()
-                )
-            };
-            return Err(MailslotError::NotFound {
-                name: display,
-                detail,
-            });
-        }
-        // A server writes its limits just after taking the lock: give one that is starting
-        // a moment to do so.
-        let read_limit = || {
-            std::fs::read_to_string(&lock).ok().and_then(|note| {
-                note.lines()
-                    .find_map(|l| l.strip_prefix("max_message="))
-                    .and_then(|n| n.trim().parse::<usize>().ok())
-            })
+        let gone = |detail: String| MailslotError::NotFound {
+            name: display.clone(),
+            detail,
         };
-        let max_message = (0..50)
-            .find_map(|attempt| {
-                if attempt > 0 {
+        // A server takes its name, then binds its socket: give one that is starting a moment
+        // to bind.
+        let mut attempt = 0;
+        let (found, socket, server) = loop {
+            let found = match registry::read(ns, KindClass::Mailslot, object)
+                .map_err(|e| MailslotError::io(&display, "cannot read the slot's entry", e))?
+            {
+                registry::Lookup::Found(found) => found,
+                registry::Lookup::Missing if path.exists() => {
+                    return Err(gone(format!(
+                        "its server is gone ({} is left from a server that died)",
+                        path.display()
+                    )))
+                }
+                registry::Lookup::Missing => {
+                    return Err(gone(format!(
+                        "no server has created it ({} does not exist)",
+                        path.display()
+                    )))
+                }
+                registry::Lookup::Untrusted(what) => {
+                    return Err(MailslotError::WrongKind {
+                        name: display,
+                        found: format!("held by {what}, not by a mailslot server's entry"),
+                    })
+                }
+            };
+            if let Some(reason) = found.stale_reason(ns) {
+                return Err(gone(format!("its server is gone: {reason}")));
+            }
+            check_owner(
+                &display,
+                &self.owners,
+                found.owner_uid,
+                found.entry.owner_pid,
+            )?;
+            match connect_checked(&path, found.owner_uid) {
+                Ok((socket, gid)) => {
+                    let server = PeerCredentials {
+                        pid: found.entry.owner_pid,
+                        uid: found.owner_uid,
+                        gid,
+                    };
+                    break (found, socket, server);
+                }
+                Err(Connect::NotYet) if attempt < 50 => {
+                    attempt += 1;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                read_limit()
-            })
-            .ok_or_else(|| MailslotError::Disconnected {
-                name: display.clone(),
-                detail: "the slot's limits cannot be read; its server may be starting or gone"
-                    .into(),
-            })?;
-        let socket = UnixDatagram::unbound()
-            .map_err(|e| MailslotError::io(&display, "cannot open a socket", e))?;
-        if let Err(e) = socket.connect(&path) {
-            return Err(match e.kind() {
-                io::ErrorKind::PermissionDenied => MailslotError::AccessDenied {
-                    name: display,
-                    detail: format!(
-                        "the slot's socket {} is not open to this user",
-                        path.display()
-                    ),
-                },
-                io::ErrorKind::ConnectionRefused if !path_is_socket(&path) => {
-                    MailslotError::WrongKind {
+                Err(Connect::NotYet) => return Err(gone("its server is gone".into())),
+                Err(Connect::Denied) => {
+                    return Err(MailslotError::AccessDenied {
                         name: display,
-                        found: format!("a file that is not a socket ({})", path.display()),
-                    }
+                        detail: format!(
+                            "the slot's socket {} is not open to this user",
+                            path.display()
+                        ),
+                    })
                 }
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-                    MailslotError::NotFound {
+                Err(Connect::Foreign(what)) => {
+                    return Err(MailslotError::UntrustedServer {
                         name: display,
-                        detail: "its server is gone".into(),
-                    }
+                        detail: format!(
+                            "its entry belongs to uid {} but {what}; refusing to deliver to it",
+                            found.owner_uid
+                        ),
+                    })
                 }
-                _ => MailslotError::io(&display, "cannot connect", e),
-            });
-        }
+                Err(Connect::Io(e)) => {
+                    return Err(MailslotError::io(&display, "cannot connect", e))
+                }
+            }
+        };
+        let max_message = usize::try_from(found.entry.max_message).unwrap_or(usize::MAX);
         let setup = |e| MailslotError::io(&display, "cannot set up the socket", e);
         if max_message > 128 * 1024 {
             crate::sys::set_socket_buffers(&socket, None, Some(max_message + 4096))
@@ -261,11 +287,73 @@ impl WriterOptions {
             target: Target::Local(socket),
             max_message,
             timeout: self.timeout,
+            server: Some(server),
         })
     }
 }
 
-fn path_is_socket(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+/// Why a checked connect failed.
+enum Connect {
+    /// Nothing listens there yet (or any more).
+    NotYet,
+    /// The socket is not open to this user.
+    Denied,
+    /// The socket is not the entry owner's: what it is, in words.
+    Foreign(String),
+    Io(io::Error),
+}
+
+/// Connects to the slot's socket at `path` only if it is a socket owned by `owner` before
+/// and after the connect (the same file both times), so that a socket another user bound
+/// at a free moment never receives the messages; returns the socket's group too.
+fn connect_checked(path: &std::path::Path, owner: u32) -> Result<(UnixDatagram, u32), Connect> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let check = || match crate::sys::fs::id_at(path) {
+        Ok(None) => Err(Connect::NotYet),
+        Ok(Some((_, meta))) if !meta.file_type().is_socket() => Err(Connect::Foreign(format!(
+            "{} is not a socket",
+            path.display()
+        ))),
+        Ok(Some((_, meta))) if meta.uid() != owner => Err(Connect::Foreign(format!(
+            "its socket {} belongs to uid {}",
+            path.display(),
+            meta.uid()
+        ))),
+        Ok(Some((id, meta))) => Ok((id, meta.gid())),
+        Err(e) => Err(Connect::Io(e)),
+    };
+    let (before, gid) = check()?;
+    let socket = UnixDatagram::unbound().map_err(Connect::Io)?;
+    socket.connect(path).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => Connect::Denied,
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => Connect::NotYet,
+        _ => Connect::Io(e),
+    })?;
+    let (after, _) = check()?;
+    if before != after {
+        return Err(Connect::Foreign(format!(
+            "its socket {} was replaced while connecting",
+            path.display()
+        )));
+    }
+    Ok((socket, gid))
+}
+
+/// Refuses a slot whose owner is not one the writer requires (none required: any).
+fn check_owner(display: &str, required: &[u32], uid: u32, pid: u32) -> Result<(), MailslotError> {
+    if required.is_empty() || required.contains(&uid) {
+        return Ok(());
+    }
+    let expected = required
+        .iter()
+        .map(|u| u.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(MailslotError::UntrustedServer {
+        name: display.to_owned(),
+        detail: format!(
+            "it is served by uid {uid} (pid {pid}), not by a required owner (uid {expected}); \
+             someone else may have taken the name first"
+        ),
+    })
 }

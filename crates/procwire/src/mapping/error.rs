@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::name::NameError;
-use crate::sys::object::ObjectError;
+use crate::registry::object::ObjectError;
 
 /// An error from a file mapping or one of its views.
 ///

@@ -55,14 +55,14 @@ mod object;
 mod options;
 mod view;
 
-pub use crate::sys::object::Lifetime;
+pub use crate::wire::Lifetime;
 pub use error::MappingError;
 pub use object::Mapping;
 pub use options::MappingOptions;
 pub use view::View;
 
 use crate::name::Namespace;
-use crate::sys::object::ObjectKind;
+use crate::wire::ObjectKind;
 
 /// The names of the live mappings in a namespace, sorted.
 ///
@@ -70,7 +70,7 @@ use crate::sys::object::ObjectKind;
 ///
 /// An I/O error when the namespace directory cannot be read.
 pub fn list(ns: Namespace) -> std::io::Result<Vec<String>> {
-    Ok(crate::sys::object::list(ns)?
+    Ok(crate::registry::object::list(ns)?
         .into_iter()
         .filter(|(_, kind)| *kind == ObjectKind::Mapping)
         .map(|(name, _)| name)

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::{MappingError, MappingOptions, View};
 use crate::name::Name;
+use crate::registry::object::{self, Object};
 use crate::security::Access;
-use crate::sys::object::{self, Backing, Lifetime, Object, ObjectKind};
 use crate::sys::shm::{self, Region};
+use crate::wire::{Lifetime, ObjectKind};
 
 /// A named file mapping: shared memory (or a file) that processes open by name and map
 /// [`View`]s of.
@@ -224,10 +225,7 @@ impl Mapping {
 
     /// For a file-backed mapping, the file's absolute path.
     pub fn file_path(&self) -> Option<&Path> {
-        match self.object.backing() {
-            Backing::File(path) => Some(path),
-            Backing::Memory => None,
-        }
+        self.object.file_path()
     }
 
     /// Maps `len` bytes from `offset` with this handle's access (`MapViewOfFile`). The

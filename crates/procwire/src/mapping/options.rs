@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use super::object::parse;
 use super::{Mapping, MappingError};
 use crate::name::Name;
+use crate::registry::object::{self, CreateSpec};
 use crate::security::{Access, AccessList};
-use crate::sys::object::{self, CreateSpec, Lifetime, ObjectKind};
+use crate::wire::{Lifetime, ObjectKind};
 
 /// How to create a mapping: the equivalent of `CreateFileMapping`'s arguments. Everything
 /// here is fixed at creation; [`Mapping::open`] takes only the access it wants.

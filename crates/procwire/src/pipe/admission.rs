@@ -100,6 +100,7 @@ impl ServerCore {
             access: server_side_access(admitted.client_access),
             max_message: self.options.max_message,
             peer,
+            is_client: false,
             _slot: Some(admitted.slot),
         }
     }

@@ -54,6 +54,11 @@ impl ClientOptions {
         let mut busy = None;
         loop {
             let attempt = connect(&endpoint, deadline)
+                .and_then(|stream| {
+                    let server = stream.peer_credentials().unwrap_or(None);
+                    endpoint::check_owner(&endpoint.display, &self.owners, server)?;
+                    Ok(stream)
+                })
                 .and_then(|stream| self.secure(&endpoint, stream, deadline))
                 .and_then(|stream| Ok((self.exchange(&endpoint, &stream, deadline)?, stream)));
             let (response, stream) = match (attempt, busy) {
@@ -173,6 +178,7 @@ impl ClientOptions {
         let detail = response.detail;
         match response.status {
             Status::Ok => Ok(Info {
+                is_client: true,
                 name,
                 pipe_type: response.pipe_type,
                 read_mode: self.read_mode,

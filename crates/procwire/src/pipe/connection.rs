@@ -96,6 +96,14 @@ impl PipeConnection {
         self.info.peer
     }
 
+    /// On a client's connection, who serves the pipe, from the kernel (`SO_PEERCRED`: the
+    /// server process as it was when it started listening), like
+    /// `GetNamedPipeServerProcessId`; `None` over TCP and on a server's own connections.
+    #[doc(alias = "GetNamedPipeServerProcessId")]
+    pub fn server_credentials(&self) -> Option<PeerCredentials> {
+        self.info.peer.filter(|_| self.info.is_client)
+    }
+
     fn check_usable(&self) -> Result<(), PipeError> {
         match &self.broken {
             Some(why) => Err(self.info.broken(why)),

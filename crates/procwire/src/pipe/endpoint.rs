@@ -2,13 +2,15 @@
 //! socket created with its ownership lock. Shared by the blocking and the tokio API.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use super::PipeError;
 use crate::name::{Location, Name, NameClass, Namespace};
-use crate::sys::LockFile;
+use crate::registry::{self, Claim, ClaimError, KindClass, ObjectKind};
+use crate::security::PeerCredentials;
+use crate::sys::fs::FileId;
 
 /// Where a client connects.
 #[derive(Debug, Clone)]
@@ -60,48 +62,28 @@ fn socket_path(ns: Namespace, object: &str, display: &str) -> Result<PathBuf, Pi
     Ok(dir.join(object))
 }
 
-/// What kind of file sits at `path`, in words, when it is not a socket.
-pub(crate) fn describe_non_socket(path: &Path) -> Option<String> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    let ft = meta.file_type();
-    if ft.is_socket() {
-        return None;
-    }
-    Some(
-        if ft.is_dir() {
-            "a directory"
-        } else if ft.is_symlink() {
-            "a symbolic link"
-        } else if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_file() {
-            "a regular file"
-        } else {
-            "a device or other special file"
-        }
-        .to_owned(),
-    )
-}
-
-/// A bound pipe socket and the lock that makes it ours. Dropping it removes the socket file
-/// (if it is still ours) and releases the name.
+/// A bound pipe socket and the registry entry that makes the name ours. Dropping it removes
+/// the socket file (if it is still ours) and releases the name.
 #[derive(Debug)]
 pub(crate) struct Binding {
     pub(crate) listener: UnixListener,
     pub(crate) path: PathBuf,
-    _lock: LockFile,
+    socket: Option<FileId>,
+    _claim: Claim,
 }
 
 impl Drop for Binding {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(id) = self.socket {
+            let _ = crate::sys::fs::unlink_if_same(&self.path, id);
+        }
     }
 }
 
-/// Creates the listening socket for `name`: takes the name's lock (a live owner makes this
-/// `AlreadyExists`), removes a socket file a dead server left behind, binds, and sets the
-/// socket file's mode (owner only in Local, everyone in Global where the server checks the
-/// access list itself).
+/// Creates the listening socket for `name`: takes the name in the registry (a live owner
+/// makes this `AlreadyExists`, a file that is not a trusted entry `WrongKind`), removes a
+/// socket a dead server left behind, binds, and sets the socket file's mode (owner only in
+/// Local, everyone in Global where the server checks the access list itself).
 pub(crate) fn bind(name: &Name, display: &str) -> Result<Binding, PipeError> {
     let Location::Here(ns) = name.location() else {
         return Err(PipeError::NotPermitted {
@@ -113,31 +95,21 @@ pub(crate) fn bind(name: &Name, display: &str) -> Result<Binding, PipeError> {
     };
     let object = name.object();
     let path = socket_path(*ns, object, display)?;
-    let lock_mode = match ns {
-        Namespace::Local => 0o600,
-        Namespace::Global => 0o644,
-    };
-    let lock_path = ns
-        .ensure_lock_path(NameClass::Pipe, object)
-        .map_err(|e| PipeError::io(display, "cannot use the lock directory", e))?;
-    let lock = LockFile::try_lock(&lock_path, lock_mode)
-        .map_err(|e| PipeError::io(display, "cannot take the name's lock", e))?
-        .ok_or_else(|| PipeError::AlreadyExists {
-            name: display.to_owned(),
-        })?;
-    if let Some(found) = describe_non_socket(&path) {
-        return Err(PipeError::WrongKind {
+    let entry = registry::store_entry(ObjectKind::Pipe, object);
+    let claim = registry::claim(*ns, &entry).map_err(|e| claim_error(display, "pipe", e))?;
+    registry::replace_stale_socket(&path).map_err(|e| match e {
+        registry::StaleSocket::NotASocket(found) => PipeError::WrongKind {
             name: display.to_owned(),
             found: format!("{found} ({})", path.display()),
-        });
-    }
-    match std::fs::remove_file(&path) {
-        Ok(()) => tracing::info!(pipe = %name, "reclaimed the socket of a dead server"),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(PipeError::io(display, "cannot remove a stale socket", e)),
-    }
+        },
+        registry::StaleSocket::Io(e) => PipeError::io(display, "cannot remove a stale socket", e),
+    })?;
     let listener = UnixListener::bind(&path)
         .map_err(|e| PipeError::io(display, format!("cannot bind {}", path.display()), e))?;
+    let socket = crate::sys::fs::id_at(&path)
+        .ok()
+        .flatten()
+        .map(|(id, _)| id);
     let mode = match ns {
         Namespace::Local => 0o600,
         Namespace::Global => 0o666,
@@ -147,13 +119,80 @@ pub(crate) fn bind(name: &Name, display: &str) -> Result<Binding, PipeError> {
     Ok(Binding {
         listener,
         path,
-        _lock: lock,
+        socket,
+        _claim: claim,
     })
+}
+
+/// The error for a name that could not be taken, for a pipe or a mailslot (`noun`).
+pub(crate) fn claim_error(display: &str, noun: &str, e: ClaimError) -> PipeError {
+    let name = display.to_owned();
+    match e {
+        ClaimError::Taken(found) if found.entry.kind == ObjectKind::Pipe => {
+            PipeError::AlreadyExists {
+                name,
+                owner: format!("uid {}, pid {}", found.owner_uid, found.entry.owner_pid),
+            }
+        }
+        ClaimError::Taken(found) => PipeError::WrongKind {
+            name,
+            found: found.entry.kind.with_article().into(),
+        },
+        ClaimError::Untrusted(what) => PipeError::WrongKind {
+            name,
+            found: format!(
+                "held by {what}, not by a {noun} server's entry; its owner (or root) can remove it"
+            ),
+        },
+        ClaimError::StaleOfOther(found) => PipeError::AccessDenied {
+            name,
+            detail: format!(
+                "a stale entry of uid {} holds the name (its server, pid {}, has exited); only \
+                 that user or root can clear it",
+                found.owner_uid, found.entry.owner_pid
+            ),
+        },
+        ClaimError::Io(e) => PipeError::io(display, "cannot take the name in the registry", e),
+    }
+}
+
+/// Refuses a server whose user is not one the client requires (none required: any).
+pub(crate) fn check_owner(
+    display: &str,
+    required: &[u32],
+    server: Option<PeerCredentials>,
+) -> Result<(), PipeError> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let expected = required
+        .iter()
+        .map(|u| u.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match server {
+        Some(server) if required.contains(&server.uid) => Ok(()),
+        Some(server) => Err(PipeError::UntrustedServer {
+            name: display.to_owned(),
+            detail: format!(
+                "it is served by uid {} (pid {}), not by a required owner (uid {expected}); \
+                 someone else may have taken the name first",
+                server.uid, server.pid
+            ),
+        }),
+        None => Err(PipeError::UntrustedServer {
+            name: display.to_owned(),
+            detail: format!(
+                "the server of a network pipe has no user this client can check (required: \
+                 uid {expected}); authenticate it with TLS instead"
+            ),
+        }),
+    }
 }
 
 /// Turns a failed connect to a socket file into the error a user can act on.
 pub(crate) fn connect_error(display: &str, path: &Path, e: io::Error) -> PipeError {
-    if let Some(found) = describe_non_socket(path) {
+    if let Some(found) = registry::describe_non_socket(path) {
         return PipeError::WrongKind {
             name: display.to_owned(),
             found,
@@ -185,8 +224,9 @@ pub(crate) fn connect_error(display: &str, path: &Path, e: io::Error) -> PipeErr
     }
 }
 
-/// Whether a live server has the pipe `name` on this machine (its server holds the name's
-/// lock; a socket file a dead server left behind does not count).
+/// Whether a live server has the pipe `name` on this machine (its registry entry is
+/// trusted and its server's process runs; a socket file a dead server left behind does not
+/// count).
 ///
 /// # Errors
 ///
@@ -205,14 +245,17 @@ where
             detail: "only pipes on this machine can be tested for existence".into(),
         });
     };
-    Ok(ns.is_live(NameClass::Pipe, name.object()))
+    Ok(registry::is_live(*ns, KindClass::Pipe, name.object()))
 }
 
-/// The names of the live pipes in a namespace (a server holds each one's lock).
+/// The names of the live pipes in a namespace.
 ///
 /// # Errors
 ///
-/// An I/O error when the namespace's lock directory cannot be read.
+/// An I/O error when the namespace's registry cannot be read.
 pub fn list(ns: Namespace) -> io::Result<Vec<String>> {
-    ns.live_objects(NameClass::Pipe)
+    Ok(registry::list_class(ns, KindClass::Pipe)?
+        .into_iter()
+        .map(|l| l.name)
+        .collect())
 }

@@ -25,10 +25,21 @@ pub enum PipeError {
         detail: String,
     },
     /// A live server already owns the name.
-    #[error("pipe `{name}` already exists and its server is alive; pick another name or stop that server")]
+    #[error("pipe `{name}` already exists and its server ({owner}) is alive; pick another name or stop that server")]
     AlreadyExists {
         /// The pipe's name.
         name: String,
+        /// Who serves it: uid and pid.
+        owner: String,
+    },
+    /// The pipe is served by a user the client does not accept
+    /// ([`ClientOptions::require_owner`](super::ClientOptions::require_owner)).
+    #[error("pipe `{name}` refused: {detail}")]
+    UntrustedServer {
+        /// The pipe's name.
+        name: String,
+        /// Who serves it, and who was required.
+        detail: String,
     },
     /// Every instance of the pipe is in use.
     #[error("pipe `{name}` is busy ({in_use} of {max} instances in use); retry, wait longer, or raise max_instances")]

@@ -20,6 +20,8 @@ pub(crate) struct Info {
     pub(crate) access: Access,
     pub(crate) max_message: u32,
     pub(crate) peer: Option<PeerCredentials>,
+    /// Whether this is the client's end.
+    pub(crate) is_client: bool,
     /// Held by server-side connections: frees the instance on drop.
     pub(crate) _slot: Option<InstanceSlot>,
 }

@@ -190,6 +190,7 @@ pub struct ClientOptions {
     pub(crate) read_mode: PipeMode,
     pub(crate) timeout: Duration,
     pub(crate) max_message: u32,
+    pub(crate) owners: Vec<u32>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -208,9 +209,32 @@ impl ClientOptions {
             read_mode: PipeMode::Byte,
             timeout: Duration::from_secs(5),
             max_message: DEFAULT_MAX_MESSAGE,
+            owners: Vec::new(),
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Accepts only a server run by `uid` (call again to accept several users): after
+    /// connecting, and before sending anything, the client checks who serves the name
+    /// (`SO_PEERCRED`, from the kernel) and refuses anyone else with
+    /// [`PipeError::UntrustedServer`](super::PipeError::UntrustedServer). In the Global
+    /// namespace any user can take a free name first; this is how a client makes sure its
+    /// data goes to the server it means. Network pipes have no checkable user: with an
+    /// owner required they are refused (authenticate them with TLS).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::pipe::ClientOptions;
+    ///
+    /// // Only a server run by root.
+    /// let pipe = ClientOptions::new().require_owner(0).open(r"\\.\pipe\Jobs")?;
+    /// # Ok::<(), procwire::pipe::PipeError>(())
+    /// ```
+    pub fn require_owner(mut self, uid: u32) -> Self {
+        self.owners.push(uid);
+        self
     }
 
     /// What this client will do: read, write or both.

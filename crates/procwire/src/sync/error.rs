@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::NamedMutexGuard;
 use crate::name::NameError;
-use crate::sys::object::{ObjectError, ObjectKind};
+use crate::registry::object::ObjectError;
+use crate::wire::ObjectKind;
 
 /// An error from a named sync object.
 ///

@@ -8,7 +8,7 @@ use super::SyncError;
 use crate::name::Name;
 use crate::security::AccessList;
 use crate::sys::futex;
-use crate::sys::object::{Lifetime, ObjectKind};
+use crate::wire::{Lifetime, ObjectKind};
 
 /// The futex word: bit 0 set while the event is set; the bits above count every `set` of a
 /// manual-reset event (a generation), so that a waiter can tell it was released even if a

@@ -46,14 +46,14 @@ mod mutex;
 mod semaphore;
 mod shared;
 
-pub use crate::sys::object::Lifetime;
+pub use crate::wire::Lifetime;
 pub use error::{LockError, SyncError};
 pub use event::{EventOptions, EventReset, NamedEvent};
 pub use mutex::{MutexOptions, NamedMutex, NamedMutexGuard};
 pub use semaphore::{NamedSemaphore, SemaphoreOptions};
 
 use crate::name::Namespace;
-use crate::sys::object::ObjectKind;
+use crate::wire::ObjectKind;
 
 /// What kind of sync object a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,14 +73,14 @@ pub enum SyncKind {
 ///
 /// An I/O error when the namespace directory cannot be read.
 pub fn list(ns: Namespace) -> std::io::Result<Vec<(String, SyncKind)>> {
-    Ok(crate::sys::object::list(ns)?
+    Ok(crate::registry::object::list(ns)?
         .into_iter()
         .filter_map(|(name, kind)| {
             let kind = match kind {
                 ObjectKind::Mutex => SyncKind::Mutex,
                 ObjectKind::Semaphore => SyncKind::Semaphore,
                 ObjectKind::Event => SyncKind::Event,
-                ObjectKind::Mapping => return None,
+                _ => return None,
             };
             Some((name, kind))
         })

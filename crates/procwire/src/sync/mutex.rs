@@ -10,8 +10,8 @@ use super::{LockError, SyncError};
 use crate::name::Name;
 use crate::security::AccessList;
 use crate::sys::futex::{self, Wake};
-use crate::sys::object::{Lifetime, ObjectKind};
 use crate::sys::thread::{self, Liveness, ThreadId};
+use crate::wire::{Lifetime, ObjectKind};
 
 /// The lock word: 0 when free, else the holder's TID, with [`WAITERS`] set when someone may
 /// be asleep on it.

@@ -8,7 +8,7 @@ use super::SyncError;
 use crate::name::Name;
 use crate::security::AccessList;
 use crate::sys::futex::{self, Wake};
-use crate::sys::object::{Lifetime, ObjectKind};
+use crate::wire::{Lifetime, ObjectKind};
 
 /// The count: the futex word waiters sleep on while it is 0.
 const COUNT: usize = BODY;

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::SyncError;
 use crate::name::Name;
+use crate::registry::object::{self, CreateSpec, Object};
 use crate::security::{Access, AccessList};
-use crate::sys::object::{self, CreateSpec, Lifetime, Object, ObjectKind};
 use crate::sys::shm::Region;
+use crate::wire::{Lifetime, ObjectKind};
 
 /// The size of a sync object's shared state.
 const STATE_LEN: usize = 4096;
@@ -48,6 +49,7 @@ fn kind_code(kind: ObjectKind) -> u32 {
         ObjectKind::Mutex => 2,
         ObjectKind::Semaphore => 3,
         ObjectKind::Event => 4,
+        _ => 0,
     }
 }
 
@@ -297,21 +299,14 @@ mod tests {
     use super::*;
     use crate::name::Namespace;
     use crate::sync::NamedMutex;
-    use crate::sys::object::{Backing, Entry};
 
     #[test]
     fn a_state_shorter_than_a_page_is_refused_not_mapped() {
         // What another user could plant in Global: a valid entry for an empty memory file.
         let object = format!("unit-sync-short-{}", std::process::id());
-        let dir = Namespace::Local.root().join("objects");
+        let dir = Namespace::Local.root().join("registry").join("object");
         std::fs::create_dir_all(&dir).unwrap();
-        let entry = Entry {
-            kind: ObjectKind::Mutex,
-            lifetime: Lifetime::Persistent,
-            backing: Backing::Memory,
-            size: 0,
-            creator_pid: std::process::id(),
-        };
+        let entry = object::test_entry(ObjectKind::Mutex, &object, 0);
         std::fs::write(dir.join(&object), entry.encode()).unwrap();
         let shm = format!(
             "{}/{}",

@@ -53,6 +53,15 @@ pub(crate) fn current_thread() -> ThreadId {
     })
 }
 
+/// This process, named as a thread is: its pid (the TID of its main thread) and its start
+/// time. [`liveness`] answers for it as for a thread.
+pub(crate) fn current_process() -> ThreadId {
+    ThreadId {
+        tid: std::process::id(),
+        start: read_stat("/proc/self/stat").map_or(0, |s| s.start + 1),
+    }
+}
+
 /// Asks the kernel who the calling thread is; once per thread (and after a `fork`).
 #[cold]
 fn look_up_current_thread() -> ThreadId {

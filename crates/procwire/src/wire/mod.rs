@@ -1,5 +1,5 @@
-//! The wire formats: the pipe handshake and frames, and network mailslot datagrams, as
-//! pure encode and decode.
+//! The wire formats: the pipe handshake and frames, network mailslot datagrams, and the
+//! registry's entry files, as pure encode and decode.
 //!
 //! Nothing here does I/O or reads a clock: bytes go in, values and decisions come out. The
 //! same format runs over Unix sockets and TCP; `docs/protocol.md` describes it byte by byte.
@@ -14,6 +14,7 @@
 mod frame;
 mod handshake;
 mod mailslot;
+mod registry;
 
 pub use frame::{
     encode_close_frame, encode_message_header, FrameHeader, CLOSE_BIT, FRAME_HEADER_LEN,
@@ -24,6 +25,10 @@ pub use handshake::{
     RESPONSE_HEADER_LEN,
 };
 pub use mailslot::{SlotDatagram, MAILSLOT_HEADER_LEN, MAILSLOT_MAGIC, MAX_UDP_PAYLOAD};
+pub use registry::{
+    Backing, KindClass, Lifetime, ObjectKind, RegistryEntry, MAX_REGISTRY_ENTRY_LEN,
+    REGISTRY_HEADER_LEN, REGISTRY_MAGIC, REGISTRY_VERSION,
+};
 
 /// The first four bytes of every handshake message.
 pub const MAGIC: [u8; 4] = *b"PWIR";

@@ -86,6 +86,8 @@ impl ClientOptions {
                 AsyncStream::Tcp(s)
             }
         };
+        let server = stream.peer_credentials().unwrap_or(None);
+        endpoint::check_owner(display, &self.owners, server)?;
         let hung_up = |e: io::Error| PipeError::Disconnected {
             name: display.clone(),
             detail: format!("the server hung up during the handshake ({e})"),

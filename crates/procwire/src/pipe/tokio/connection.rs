@@ -105,6 +105,13 @@ impl PipeConnection {
         self.recv.info.peer
     }
 
+    /// On a client's connection, who serves the pipe (`SO_PEERCRED`), like
+    /// `GetNamedPipeServerProcessId`; `None` over TCP and on a server's own connections.
+    #[doc(alias = "GetNamedPipeServerProcessId")]
+    pub fn server_credentials(&self) -> Option<PeerCredentials> {
+        self.recv.info.peer.filter(|_| self.recv.info.is_client)
+    }
+
     /// Splits the connection so that one task receives while another sends: with both
     /// directions busy at once (large messages each way), a single task doing both could
     /// wait on a peer that waits on it.
