@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use procwire::mapping::{Lifetime, Mapping, MappingOptions};
+use procwire::registry::NamedObject;
 use procwire::security::{Access, AccessList};
 
 #[derive(Debug, Subcommand)]

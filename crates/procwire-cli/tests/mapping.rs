@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use procwire::mapping::{Lifetime, Mapping, MappingError, MappingOptions};
+use procwire::registry::NamedObject;
 use procwire::security::Access;
 use procwire::sync::NamedMutex;
 use util::{procwire, run, unique_name, Proc, Watchdog};

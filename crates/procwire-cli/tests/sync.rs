@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use procwire::mapping::{Mapping, View};
+use procwire::registry::NamedObject;
 use procwire::security::{Access, AccessList};
 use procwire::sync::{
     EventReset, LockError, MutexOptions, NamedEvent, NamedMutex, NamedSemaphore, SyncError,

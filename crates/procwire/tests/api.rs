@@ -18,6 +18,11 @@ fn public_types_are_send_sync_and_debug() {
     send_sync_debug::<procwire::pipe::PipeServer>();
     send_sync_debug::<procwire::pipe::PipeConnection>();
     send_sync_debug::<procwire::pipe::PipeError>();
+    send_sync_debug::<procwire::registry::Listing>();
+    send_sync_debug::<procwire::registry::ObjectKind>();
+    send_sync_debug::<procwire::wire::RegistryEntry>();
+    send_sync_debug::<procwire::mailslot::MailslotWriter>();
+    send_sync_debug::<procwire::mailslot::MailslotServer>();
     #[cfg(feature = "tokio")]
     {
         send_sync_debug::<procwire::pipe::tokio::PipeServer>();

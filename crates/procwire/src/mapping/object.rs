@@ -132,47 +132,6 @@ impl Mapping {
         MappingOptions::new().size(size).open_or_create(name)
     }
 
-    /// Removes the mapping `name`: new opens fail from now on, while open handles and views
-    /// keep working (`shm_unlink`). A file-backed mapping's file is left alone; only the name
-    /// goes.
-    ///
-    /// # Errors
-    ///
-    /// [`MappingError::NotFound`], [`MappingError::WrongKind`], and
-    /// [`MappingError::AccessDenied`] when another user created it.
-    pub fn remove<N>(name: N) -> Result<(), MappingError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<MappingError>,
-    {
-        let (name, display) = parse(name)?;
-        object::remove(&name, ObjectKind::Mapping)
-            .map_err(|e| MappingError::from_object(&display, e))
-    }
-
-    /// Whether a live mapping has the name.
-    ///
-    /// # Errors
-    ///
-    /// [`MappingError::WrongKind`] when the name is another kind of object;
-    /// [`MappingError::InvalidName`].
-    pub fn exists<N>(name: N) -> Result<bool, MappingError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<MappingError>,
-    {
-        let (name, display) = parse(name)?;
-        match object::kind_of(&name, ObjectKind::Mapping) {
-            Ok(None) => Ok(false),
-            Ok(Some(ObjectKind::Mapping)) => Ok(true),
-            Ok(Some(other)) => Err(MappingError::WrongKind {
-                name: display,
-                found: other.with_article().into(),
-            }),
-            Err(e) => Err(MappingError::from_object(&display, e)),
-        }
-    }
-
     /// The `/dev/shm` name that a memory-backed mapping `name` has: what Python's
     /// `multiprocessing.shared_memory.SharedMemory(name=...)` opens, and what C's
     /// `shm_open` opens with a `/` in front. `procwire-UID-OBJECT` in Local,
@@ -314,10 +273,46 @@ impl Mapping {
     }
 }
 
+impl crate::registry::NamedObject for Mapping {
+    const KIND: ObjectKind = ObjectKind::Mapping;
+    type Error = MappingError;
+
+    fn exists<N>(name: N) -> Result<bool, MappingError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<MappingError>,
+    {
+        let (name, display) = parse(name)?;
+        match object::kind_of(&name, ObjectKind::Mapping) {
+            Ok(None) => Ok(false),
+            Ok(Some(ObjectKind::Mapping)) => Ok(true),
+            Ok(Some(other)) => Err(MappingError::WrongKind {
+                name: display,
+                found: other.with_article().into(),
+            }),
+            Err(e) => Err(MappingError::from_object(&display, e)),
+        }
+    }
+
+    /// Removes the mapping `name`: new opens fail from now on, while open handles and views
+    /// keep working (`shm_unlink`). A file-backed mapping's file is left alone; only the
+    /// name goes.
+    fn remove<N>(name: N) -> Result<(), MappingError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<MappingError>,
+    {
+        let (name, display) = parse(name)?;
+        object::remove(&name, ObjectKind::Mapping)
+            .map_err(|e| MappingError::from_object(&display, e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::name::Namespace;
+    use crate::registry::NamedObject;
     use crate::sync::NamedMutex;
     use std::sync::atomic::Ordering;
 

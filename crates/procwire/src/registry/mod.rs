@@ -43,7 +43,7 @@ pub(crate) use store::{claim, entry_for as store_entry, read, Claim, ClaimError,
 
 use std::io;
 
-use crate::name::Namespace;
+use crate::name::{Name, Namespace};
 
 /// One live named object, as [`list`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,11 +141,15 @@ pub(crate) fn is_live(ns: Namespace, class: KindClass, object: &str) -> bool {
     matches!(read(ns, class, object), Ok(Lookup::Found(f)) if f.stale_reason(ns).is_none())
 }
 
-/// What every named object can be asked without opening it: whether it exists, how to
-/// remove its name, which ones there are, and what kind it is.
+/// What every named object with bytes can be asked without opening it: whether it
+/// exists, how to remove its name, which ones there are, and what kind it is.
 ///
-/// Implemented by the pipe and mailslot servers, [`Mapping`](crate::mapping::Mapping),
-/// and the three sync objects; `procwire ls` uses [`list`] for all of them at once.
+/// Implemented by [`Mapping`](crate::mapping::Mapping) and the three sync objects
+/// ([`NamedMutex`](crate::sync::NamedMutex), [`NamedSemaphore`](crate::sync::NamedSemaphore),
+/// [`NamedEvent`](crate::sync::NamedEvent)), which share one namespace. Pipes and mailslots
+/// live as long as their server and answer the same questions through
+/// [`pipe::exists`](crate::pipe::exists) and [`mailslot::exists`](crate::mailslot::exists);
+/// [`list`] lists every kind at once, as `procwire ls` does.
 ///
 /// # Examples
 ///
@@ -164,20 +168,26 @@ pub trait NamedObject {
     /// The error of this type's operations.
     type Error;
 
-    /// Whether a live object of this kind has the name. A name held by an object of
-    /// another kind is `false`.
+    /// Whether a live object of this kind has the name (`Mutex::OpenExisting` without the
+    /// open).
     ///
     /// # Errors
     ///
-    /// A malformed name, or a name that cannot be of this kind.
-    fn exists(name: &str) -> Result<bool, Self::Error>;
+    /// A malformed name, or a name that another kind of object has (`WrongKind`).
+    fn exists<N>(name: N) -> Result<bool, Self::Error>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<Self::Error>;
 
-    /// Removes the name, as its owner (or root) may. Objects already open keep working.
+    /// Removes the name, as its owner (or root) may; handles already open keep working.
     ///
     /// # Errors
     ///
-    /// `NotFound`, `WrongKind`, `AccessDenied` (another user's name), as the type says.
-    fn remove(name: &str) -> Result<(), Self::Error>;
+    /// `NotFound`, `WrongKind`, or `AccessDenied` for another user's name.
+    fn remove<N>(name: N) -> Result<(), Self::Error>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<Self::Error>;
 
     /// The live objects of this kind in a namespace, sorted by name.
     ///

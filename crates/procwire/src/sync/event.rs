@@ -203,34 +203,6 @@ impl NamedEvent {
         EventOptions::new(reset).open_or_create(name)
     }
 
-    /// Removes the name; open handles keep working.
-    ///
-    /// # Errors
-    ///
-    /// [`SyncError::NotFound`], [`SyncError::WrongKind`], [`SyncError::AccessDenied`].
-    pub fn remove<N>(name: N) -> Result<(), SyncError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<SyncError>,
-    {
-        let (name, display) = parse(name, ObjectKind::Event)?;
-        Shared::remove(&name, &display, ObjectKind::Event)
-    }
-
-    /// Whether a live event has the name.
-    ///
-    /// # Errors
-    ///
-    /// [`SyncError::WrongKind`] when another kind of object has it.
-    pub fn exists<N>(name: N) -> Result<bool, SyncError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<SyncError>,
-    {
-        let (name, display) = parse(name, ObjectKind::Event)?;
-        Shared::exists(&name, &display, ObjectKind::Event)
-    }
-
     /// The event's name, in canonical form.
     pub fn name(&self) -> &str {
         self.shared.name()
@@ -383,4 +355,8 @@ impl NamedEvent {
             woke.map_err(|e| self.shared.io_error("cannot wait for the event", e))?;
         }
     }
+}
+
+impl super::shared::SyncType for NamedEvent {
+    const KIND: ObjectKind = ObjectKind::Event;
 }

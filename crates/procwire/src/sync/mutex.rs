@@ -207,34 +207,6 @@ impl NamedMutex {
         MutexOptions::new().open_or_create(name)
     }
 
-    /// Removes the name; open handles keep working.
-    ///
-    /// # Errors
-    ///
-    /// [`SyncError::NotFound`], [`SyncError::WrongKind`], [`SyncError::AccessDenied`].
-    pub fn remove<N>(name: N) -> Result<(), SyncError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<SyncError>,
-    {
-        let (name, display) = parse(name, ObjectKind::Mutex)?;
-        Shared::remove(&name, &display, ObjectKind::Mutex)
-    }
-
-    /// Whether a live mutex has the name.
-    ///
-    /// # Errors
-    ///
-    /// [`SyncError::WrongKind`] when another kind of object has it.
-    pub fn exists<N>(name: N) -> Result<bool, SyncError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<SyncError>,
-    {
-        let (name, display) = parse(name, ObjectKind::Mutex)?;
-        Shared::exists(&name, &display, ObjectKind::Mutex)
-    }
-
     /// The mutex's name, in canonical form.
     pub fn name(&self) -> &str {
         self.shared.name()
@@ -520,6 +492,10 @@ impl fmt::Debug for NamedMutexGuard<'_> {
             .field("abandoned", &self.is_abandoned())
             .finish()
     }
+}
+
+impl super::shared::SyncType for NamedMutex {
+    const KIND: ObjectKind = ObjectKind::Mutex;
 }
 
 #[cfg(test)]

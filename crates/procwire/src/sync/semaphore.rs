@@ -209,34 +209,6 @@ impl NamedSemaphore {
         SemaphoreOptions::new(initial, max).open_or_create(name)
     }
 
-    /// Removes the name; open handles keep working.
-    ///
-    /// # Errors
-    ///
-    /// [`SyncError::NotFound`], [`SyncError::WrongKind`], [`SyncError::AccessDenied`].
-    pub fn remove<N>(name: N) -> Result<(), SyncError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<SyncError>,
-    {
-        let (name, display) = parse(name, ObjectKind::Semaphore)?;
-        Shared::remove(&name, &display, ObjectKind::Semaphore)
-    }
-
-    /// Whether a live semaphore has the name.
-    ///
-    /// # Errors
-    ///
-    /// [`SyncError::WrongKind`] when another kind of object has it.
-    pub fn exists<N>(name: N) -> Result<bool, SyncError>
-    where
-        N: TryInto<Name>,
-        N::Error: Into<SyncError>,
-    {
-        let (name, display) = parse(name, ObjectKind::Semaphore)?;
-        Shared::exists(&name, &display, ObjectKind::Semaphore)
-    }
-
     /// The semaphore's name, in canonical form.
     pub fn name(&self) -> &str {
         self.shared.name()
@@ -363,4 +335,8 @@ impl NamedSemaphore {
         }
         Ok(before)
     }
+}
+
+impl super::shared::SyncType for NamedSemaphore {
+    const KIND: ObjectKind = ObjectKind::Semaphore;
 }

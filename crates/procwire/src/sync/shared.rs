@@ -53,6 +53,34 @@ fn kind_code(kind: ObjectKind) -> u32 {
     }
 }
 
+/// What each sync type tells the shared code: its kind.
+pub(crate) trait SyncType {
+    const KIND: ObjectKind;
+}
+
+impl<T: SyncType> crate::registry::NamedObject for T {
+    const KIND: ObjectKind = <T as SyncType>::KIND;
+    type Error = SyncError;
+
+    fn exists<N>(name: N) -> Result<bool, SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        let (name, display) = parse(name, <T as SyncType>::KIND)?;
+        Shared::exists(&name, &display, <T as SyncType>::KIND)
+    }
+
+    fn remove<N>(name: N) -> Result<(), SyncError>
+    where
+        N: TryInto<Name>,
+        N::Error: Into<SyncError>,
+    {
+        let (name, display) = parse(name, <T as SyncType>::KIND)?;
+        Shared::remove(&name, &display, <T as SyncType>::KIND)
+    }
+}
+
 /// Parses a name for a sync object of `kind`.
 pub(crate) fn parse<N>(name: N, kind: ObjectKind) -> Result<(Name, String), SyncError>
 where
@@ -298,6 +326,7 @@ impl Deadline {
 mod tests {
     use super::*;
     use crate::name::Namespace;
+    use crate::registry::NamedObject;
     use crate::sync::NamedMutex;
 
     #[test]
