@@ -11,36 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use util::{run, unique_name, Proc, Watchdog};
+use util::{procwire_for_others, run, unique_name, Proc, Watchdog};
 
 const G: &str = "/tmp/procwire-global";
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// The `procwire` binary where `nobody` can run it (the build tree may be in a private
-/// home directory).
-fn binary() -> PathBuf {
-    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("procwire-attacks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let copy = dir.join("procwire");
-        std::fs::copy(env!("CARGO_BIN_EXE_procwire"), &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-        copy
-    })
-    .clone()
-}
-
 fn as_root(args: &[&str]) -> Command {
-    let mut cmd = Command::new(binary());
+    let mut cmd = procwire_for_others();
     cmd.args(args);
     cmd
 }
 
 fn as_nobody(args: &[&str]) -> Command {
-    let mut cmd = Command::new(binary());
+    let mut cmd = procwire_for_others();
     cmd.args(args)
         .uid(65534)
         .gid(65534)

@@ -14,6 +14,23 @@ pub fn procwire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_procwire"))
 }
 
+/// The `procwire` binary copied where every user can run it, for tests that run it as
+/// another user: the build tree may sit in a private (0700) home directory.
+pub fn procwire_for_others() -> Command {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let path = COPY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("procwire-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("procwire");
+        std::fs::copy(env!("CARGO_BIN_EXE_procwire"), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    });
+    Command::new(path)
+}
+
 /// A pipe name no other test (or test run) uses.
 pub fn unique_name(tag: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);

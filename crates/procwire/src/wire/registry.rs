@@ -374,6 +374,32 @@ mod tests {
         }
     }
 
+    /// The example of docs/protocol.md, section 12.
+    #[test]
+    fn the_documented_example_encodes_as_shown() {
+        let entry = RegistryEntry {
+            kind: ObjectKind::Pipe,
+            lifetime: Lifetime::RemoveOnDrop,
+            backing: Backing::Socket,
+            owner_pid: 4242,
+            owner_start: 1001,
+            size: 0,
+            max_message: 0,
+            name: "Jobs".into(),
+        };
+        let page = include_str!("../../../../docs/protocol.md");
+        let section = &page[page.find("## 12. Registry entries").unwrap()..];
+        let hex = section
+            .split("```")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect::<Vec<u8>>();
+        assert_eq!(entry.encode(), hex);
+        assert_eq!(RegistryEntry::decode(&hex), Some(entry));
+    }
+
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
