@@ -2,8 +2,10 @@
 //! server. Pure logic over a decoded request, the client's credentials and the instance
 //! count.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::info::Info;
 use super::options::PipeOptions;
@@ -18,19 +20,55 @@ pub(crate) struct ServerCore {
     pub(crate) options: PipeOptions,
     in_use: AtomicUsize,
     handshakes: AtomicUsize,
+    /// Handshakes under way per origin.
+    origins: Mutex<HashMap<Origin, usize>>,
+    /// Clients dropped or refused at the door, and when that was last logged as a warning.
+    turned_away: Mutex<(u64, Option<std::time::Instant>)>,
 }
 
 /// The most handshakes a server runs at once; clients beyond that are dropped unanswered,
 /// so a flood of silent connections cannot exhaust threads or tasks.
 pub(crate) const MAX_PENDING_HANDSHAKES: usize = 256;
 
+/// The most handshakes one origin (a local user, or a network address) may have under way
+/// at once: a flood from one origin leaves three quarters of the places to everyone else.
+pub(crate) const MAX_HANDSHAKES_PER_ORIGIN: usize = MAX_PENDING_HANDSHAKES / 4;
+
+/// Whom a handshake counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Origin {
+    /// A local client, by its uid (from `SO_PEERCRED`).
+    User(u32),
+    /// A network client, by its address.
+    Address(IpAddr),
+}
+
+/// What to do with a client that just connected, before reading anything from it.
+#[derive(Debug)]
+pub(crate) enum Gate {
+    /// Run its handshake, holding this place.
+    Handshake(HandshakeTicket),
+    /// Answer this at once and close, taking no place: `AccessDenied` when the access
+    /// list grants the client nothing, `Busy` (which clients retry within their timeout,
+    /// as for busy instances) when its origin or the server has too many handshakes under
+    /// way.
+    Refuse(Response),
+}
+
 /// A handshake under way; dropping it frees its place.
 #[derive(Debug)]
-pub(crate) struct HandshakeTicket(Arc<ServerCore>);
+pub(crate) struct HandshakeTicket(Arc<ServerCore>, Origin);
 
 impl Drop for HandshakeTicket {
     fn drop(&mut self) {
         self.0.handshakes.fetch_sub(1, Ordering::AcqRel);
+        let mut origins = self.0.origins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = origins.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                origins.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -74,17 +112,91 @@ impl ServerCore {
             options,
             in_use: AtomicUsize::new(0),
             handshakes: AtomicUsize::new(0),
+            origins: Mutex::new(HashMap::new()),
+            turned_away: Mutex::new((0, None)),
         }
     }
 
-    /// A place for one more handshake, unless [`MAX_PENDING_HANDSHAKES`] are under way.
-    pub(crate) fn begin_handshake(self: &Arc<Self>) -> Option<HandshakeTicket> {
-        self.handshakes
+    /// Whether network clients speak the handshake in the clear (no TLS): then a refusal
+    /// can be written to them before anything is read.
+    pub(crate) fn plaintext(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.options.tls.is_none();
+        #[cfg(not(feature = "tls"))]
+        true
+    }
+
+    /// Logs a client turned away at the door: every one at debug level, and a warning at
+    /// most every 10 s with the count, so that a flood of connections cannot become a flood
+    /// of log lines (which, written to a full pipe, would stall the accept loop).
+    pub(crate) fn log_turned_away(&self, peer: Option<&PeerCredentials>, why: &str) {
+        tracing::debug!(pipe = %self.display, ?peer, "turned a client away: {why}");
+        let mut turned = self.turned_away.lock().unwrap_or_else(|e| e.into_inner());
+        turned.0 += 1;
+        let now = std::time::Instant::now();
+        if turned
+            .1
+            .is_none_or(|at| now.duration_since(at) >= std::time::Duration::from_secs(10))
+        {
+            tracing::warn!(
+                pipe = %self.display,
+                "turning clients away: {why} ({} so far)",
+                turned.0
+            );
+            turned.1 = Some(now);
+        }
+    }
+
+    /// Decides on a client that just connected, before anything is read from it: a local
+    /// client the access list grants nothing is refused at once (a local peer's
+    /// credentials are known at accept); others get a place for their handshake unless
+    /// their origin has [`MAX_HANDSHAKES_PER_ORIGIN`] under way, or the server
+    /// [`MAX_PENDING_HANDSHAKES`].
+    pub(crate) fn gate(
+        self: &Arc<Self>,
+        peer: Option<&PeerCredentials>,
+        address: Option<IpAddr>,
+    ) -> Gate {
+        let origin = match (peer, address) {
+            (Some(peer), _) => {
+                if self.options.access.access_for(Some(peer)).is_none() {
+                    let detail = self
+                        .options
+                        .access
+                        .check(Some(peer), Access::Read)
+                        .err()
+                        .unwrap_or_default();
+                    return Gate::Refuse(self.response(Status::AccessDenied, None, detail));
+                }
+                Origin::User(peer.uid)
+            }
+            (None, Some(address)) => Origin::Address(address),
+            (None, None) => Origin::Address(IpAddr::from([0, 0, 0, 0])),
+        };
+        let mut origins = self.origins.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = origins.entry(origin).or_insert(0);
+        let busy = |detail: String| Gate::Refuse(self.response(Status::Busy, None, detail));
+        if *mine >= MAX_HANDSHAKES_PER_ORIGIN {
+            let who = match origin {
+                Origin::User(uid) => format!("uid {uid}"),
+                Origin::Address(ip) => format!("address {ip}"),
+            };
+            return busy(format!(
+                "{who} already has {MAX_HANDSHAKES_PER_ORIGIN} handshakes under way; retry"
+            ));
+        }
+        let took = self
+            .handshakes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < MAX_PENDING_HANDSHAKES).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| HandshakeTicket(Arc::clone(self)))
+            });
+        if took.is_err() {
+            return busy(format!(
+                "{MAX_PENDING_HANDSHAKES} handshakes are under way; retry"
+            ));
+        }
+        *mine += 1;
+        Gate::Handshake(HandshakeTicket(Arc::clone(self), origin))
     }
 
     /// The facts of the server's end of an admitted client's connection.

@@ -111,15 +111,24 @@ impl ClientOptions {
                 detail: format!("the server hung up during the handshake ({e})"),
             },
         };
-        stream
-            .write_all(&self.request(endpoint).encode())
-            .map_err(|e| timeout(e, "sending the handshake"))?;
-        handshake::read_blocking(|b| stream.read_by(b, deadline), handshake::RESPONSE)
-            .map_err(|e| timeout(e, "waiting for the server's answer"))?
-            .map_err(|source| PipeError::Protocol {
-                name: display.clone(),
-                source,
-            })
+        // A server that refuses this user at once may have answered and closed before the
+        // request went out: then the write fails, and the answer is still there to read.
+        let sent = stream.write_all(&self.request(endpoint).encode());
+        if let Err(e) = &sent {
+            if !handshake::answered_early(e) {
+                return Err(timeout(sent.unwrap_err(), "sending the handshake"));
+            }
+        }
+        let answer = handshake::read_blocking(|b| stream.read_by(b, deadline), handshake::RESPONSE);
+        match (answer, sent) {
+            (Err(_), Err(e)) => return Err(timeout(e, "sending the handshake")),
+            (Err(e), Ok(())) => return Err(timeout(e, "waiting for the server's answer")),
+            (Ok(answer), _) => answer,
+        }
+        .map_err(|source| PipeError::Protocol {
+            name: display.clone(),
+            source,
+        })
     }
 
     /// Wraps a TCP connection in TLS when the options ask for it.

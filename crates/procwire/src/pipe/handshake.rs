@@ -94,3 +94,13 @@ pub(crate) fn read_blocking<T>(
         }
     }
 }
+
+/// Whether a failed write of the request may mean the server already answered and closed
+/// (it refuses a client the access list grants nothing without reading its request): the
+/// answer is then still there to read.
+pub(crate) fn answered_early(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
+}

@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::admission::ServerCore;
+use super::admission::{Gate, ServerCore};
 use super::endpoint::{self, Binding};
 use super::handshake;
 use super::stream::Stream;
@@ -283,9 +283,14 @@ fn accept_loop(
         }
         match result {
             Ok(stream) => {
-                let Some(ticket) = core.begin_handshake() else {
-                    tracing::warn!(pipe = %core.display, "dropping a client: too many handshakes under way");
-                    continue;
+                let peer = stream.peer_credentials().ok().flatten();
+                let ticket = match core.gate(peer.as_ref(), stream.peer_ip()) {
+                    Gate::Handshake(ticket) => ticket,
+                    Gate::Refuse(answer) => {
+                        core.log_turned_away(peer.as_ref(), &answer.detail);
+                        stream.refuse_now(&answer.encode(), core.plaintext());
+                        continue;
+                    }
                 };
                 let (shared, tx) = (Arc::clone(core), tx.clone());
                 let spawned = std::thread::Builder::new()

@@ -170,6 +170,29 @@ impl Stream {
     }
 
     /// The peer's credentials; `None` over TCP, where the kernel cannot vouch for them.
+    /// The network address of a TCP peer; `None` for a local one.
+    pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Stream::Unix(_) => None,
+            Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => None,
+        }
+    }
+
+    /// Sends a refusal without waiting (a few bytes into an empty socket buffer), takes in
+    /// what the client has sent so far without waiting, and closes: for a client that gets
+    /// no place, so nothing here can block on it.
+    /// A TCP client is answered only when `plaintext` (a TLS client expects TLS first, so
+    /// it is just closed).
+    pub(crate) fn refuse_now(self, answer: &[u8], plaintext: bool) {
+        match &self {
+            Stream::Unix(s) => crate::sys::answer_now(s, answer),
+            Stream::Tcp(s) if plaintext => crate::sys::answer_now(s, answer),
+            _ => {}
+        }
+    }
+
     pub(crate) fn peer_credentials(&self) -> io::Result<Option<PeerCredentials>> {
         match self {
             Stream::Unix(s) => crate::sys::peer_credentials(s).map(Some),

@@ -50,6 +50,20 @@ pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Answers a client that gets no place and is about to be closed, without ever waiting:
+/// sends `answer` if the socket takes it at once (a few bytes into an empty buffer do),
+/// ends the sending direction, and takes in what the client has already sent (so that
+/// closing does not reset the answer away).
+///
+/// # References
+/// - [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html), `MSG_DONTWAIT`
+pub(crate) fn answer_now(fd: impl AsFd, answer: &[u8]) {
+    let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+    let _ = rustix::net::send(&fd, answer, flags);
+    let _ = rustix::net::shutdown(&fd, rustix::net::Shutdown::Write);
+    let _ = recv_now(&fd, &mut [0u8; 4096]);
+}
+
 #[cfg(feature = "tokio")]
 /// Shuts down the sending direction of a socket (a half close).
 ///

@@ -92,17 +92,21 @@ impl ClientOptions {
             name: display.clone(),
             detail: format!("the server hung up during the handshake ({e})"),
         };
-        stream
-            .write_all(&self.request(endpoint).encode())
-            .await
-            .map_err(hung_up)?;
-        let response = read_handshake(&mut stream, handshake::RESPONSE)
-            .await
-            .map_err(hung_up)?
-            .map_err(|source| PipeError::Protocol {
-                name: display.clone(),
-                source,
-            })?;
+        // As in the blocking client: a refusal may already be waiting when the write fails.
+        let sent = stream.write_all(&self.request(endpoint).encode()).await;
+        if let Err(e) = &sent {
+            if !handshake::answered_early(e) {
+                return Err(hung_up(sent.unwrap_err()));
+            }
+        }
+        let response = match (read_handshake(&mut stream, handshake::RESPONSE).await, sent) {
+            (Err(_), Err(e)) | (Err(e), Ok(())) => return Err(hung_up(e)),
+            (Ok(answer), _) => answer,
+        }
+        .map_err(|source| PipeError::Protocol {
+            name: display.clone(),
+            source,
+        })?;
         let info = self.interpret(endpoint, response)?;
         let peer = stream.peer_credentials().unwrap_or(None);
         Ok(PipeConnection::new(stream, Info { peer, ..info }))

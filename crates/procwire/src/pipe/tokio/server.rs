@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::stream::{read_handshake, AsyncStream};
 use super::PipeConnection;
 use crate::name::Name;
-use crate::pipe::admission::ServerCore;
+use crate::pipe::admission::{Gate, ServerCore};
 use crate::pipe::endpoint::Binding;
 use crate::pipe::handshake;
 use crate::pipe::{PipeError, PipeOptions};
@@ -100,9 +100,14 @@ async fn backoff_after(core: &ServerCore, e: io::Error) {
 }
 
 fn spawn_handshake(core: &Arc<ServerCore>, tx: &mpsc::Sender<PipeConnection>, stream: AsyncStream) {
-    let Some(ticket) = core.begin_handshake() else {
-        tracing::warn!(pipe = %core.display, "dropping a client: too many handshakes under way");
-        return;
+    let peer = stream.peer_credentials().ok().flatten();
+    let ticket = match core.gate(peer.as_ref(), stream.peer_ip()) {
+        Gate::Handshake(ticket) => ticket,
+        Gate::Refuse(answer) => {
+            core.log_turned_away(peer.as_ref(), &answer.detail);
+            stream.refuse_now(&answer.encode(), core.plaintext());
+            return;
+        }
     };
     let (core, tx) = (Arc::clone(core), tx.clone());
     tokio::spawn(async move {

@@ -107,6 +107,24 @@ impl AsyncStream {
         }
     }
 
+    /// The network address of a TCP peer; `None` for a local one.
+    pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            AsyncStream::Unix(_) => None,
+            AsyncStream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+        }
+    }
+
+    /// As the blocking stream's `refuse_now`: answer without waiting, take in what has
+    /// arrived, close.
+    pub(crate) fn refuse_now(self, answer: &[u8], plaintext: bool) {
+        match &self {
+            AsyncStream::Unix(s) => crate::sys::answer_now(s, answer),
+            AsyncStream::Tcp(s) if plaintext => crate::sys::answer_now(s, answer),
+            AsyncStream::Tcp(_) => {}
+        }
+    }
+
     pub(crate) fn peer_credentials(&self) -> io::Result<Option<PeerCredentials>> {
         match self {
             AsyncStream::Unix(s) => crate::sys::peer_credentials(s).map(Some),
