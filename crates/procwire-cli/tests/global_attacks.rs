@@ -331,7 +331,7 @@ fn forged_entry_script(name: &str) -> String {
     format!(
         "python3 -c 'import struct,sys;n=sys.argv[1].encode();\
          open(\"{G}/registry/object/\"+sys.argv[1],\"wb\").write(\
-         struct.pack(\"<8sBBBBIQQQII\",b\"procwire\",2,1,1,1,999999999,0,4096,0,len(n),0)+n)' {name}"
+         struct.pack(\"<8sBBBBIQQQQQII\",b\"procwire\",2,1,1,1,999999999,0,4096,0,0,0,len(n),0)+n)' {name}"
     )
 }
 
@@ -385,4 +385,91 @@ fn a_squatted_local_memory_name_says_who_holds_it() {
         "belongs to uid 65534",
     );
     let _ = std::fs::remove_file(&memory);
+}
+
+#[test]
+#[ignore = "needs root: attacks run as another user"]
+fn a_backing_file_replaced_by_a_link_is_not_followed() {
+    let _dog = Watchdog::new(Duration::from_secs(60));
+    global_dirs();
+    let target_dir = root_only_dir();
+    let victim = target_dir.join("conf");
+    std::fs::write(&victim, b"root's own file").unwrap();
+    // Made by root over a file of root's in /tmp; then the file goes, and nobody puts a
+    // link to another root file at its path.
+    let data = std::env::temp_dir().join(unique_name("backing"));
+    let name = format!(r"Global\{}", unique_name("backing"));
+    let out = cli(as_root(&[
+        "shm",
+        "create",
+        &name,
+        "--file",
+        data.to_str().unwrap(),
+        "--size",
+        "64",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_file(&data).unwrap();
+    nobody_sh(&format!("ln -s {} {}", victim.display(), data.display()));
+    fails_with(
+        &cli(as_root(&["shm", "write", &name, "PWNED"])),
+        "not a regular file",
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"root's own file");
+    // A file planted at a mapping's path before it is made is refused, not written.
+    let planted = std::env::temp_dir().join(unique_name("planted"));
+    nobody_sh(&format!(": > {0}; chmod 666 {0}", planted.display()));
+    fails_with(
+        &cli(as_root(&[
+            "shm",
+            "create",
+            &format!(r"Global\{}", unique_name("planted")),
+            "--file",
+            planted.to_str().unwrap(),
+            "--size",
+            "64",
+            "--write",
+            "root's secret",
+        ])),
+        "belongs to uid 65534",
+    );
+    assert_eq!(std::fs::read(&planted).unwrap(), b"");
+    let _ = std::fs::remove_file(&data);
+    let _ = std::fs::remove_file(&planted);
+    let _ = cli(as_root(&["shm", "rm", &name]));
+    std::fs::remove_dir_all(&target_dir).unwrap();
+}
+
+/// As `nobody`, writes a pipe entry for `name` naming a live process of someone else's:
+/// pid 1, with its real start time.
+fn forge_live_pipe_entry(name: &str) {
+    nobody_sh(&format!(
+        "/usr/bin/python3 -c 'import struct,sys;n=sys.argv[1].encode();\
+         st=int(open(\"/proc/1/stat\").read().rsplit(\")\",1)[1].split()[19])+1;\
+         open(\"{G}/registry/pipe/\"+sys.argv[1],\"wb\").write(\
+         struct.pack(\"<8sBBBBIQQQQQII\",b\"procwire\",2,5,1,0,1,st,0,0,0,0,len(n),0)+n)' '{name}'"
+    ));
+}
+
+#[test]
+#[ignore = "needs root: attacks run as another user"]
+fn an_entry_naming_another_users_process_holds_no_name() {
+    let _dog = Watchdog::new(Duration::from_secs(60));
+    global_dirs();
+    let object = unique_name("pid1");
+    forge_live_pipe_entry(&object);
+    assert!(
+        !stdout(&cli(as_root(&["ls"]))).contains(&object),
+        "pid 1 runs as root, not as uid 65534: the entry is stale"
+    );
+    let name = format!(r"Global\{object}");
+    let _server = pipe_server(&name, &["--echo"]);
+    let out = run(as_root(&["pipe", "connect", &name]), b"mine\n", LIMIT);
+    assert_eq!(stdout(&out), "mine\n", "{}", stderr(&out));
+    // A name with control characters (to disguise a line of `ls`) is not an entry.
+    let disguised = format!("{object}-x\tuid 0\x1b[8m");
+    forge_live_pipe_entry(&disguised);
+    let ls = stdout(&cli(as_root(&["ls"])));
+    assert!(!ls.contains("\x1b[8m"), "{ls}");
+    let _ = std::fs::remove_file(format!("{G}/registry/pipe/{disguised}"));
 }

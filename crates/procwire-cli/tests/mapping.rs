@@ -570,25 +570,37 @@ fn access_is_enforced_against_another_user() {
     assert_eq!(ok(cli(&["shm", "read", &name])), "hello from nobody\n");
     ok(cli(&["shm", "rm", &name]));
 
-    // A Global name cannot lead another user's process into a file it did not create the
-    // mapping for: here root made the entry, over a file that belongs to nobody.
+    // A mapping is backed only by a file of its creator's: here root is given a file that
+    // belongs to nobody (which nobody could read or change under it) and refuses it; a link
+    // planted at the path is not followed either.
     let name = format!(r"Global\{}", unique_name("acl-file"));
     let path = std::env::temp_dir().join(unique_name("acl-file"));
     std::fs::write(&path, b"nobody's data").unwrap();
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-    ok(cli(&[
-        "shm",
-        "create",
-        &name,
-        "--file",
-        path.to_str().unwrap(),
-    ]));
-    let e = Mapping::open(name.as_str(), Access::ReadWrite).unwrap_err();
-    assert!(
-        matches!(&e, MappingError::Corrupt { detail, .. } if detail.contains("another user's file")),
-        "{e}"
+    fails_with(
+        cli(&["shm", "create", &name, "--file", path.to_str().unwrap()]),
+        "belongs to uid 65534; a mapping is backed only by a file of the user who creates it",
     );
-    ok(cli(&["shm", "rm", &name]));
+    let link = std::env::temp_dir().join(unique_name("acl-link"));
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    fails_with(
+        cli(&[
+            "shm",
+            "create",
+            &name,
+            "--file",
+            link.to_str().unwrap(),
+            "--size",
+            "64",
+        ]),
+        "is a symbolic link",
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"nobody's data");
+    std::fs::remove_file(&link).unwrap();
+    assert!(
+        !cli(&["shm", "rm", &name]).status.success(),
+        "nothing was made"
+    );
     let _ = std::fs::remove_file(&path);
 
     // Local is private: another user's Local is another namespace altogether.

@@ -473,10 +473,7 @@ impl Namespace {
                 crate::sys::ensure_private_dir(&root)?;
                 crate::sys::ensure_private_dir(&dir)?;
             }
-            Namespace::Global => {
-                crate::sys::ensure_shared_dir(&root)?;
-                crate::sys::ensure_shared_dir(&dir)?;
-            }
+            Namespace::Global => crate::registry::ensure_global_tree()?,
         }
         Ok(dir)
     }

@@ -672,8 +672,12 @@ impl MailslotOptions {
         // The kernel's default receive buffer (208 KiB here) holds any message up to about
         // 200 KiB; raise it only for larger ones.
         if self.max_message > 128 * 1024 {
-            crate::sys::set_socket_buffers(&local, Some(self.max_message + 4096), None)
-                .map_err(io("cannot size the socket's buffer"))?;
+            crate::sys::set_socket_buffers(
+                &local,
+                Some(self.max_message.saturating_add(4096)),
+                None,
+            )
+            .map_err(io("cannot size the socket's buffer"))?;
         }
         let udp = match self.udp {
             None => None,

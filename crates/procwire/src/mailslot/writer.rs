@@ -273,10 +273,14 @@ impl WriterOptions {
                 }
             }
         };
-        let max_message = usize::try_from(found.entry.max_message).unwrap_or(usize::MAX);
+        // No server makes a slot beyond MAX_LOCAL_MESSAGE: anything larger is not a limit
+        // to trust.
+        let max_message = usize::try_from(found.entry.max_message)
+            .unwrap_or(usize::MAX)
+            .min(super::MAX_LOCAL_MESSAGE);
         let setup = |e| MailslotError::io(&display, "cannot set up the socket", e);
         if max_message > 128 * 1024 {
-            crate::sys::set_socket_buffers(&socket, None, Some(max_message + 4096))
+            crate::sys::set_socket_buffers(&socket, None, Some(max_message.saturating_add(4096)))
                 .map_err(setup)?;
         }
         socket

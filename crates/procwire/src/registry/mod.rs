@@ -19,7 +19,7 @@
 //!
 //! In the Global namespace every user can create files beside the entries. An entry is
 //! believed only if it is opened without following links or blocking, is a regular file
-//! with one link, is writable by nobody but its owner, decodes exactly, and carries the
+//! writable by nobody but its owner, decodes exactly, and carries the
 //! name it is found under. Its owner is the file's owner as the kernel reports it:
 //! nothing another user writes can claim to be someone else's entry. Anything else at a
 //! name is reported, with its owner, and left alone.
@@ -39,7 +39,9 @@ mod store;
 
 pub use crate::wire::{KindClass, Lifetime, ObjectKind};
 pub(crate) use socket::{describe_non_socket, replace_stale_socket, StaleSocket};
-pub(crate) use store::{claim, entry_for as store_entry, read, Claim, ClaimError, Lookup};
+pub(crate) use store::{
+    claim, ensure_global_tree, entry_for as store_entry, read, Claim, ClaimError, Lookup,
+};
 
 use std::io;
 

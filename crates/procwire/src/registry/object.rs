@@ -271,7 +271,14 @@ pub(crate) fn create<T>(
     entry.size = size;
     entry.backing = match &file {
         None => Backing::Memory,
-        Some(path) => Backing::File(path.as_os_str().as_bytes().to_vec()),
+        Some(path) => {
+            let id = fd_id(&data).unwrap_or(FileId { dev: 0, ino: 0 });
+            Backing::File {
+                path: path.as_os_str().as_bytes().to_vec(),
+                dev: id.dev,
+                ino: id.ino,
+            }
+        }
     };
     // Memory in place before the entry: a stale entry found now cannot own it (it is ours,
     // just made), so clearing one away removes only the entry.
@@ -437,6 +444,41 @@ pub(crate) fn sweep(dir: &Path, ns: Namespace) {
     }
 }
 
+/// Checks, before opening it, that the file at `path` is the regular file of `owner` that
+/// the mapping was made with.
+fn check_backing_file(path: &Path, owner: u32, made: FileId) -> Result<(), ObjectError> {
+    let shown = path.display();
+    let (id, meta) = match sysfs::id_at(path) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Err(ObjectError::NotFound(format!(
+                "its file {shown} has been removed"
+            )))
+        }
+        Err(e) => return Err(ObjectError::Io(format!("cannot stat {shown}"), e)),
+    };
+    let kind = rustix::fs::FileType::from_raw_mode(meta.mode());
+    if kind != rustix::fs::FileType::RegularFile {
+        return Err(ObjectError::Corrupt(format!(
+            "its file {shown} is not a regular file but a {kind:?}; refusing to map it"
+        )));
+    }
+    if meta.uid() != owner {
+        return Err(ObjectError::Corrupt(format!(
+            "its file {shown} belongs to uid {} but the mapping was made by uid {owner}; \
+             refusing to use another user's file or memory through a shared name",
+            meta.uid()
+        )));
+    }
+    if id != made {
+        return Err(ObjectError::Corrupt(format!(
+            "its file {shown} is not the file the mapping was made with (it was replaced); \
+             refusing to map it"
+        )));
+    }
+    Ok(())
+}
+
 /// Opens (or creates) the user's file that backs a mapping and gives it at least `size`
 /// bytes; returns the file, the mapping's size and the file's absolute path.
 fn open_backing_file(
@@ -451,12 +493,15 @@ fn open_backing_file(
         .create(true)
         .truncate(false)
         .mode(mode)
-        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
         .open(path)
         .map_err(|e| match e.kind() {
             io::ErrorKind::PermissionDenied => {
                 ObjectError::AccessDenied(format!("cannot open its file {shown} for writing: {e}"))
             }
+            _ if sysfs::is_symlink_error(&e) => ObjectError::NotPermitted(format!(
+                "{shown} is a symbolic link; give the path of the file itself"
+            )),
             _ => ObjectError::Io(format!("cannot open its file {shown}"), e),
         })?;
     let meta = file
@@ -465,6 +510,14 @@ fn open_backing_file(
     if !meta.is_file() {
         return Err(ObjectError::NotPermitted(format!(
             "{shown} is not a regular file"
+        )));
+    }
+    let me = crate::sys::current_user().0;
+    if meta.uid() != me {
+        return Err(ObjectError::NotPermitted(format!(
+            "{shown} belongs to uid {}; a mapping is backed only by a file of the user who \
+             creates it (uid {me}), so that nobody else can read or change what it holds",
+            meta.uid()
         )));
     }
     let size = match size {
@@ -558,13 +611,23 @@ fn open_once(
             })?;
             (data, data_path, None)
         }
-        Backing::File(bytes) => {
-            let file = PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
-            // Without blocking: a FIFO at the path would wait for a writer forever.
+        Backing::File { path, dev, ino } => {
+            let file = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+            // Looked at before it is opened: opening a device or a FIFO can have effects of
+            // its own, and the path may have been replaced since the mapping was made.
+            check_backing_file(
+                &file,
+                found.owner_uid,
+                FileId {
+                    dev: *dev,
+                    ino: *ino,
+                },
+            )?;
+            // Without following a link or blocking, and never as a controlling terminal.
             let data = File::options()
                 .read(true)
                 .write(writable)
-                .custom_flags(OFlags::NONBLOCK.bits() as i32)
+                .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
                 .open(&file)
                 .map_err(|e| match e.kind() {
                     io::ErrorKind::NotFound => ObjectError::NotFound(format!(
@@ -583,7 +646,19 @@ fn open_once(
                 )),
                 _ => ObjectError::Io(format!("cannot stat {}", file.display()), e),
             })?;
-            (OwnedFd::from(data), file.clone(), Some(file))
+            let data = OwnedFd::from(data);
+            if fd_id(&data)
+                != Some(FileId {
+                    dev: *dev,
+                    ino: *ino,
+                })
+            {
+                return Err(ObjectError::Corrupt(format!(
+                    "its file {} was replaced while being opened; refusing to map it",
+                    file.display()
+                )));
+            }
+            (data, file.clone(), Some(file))
         }
         Backing::Socket => return Err(ObjectError::WrongKind(entry.kind.with_article().into())),
     };
@@ -788,7 +863,11 @@ mod tests {
         let fifo = std::env::temp_dir().join(format!("procwire-unit-fifo-{pid}"));
         mkfifo(&fifo);
         let mut file = test_entry(ObjectKind::Mapping, &object, 0);
-        file.backing = Backing::File(fifo.as_os_str().as_bytes().to_vec());
+        file.backing = Backing::File {
+            path: fifo.as_os_str().as_bytes().to_vec(),
+            dev: 0,
+            ino: 0,
+        };
         plant(&dir, &file);
         let e = within_5s(move || open(&name, ObjectKind::Mapping, false).unwrap_err());
         assert!(
@@ -814,10 +893,17 @@ mod tests {
         };
         create(&name, &spec, |_| Ok(())).unwrap();
         // A real leftover temporary entry of a dead process goes.
-        let leftover = dir.join(format!(".new\\999999999-{}", std::process::id()));
+        let leftover = dir.join(format!(".new\\leftover-{}", std::process::id()));
         std::fs::write(&leftover, b"half").unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&leftover)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
         sweep(&dir, ns);
-        assert!(!leftover.exists(), "a dead process's temporary entry");
+        assert!(!leftover.exists(), "an old temporary entry");
         assert_eq!(
             kind_of(&name, ObjectKind::Event).unwrap(),
             Some(ObjectKind::Event)

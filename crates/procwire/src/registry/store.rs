@@ -3,7 +3,6 @@
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::name::Namespace;
 use crate::sys::fs::{self as sysfs, FileId};
@@ -21,13 +20,35 @@ pub(crate) fn class_dir(ns: Namespace, class: KindClass) -> io::Result<PathBuf> 
     let root = ns.root();
     let registry = root.join("registry");
     let dir = registry.join(class.as_str());
-    for d in [&root, &registry, &dir] {
-        match ns {
-            Namespace::Local => crate::sys::ensure_private_dir(d)?,
-            Namespace::Global => crate::sys::ensure_shared_dir(d)?,
+    match ns {
+        Namespace::Local => {
+            for d in [&root, &registry, &dir] {
+                crate::sys::ensure_private_dir(d)?;
+            }
         }
+        Namespace::Global => ensure_global_tree()?,
     }
     Ok(dir)
+}
+
+/// Makes (or checks) every shared directory of the Global namespace at once: the root,
+/// `pipe`, `mailslot`, `registry` and its three classes. Made together by the first user
+/// of Global, they leave no folder for another user to create first (a folder of another
+/// user is refused, and would shut its owner's neighbours out).
+pub(crate) fn ensure_global_tree() -> io::Result<()> {
+    let root = Namespace::Global.root();
+    let registry = root.join("registry");
+    let mut dirs = vec![
+        root.clone(),
+        root.join("pipe"),
+        root.join("mailslot"),
+        registry.clone(),
+    ];
+    dirs.extend(KindClass::ALL.iter().map(|c| registry.join(c.as_str())));
+    for d in &dirs {
+        crate::sys::ensure_shared_dir(d)?;
+    }
+    Ok(())
 }
 
 /// How temporary entries start: with a backslash, which no object name can contain, so a
@@ -138,6 +159,19 @@ impl Found {
                     e.owner_pid
                 ));
             }
+            // A pid that runs is the owner only if it runs as the entry's user: a forged
+            // entry naming someone else's process (pid 1, say) names no owner at all.
+            if let Some(uids) = thread::process_uids(e.owner_pid) {
+                if !uids.contains(&self.owner_uid) {
+                    return Some(format!(
+                        "pid {} runs as uid {}, not as the entry's owner (uid {})",
+                        e.owner_pid, uids[1], self.owner_uid
+                    ));
+                }
+            }
+            if e.owner_start == 0 && thread::current_process().start != 0 {
+                return Some("it records no start time for its owner, as every entry made where /proc is readable does".into());
+            }
         }
         if e.backing == Backing::Memory {
             let path = super::object::memory_path(ns, &e.name);
@@ -235,7 +269,6 @@ impl From<io::Error> for ClaimError {
 ///
 /// As [`ClaimError`] says.
 pub(crate) fn claim(ns: Namespace, entry: &RegistryEntry) -> Result<Claim, ClaimError> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let class = entry.kind.class();
     let dir = class_dir(ns, class)?;
     let path = dir.join(&entry.name);
@@ -246,11 +279,7 @@ pub(crate) fn claim(ns: Namespace, entry: &RegistryEntry) -> Result<Claim, Claim
     // In Global another user can create a file at the name we would pick: pick another.
     let mut attempts = 0;
     let (temp, mut file) = loop {
-        let temp = dir.join(format!(
-            "{TEMP_PREFIX}{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = dir.join(sysfs::unguessable(TEMP_PREFIX));
         match sysfs::create_new(&temp, mode) {
             Ok(file) => break (temp, file),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
@@ -303,26 +332,28 @@ pub(crate) fn claim(ns: Namespace, entry: &RegistryEntry) -> Result<Claim, Claim
     result
 }
 
-/// Removes temporary entries that processes which no longer exist left in the registry of
-/// `class` (a crash between writing an entry and linking it).
+/// Removes temporary entries (and files set aside for removal) that this user left in a
+/// registry directory more than a minute ago: a crash between writing an entry and linking
+/// it, or between setting a file aside and unlinking it. Their names are unguessable, so
+/// age is what tells a leftover from work in progress.
 pub(crate) fn sweep_temporaries(dir: &Path) {
     let Ok(items) = std::fs::read_dir(dir) else {
         return;
     };
     let me = crate::sys::current_user().0;
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
     for item in items.flatten() {
         let Ok(name) = item.file_name().into_string() else {
             continue;
         };
-        let Some(rest) = name
-            .strip_prefix(TEMP_PREFIX)
-            .or_else(|| name.strip_prefix(sysfs::REMOVING_PREFIX))
-        else {
+        if !is_temporary(&name) {
+            continue;
+        }
+        let Ok(meta) = item.metadata() else {
             continue;
         };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let ours = item.metadata().is_ok_and(|m| m.uid() == me || me == 0);
-        if ours && pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+        let ours = meta.uid() == me || me == 0;
+        if ours && meta.modified().is_ok_and(|at| at < old) {
             let _ = std::fs::remove_file(item.path());
         }
     }

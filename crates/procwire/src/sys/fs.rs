@@ -81,6 +81,18 @@ pub(crate) fn id_at(path: &Path) -> io::Result<Option<(FileId, std::fs::Metadata
     }
 }
 
+/// A name no other process can guess: `PREFIX` then 16 hex digits from the system's
+/// randomness (through std's per-process hash keys), so that another user cannot plant
+/// files at the names this process will use.
+pub(crate) fn unguessable(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_usize(NEXT.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!("{prefix}{:016x}", hasher.finish())
+}
+
 /// Removes the file at `path` only if it is still the file `expected`; `Ok(false)` when
 /// something else (or nothing) is there now, which is then left in place.
 ///
@@ -93,20 +105,19 @@ pub(crate) fn id_at(path: &Path) -> io::Result<Option<(FileId, std::fs::Metadata
 /// # References
 /// - [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html), `RENAME_NOREPLACE`
 pub(crate) fn unlink_if_same(path: &Path, expected: FileId) -> io::Result<bool> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let Some(dir) = path.parent() else {
         return Err(io::ErrorKind::InvalidInput.into());
     };
-    let aside = dir.join(format!(
-        "{REMOVING_PREFIX}{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    match rename_noreplace(path, &aside) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    }
+    let mut attempts = 0;
+    let aside = loop {
+        let aside = dir.join(unguessable(REMOVING_PREFIX));
+        match rename_noreplace(path, &aside) {
+            Ok(()) => break aside,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    };
     match id_at(&aside)? {
         Some((id, _)) if id == expected => {
             std::fs::remove_file(&aside)?;

@@ -106,6 +106,15 @@ pub(crate) fn liveness(owner: ThreadId) -> Liveness {
     }
 }
 
+/// The user ids of a running process (real, effective, saved, file system) from
+/// `/proc/PID/status`; `None` when they cannot be read.
+pub(crate) fn process_uids(pid: u32) -> Option<[u32; 4]> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    let mut ids = line.split_ascii_whitespace().map(|n| n.parse::<u32>().ok());
+    Some([ids.next()??, ids.next()??, ids.next()??, ids.next()??])
+}
+
 /// The fields of `/proc/TID/stat` that matter here.
 struct Stat {
     state: u8,

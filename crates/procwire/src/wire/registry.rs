@@ -18,9 +18,11 @@
 //! | 16 | 8 | owner's start time (clock ticks since boot, plus one; 0 unknown) |
 //! | 24 | 8 | size in bytes (mappings and sync objects; else 0) |
 //! | 32 | 8 | largest message (mailslots; else 0) |
-//! | 40 | 4 | length of the object name, 1..=255 |
-//! | 44 | 4 | length of the backing file's path (0 unless backing is 2) |
-//! | 48 | | the object name, then the path |
+//! | 40 | 8 | the backing file's device (backing 2; else 0) |
+//! | 48 | 8 | the backing file's inode (backing 2; else 0) |
+//! | 56 | 4 | length of the object name, 1..=255 |
+//! | 60 | 4 | length of the backing file's path (0 unless backing is 2) |
+//! | 64 | | the object name, then the path |
 
 /// What a named object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,8 +155,16 @@ pub enum Backing {
     Socket,
     /// Shared memory.
     Memory,
-    /// A file, by absolute path (bytes of the path as the system gives them).
-    File(Vec<u8>),
+    /// A file: its absolute path (bytes as the system gives them), and its device and
+    /// inode, so that a file put at the path later is not taken for it.
+    File {
+        /// The absolute path.
+        path: Vec<u8>,
+        /// The file's device number.
+        dev: u64,
+        /// The file's inode number.
+        ino: u64,
+    },
 }
 
 /// One decoded registry entry.
@@ -185,16 +195,16 @@ pub const REGISTRY_MAGIC: &[u8; 8] = b"procwire";
 /// The entry format's version.
 pub const REGISTRY_VERSION: u8 = 2;
 /// The length of the fixed part of an entry.
-pub const REGISTRY_HEADER_LEN: usize = 48;
+pub const REGISTRY_HEADER_LEN: usize = 64;
 /// The longest entry: the header, a name of 255 bytes and a path of 4096.
 pub const MAX_REGISTRY_ENTRY_LEN: usize = REGISTRY_HEADER_LEN + 255 + 4096;
 
 impl RegistryEntry {
     /// The entry's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let path: &[u8] = match &self.backing {
-            Backing::File(p) => p,
-            _ => &[],
+        let (path, dev, ino): (&[u8], u64, u64) = match &self.backing {
+            Backing::File { path, dev, ino } => (path, *dev, *ino),
+            _ => (&[], 0, 0),
         };
         let mut out = Vec::with_capacity(REGISTRY_HEADER_LEN + self.name.len() + path.len());
         out.extend_from_slice(REGISTRY_MAGIC);
@@ -207,12 +217,14 @@ impl RegistryEntry {
         out.push(match self.backing {
             Backing::Socket => 0,
             Backing::Memory => 1,
-            Backing::File(_) => 2,
+            Backing::File { .. } => 2,
         });
         out.extend_from_slice(&self.owner_pid.to_le_bytes());
         out.extend_from_slice(&self.owner_start.to_le_bytes());
         out.extend_from_slice(&self.size.to_le_bytes());
         out.extend_from_slice(&self.max_message.to_le_bytes());
+        out.extend_from_slice(&dev.to_le_bytes());
+        out.extend_from_slice(&ino.to_le_bytes());
         out.extend_from_slice(&(self.name.len() as u32).to_le_bytes());
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(self.name.as_bytes());
@@ -241,8 +253,10 @@ impl RegistryEntry {
         let owner_start = u64_at(16);
         let size = u64_at(24);
         let max_message = u64_at(32);
-        let name_len = u32_at(40) as usize;
-        let path_len = u32_at(44) as usize;
+        let dev = u64_at(40);
+        let ino = u64_at(48);
+        let name_len = u32_at(56) as usize;
+        let path_len = u32_at(60) as usize;
         if name_len == 0 || name_len > 255 || path_len > 4096 {
             return None;
         }
@@ -252,13 +266,17 @@ impl RegistryEntry {
         }
         let (name, path) = rest.split_at(name_len);
         let name = std::str::from_utf8(name).ok()?;
-        if name.contains(['/', '\\', '\0']) {
+        if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
             return None;
         }
         let backing = match header[11] {
-            0 if path.is_empty() => Backing::Socket,
-            1 if path.is_empty() => Backing::Memory,
-            2 if path.first() == Some(&b'/') && !path.contains(&0) => Backing::File(path.to_vec()),
+            0 if path.is_empty() && dev == 0 && ino == 0 => Backing::Socket,
+            1 if path.is_empty() && dev == 0 && ino == 0 => Backing::Memory,
+            2 if path.first() == Some(&b'/') && !path.contains(&0) => Backing::File {
+                path: path.to_vec(),
+                dev,
+                ino,
+            },
             _ => return None,
         };
         let fits = match kind {
@@ -317,7 +335,11 @@ mod tests {
     fn entries_round_trip() {
         for e in [
             mapping(Backing::Memory),
-            mapping(Backing::File(b"/home/u/data bin".to_vec())),
+            mapping(Backing::File {
+                path: b"/home/u/data bin".to_vec(),
+                dev: 2049,
+                ino: 77,
+            }),
             RegistryEntry {
                 kind: ObjectKind::Event,
                 lifetime: Lifetime::RemoveOnDrop,
@@ -336,7 +358,12 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused() {
-        let good = mapping(Backing::File(b"/x".to_vec())).encode();
+        let good = mapping(Backing::File {
+            path: b"/x".to_vec(),
+            dev: 1,
+            ino: 2,
+        })
+        .encode();
         let decode = RegistryEntry::decode;
         assert!(decode(&good[..good.len() - 1]).is_none(), "truncated");
         let mut long = good.clone();
@@ -352,11 +379,20 @@ mod tests {
             bad[at] = value;
             assert!(decode(&bad).is_none(), "{what}");
         }
-        let relative = mapping(Backing::File(b"x".to_vec())).encode();
+        let relative = mapping(Backing::File {
+            path: b"x".to_vec(),
+            dev: 1,
+            ino: 2,
+        })
+        .encode();
         assert!(decode(&relative).is_none(), "relative path");
         let mutex_on_file = RegistryEntry {
             kind: ObjectKind::Mutex,
-            ..mapping(Backing::File(b"/x".to_vec()))
+            ..mapping(Backing::File {
+                path: b"/x".to_vec(),
+                dev: 1,
+                ino: 2,
+            })
         };
         assert!(decode(&mutex_on_file.encode()).is_none());
         let persistent_pipe = RegistryEntry {
@@ -365,7 +401,7 @@ mod tests {
             ..slot()
         };
         assert!(decode(&persistent_pipe.encode()).is_none());
-        for name in ["", "a/b", "a\\b", "a\0b"] {
+        for name in ["", "a/b", "a\\b", "a\0b", "a\tb", "a\x1b[8m"] {
             let e = RegistryEntry {
                 name: name.into(),
                 ..slot()
@@ -407,8 +443,8 @@ mod tests {
         }
 
         #[test]
-        fn whatever_decodes_encodes_to_the_same_bytes(at in 0usize..80, byte in any::<u8>()) {
-            let mut bytes = mapping(Backing::File(b"/some/file".to_vec())).encode();
+        fn whatever_decodes_encodes_to_the_same_bytes(at in 0usize..100, byte in any::<u8>()) {
+            let mut bytes = mapping(Backing::File { path: b"/some/file".to_vec(), dev: 1, ino: 2 }).encode();
             let at = at % bytes.len();
             bytes[at] = byte;
             if let Some(e) = RegistryEntry::decode(&bytes) {
