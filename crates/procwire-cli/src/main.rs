@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod duration;
 mod ls;
 mod mailslot;
 mod pipe;
