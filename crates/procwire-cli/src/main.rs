@@ -4,6 +4,7 @@
 
 mod demo;
 mod duration;
+mod http_client;
 mod ls;
 mod mailslot;
 mod pipe;
