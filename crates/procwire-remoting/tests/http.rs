@@ -398,3 +398,50 @@ fn issue_9_wrong_method_is_405_with_allow() {
     let (status, body) = curl(&[&format!("{}/RemotingService/Nope/a/b", r.base)]);
     assert_eq!(status, 404, "{body}");
 }
+
+/// Issue 9, item 2 on http: a head or a body that stops half-way is given up after the
+/// frame timeout, and others are served meanwhile.
+#[test]
+fn issue_9_slow_heads_and_bodies_time_out() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = RegistryBuilder::new("RemotingService")
+        .singleton("SingletonService", || CalcServer::new(Impl::default()))
+        .build();
+    let limits = procwire_remoting::server::Limits::new()
+        .frame_timeout(std::time::Duration::from_millis(500));
+    let server = RemotingServer::with_options(registry, limits);
+    let listener = rt
+        .block_on(async { server.listen_http(TcpChannel::loopback(0)) })
+        .unwrap();
+    let base = listener.local().to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let start = std::time::Instant::now();
+    let mut head = std::net::TcpStream::connect(&addr).unwrap();
+    head.write_all(b"POST /RemotingService/SingletonService/add HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut body = std::net::TcpStream::connect(&addr).unwrap();
+    body.write_all(format!("{ADD}Content-Length: 13\r\n\r\n{{\"a\":").as_bytes())
+        .unwrap();
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-d",
+        r#"{"a":1,"b":2}"#,
+        &format!("{base}/RemotingService/SingletonService/add"),
+    ]);
+    assert_eq!(status, 200, "served while two requests stall");
+    for (what, mut s) in [("head", head), ("body", body)] {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = String::new();
+        let read = s.read_to_string(&mut answer);
+        assert!(
+            read.is_ok(),
+            "the server closed the stalled {what}: {read:?}"
+        );
+        if what == "body" {
+            assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        }
+    }
+    assert!(start.elapsed() >= std::time::Duration::from_millis(500));
+}
