@@ -445,3 +445,45 @@ fn issue_9_slow_heads_and_bodies_time_out() {
     }
     assert!(start.elapsed() >= std::time::Duration::from_millis(500));
 }
+
+/// Issue 9, item 2 on http: large bodies share the server's budget of partial messages.
+/// One that stalls holds its room only until its frame timeout; a small call never waits.
+#[test]
+fn issue_9_large_bodies_share_a_budget() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = RegistryBuilder::new("RemotingService")
+        .singleton("SingletonService", || CalcServer::new(Impl::default()))
+        .build();
+    let limits = procwire_remoting::server::Limits::new()
+        .max_message(1 << 20)
+        .buffered_bytes(1 << 20)
+        .frame_timeout(std::time::Duration::from_millis(1500));
+    let server = RemotingServer::with_options(registry, limits);
+    let listener = rt
+        .block_on(async { server.listen_http(TcpChannel::loopback(0)) })
+        .unwrap();
+    let base = listener.local().to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let url = format!("{base}/RemotingService/SingletonService/add");
+    // The whole budget, taken by a body that stops half-way.
+    let mut stall = std::net::TcpStream::connect(&addr).unwrap();
+    stall
+        .write_all(format!("{ADD}Content-Length: {}\r\n\r\n{{", 1 << 20).as_bytes())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let small = std::time::Instant::now();
+    let (status, _) = curl(&["-X", "POST", "-d", r#"{"a":1,"b":2}"#, &url]);
+    assert_eq!(status, 200);
+    eprintln!("a small call during the stall took {:?}", small.elapsed());
+    // A large body waits for the room.
+    let big = format!(r#"{{"a":1,"b":2{}}}"#, " ".repeat(200 * 1024));
+    let file = std::env::temp_dir().join(format!("procwire-big-body-{}", std::process::id()));
+    std::fs::write(&file, big).unwrap();
+    let waited = std::time::Instant::now();
+    let data = format!("@{}", file.display());
+    let (status, body) = curl(&["-X", "POST", "--data-binary", &data, &url]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!((status, body.as_str()), (200, "3"));
+    assert!(waited.elapsed() >= std::time::Duration::from_millis(500));
+    drop(stall);
+}

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 
 use super::{Listener, RemotingServer, TcpChannel, SHED_IDLE};
 use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
-use crate::transport::{BoxedStream, Peer};
+use crate::transport::{BoxedStream, Peer, UNBUDGETED_FRAME};
 use crate::wire::{Format, Op, Request};
 
 /// The largest request head: over it the answer is `431`.
@@ -237,8 +237,29 @@ impl RemotingServer {
         if let Some(len) = body.size_hint().exact().filter(|&n| n > max as u64) {
             return too_large(len);
         }
+        // A body over 64 KiB takes room from the server's budget of partial messages
+        // first (a body of unknown size, as much as the largest), within the frame time.
+        let frame_timeout = self.inner.limits.frame_timeout;
+        let started = tokio::time::Instant::now();
+        let need = body.size_hint().exact().unwrap_or(max as u64) as usize;
+        let _room = if need > UNBUDGETED_FRAME {
+            let n = u32::try_from(need).unwrap_or(u32::MAX);
+            let acquire = Arc::clone(&self.inner.budget).acquire_many_owned(n);
+            match tokio::time::timeout(frame_timeout, acquire).await {
+                Ok(permit) => permit.ok(),
+                Err(_) => return error_answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    &format!(
+                        "no room for a body of {need} bytes within {frame_timeout:?}; retry later"
+                    ),
+                ),
+            }
+        } else {
+            None
+        };
         let read = Limited::new(body, max).collect();
-        let body = match tokio::time::timeout(self.inner.limits.frame_timeout, read).await {
+        let body = match tokio::time::timeout_at(started + frame_timeout, read).await {
             Ok(Ok(b)) => b.to_bytes().to_vec(),
             Ok(Err(e)) if e.is::<LengthLimitError>() => {
                 return error_answer(
@@ -258,10 +279,7 @@ impl RemotingServer {
                 return error_answer(
                     StatusCode::REQUEST_TIMEOUT,
                     "protocol",
-                    &format!(
-                        "the body did not arrive within {:?}",
-                        self.inner.limits.frame_timeout
-                    ),
+                    &format!("the body did not arrive within {frame_timeout:?}"),
                 )
             }
         };
