@@ -247,13 +247,15 @@ impl RemotingServer {
             let acquire = Arc::clone(&self.inner.budget).acquire_many_owned(n);
             match tokio::time::timeout(frame_timeout, acquire).await {
                 Ok(permit) => permit.ok(),
-                Err(_) => return error_answer(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    &format!(
+                Err(_) => {
+                    return error_answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "busy",
+                        &format!(
                         "no room for a body of {need} bytes within {frame_timeout:?}; retry later"
                     ),
-                ),
+                    )
+                }
             }
         } else {
             None
