@@ -24,7 +24,6 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use super::{Listener, RemotingServer, TcpChannel, SHED_IDLE};
 use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
@@ -110,13 +109,13 @@ impl RemotingServer {
     ///
     /// As [`listen_tcp`](Self::listen_tcp).
     pub fn listen_http(&self, channel: TcpChannel) -> Result<Listener, RemotingError> {
-        let std_listener = channel.bind_checked()?;
-        let bind = |source| RemotingError::Bind {
-            target: channel.addr.to_string(),
-            source,
-        };
-        let local = std_listener.local_addr().map_err(bind)?;
-        let listener = TcpListener::from_std(std_listener).map_err(bind)?;
+        let listener = channel.bind_checked()?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| RemotingError::Bind {
+                target: channel.addr.to_string(),
+                source,
+            })?;
         let scheme = if channel.is_tls() { "https" } else { "http" };
         let task = self.accept_loop(listener, &channel, "http");
         Ok(Listener {

@@ -59,7 +59,13 @@ struct Inner {
 
 /// Under descriptor pressure, connections idle (no call in flight, no partial frame or
 /// request) for longer than this are closed.
-pub const SHED_IDLE: Duration = Duration::from_secs(1);
+pub const SHED_IDLE: Duration = Duration::from_millis(500);
+
+/// The listen backlog of the tcp and http channels.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// The longest pause of an accept loop after a failed accept (it doubles from 10 ms).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The limits of a server against slow, idle and hostile clients.
 ///
@@ -232,7 +238,10 @@ impl TcpChannel {
         None
     }
 
-    pub(crate) fn bind_checked(&self) -> Result<std::net::TcpListener, RemotingError> {
+    /// Binds the address, with a listen backlog of [`LISTEN_BACKLOG`]: connections that
+    /// arrive while the server is out of descriptors wait there instead of having their
+    /// SYNs dropped (which costs a client a second or more of retransmission).
+    pub(crate) fn bind_checked(&self) -> Result<TcpListener, RemotingError> {
         if !self.addr.ip().is_loopback() && !self.plaintext_network && !self.is_tls() {
             return Err(RemotingError::PlaintextNetwork {
                 addr: self.addr.to_string(),
@@ -242,9 +251,15 @@ impl TcpChannel {
             target: self.addr.to_string(),
             source,
         };
-        let listener = std::net::TcpListener::bind(self.addr).map_err(bind)?;
-        listener.set_nonblocking(true).map_err(bind)?;
-        Ok(listener)
+        let socket = if self.addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(bind)?;
+        socket.set_reuseaddr(true).map_err(bind)?;
+        socket.bind(self.addr).map_err(bind)?;
+        socket.listen(LISTEN_BACKLOG).map_err(bind)
     }
 }
 
@@ -341,15 +356,10 @@ impl RemotingServer {
     /// [`RemotingError::PlaintextNetwork`] for a non-loopback address without the
     /// opt-out, [`RemotingError::Bind`] when the address is taken.
     pub fn listen_tcp(&self, channel: TcpChannel) -> Result<Listener, RemotingError> {
-        let std_listener = channel.bind_checked()?;
-        let local = std_listener
+        let listener = channel.bind_checked()?;
+        let local = listener
             .local_addr()
             .map_err(|source| RemotingError::Bind {
-                target: channel.addr.to_string(),
-                source,
-            })?;
-        let listener =
-            TcpListener::from_std(std_listener).map_err(|source| RemotingError::Bind {
                 target: channel.addr.to_string(),
                 source,
             })?;
@@ -362,8 +372,8 @@ impl RemotingServer {
     }
 
     /// The accept loop of the tcp and http channels: each connection (after its TLS
-    /// handshake, if any) goes to `serve` in a task of its own. Out of file descriptors,
-    /// it wakes idle connections to close, and backs off (up to a second) until
+    /// handshake, if any) is served in a task of its own. Out of file descriptors,
+    /// it wakes idle connections to close, and backs off (up to [`MAX_ACCEPT_BACKOFF`]) until
     /// descriptors are free again.
     fn accept_loop(
         &self,
@@ -390,7 +400,7 @@ impl RemotingServer {
                             server.inner.pressure.notify_waiters();
                         }
                         backoff =
-                            (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                            (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
                         tracing::warn!("{name} accept failed: {e}; retrying in {backoff:?}");
                         tokio::time::sleep(backoff).await;
                         continue;
