@@ -4,6 +4,8 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::duration::parse_duration;
+
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use procwire::mailslot::{MailslotOptions, ReadTimeout, WriterOptions};
@@ -21,7 +23,7 @@ pub(crate) enum MailslotCommand {
 pub(crate) struct ServeArgs {
     /// The slot's name, such as `HelloWorld`, `Global\Box` or `\\.\mailslot\HelloWorld`.
     name: String,
-    /// How often to check the slot, such as `5s`, `500ms` or `1.5s`.
+    /// How often to check the slot, such as `5s`, `500ms` or `1s 500ms`.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     every: Duration,
     /// Stop after reading this many messages.
@@ -49,9 +51,9 @@ pub(crate) struct SendArgs {
     /// The messages, one per argument.
     #[arg(required = true)]
     texts: Vec<String>,
-    /// How long to wait while the slot is full, in seconds.
-    #[arg(long, default_value = "5")]
-    timeout: f64,
+    /// How long to wait while the slot is full (`5s`, `500ms`).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
     /// Where `\\*\mailslot\Name` broadcasts go (default 255.255.255.255).
     #[arg(long)]
     broadcast_addr: Option<std::net::IpAddr>,
@@ -59,27 +61,6 @@ pub(crate) struct SendArgs {
     /// this user or by root: in Global, another user could have taken the name first.
     #[arg(long)]
     any_owner: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 5s or 500ms"))?;
-    let seconds = match unit {
-        "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{text}`; use ms, s or m")),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` is not a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 pub(crate) fn run(cmd: MailslotCommand) -> anyhow::Result<()> {
@@ -138,7 +119,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn send(args: SendArgs) -> anyhow::Result<()> {
-    let mut options = WriterOptions::new().timeout(Duration::from_secs_f64(args.timeout.max(0.0)));
+    let mut options = WriterOptions::new().timeout(args.timeout);
     if let Some(addr) = args.broadcast_addr {
         options = options.broadcast_addr(addr);
     }

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod duration;
+mod http_client;
 mod ls;
 mod mailslot;
 mod owner;

@@ -112,9 +112,9 @@ pub(crate) struct ConnectArgs {
     /// What to ask for: read, write or both.
     #[arg(long, value_enum, default_value = "duplex")]
     access: AccessArg,
-    /// How long to wait while the pipe is busy, in seconds.
-    #[arg(long, default_value = "5")]
-    timeout: f64,
+    /// How long to wait while the pipe is busy (`5s`, `500ms`).
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_duration)]
+    timeout: Duration,
     /// Speak TLS to a pipe on another machine, trusting the certificates in this PEM file.
     #[arg(long)]
     ca: Option<std::path::PathBuf>,
@@ -303,7 +303,7 @@ fn connect(args: ConnectArgs) -> anyhow::Result<()> {
             AccessArg::Duplex => Access::ReadWrite,
         })
         .read_mode(mode)
-        .timeout(Duration::from_secs_f64(args.timeout.max(0.0)))
+        .timeout(args.timeout)
         .open(args.name.as_str())?;
     let sender = if pipe.access().can_write() {
         let mut writer = pipe.try_clone()?;

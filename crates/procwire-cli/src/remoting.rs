@@ -1,16 +1,17 @@
 //! `procwire remoting serve` and `procwire remoting call`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::duration::parse_duration;
 use crate::tls::{client_tls, server_tls};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use procwire_remoting::{
-    sample, Format, Lease, PipeChannel, Proxy, RemoteUrl, RemotingError, RemotingServer, Scheme,
-    TcpChannel,
+    sample, server::Limits, Format, Lease, PipeChannel, Proxy, RemoteUrl, RemotingError,
+    RemotingServer, Scheme, TcpChannel,
 };
 
 #[derive(Debug, Subcommand)]
@@ -39,15 +40,22 @@ pub(crate) struct ServeArgs {
     /// Listen on all interfaces in plaintext instead of loopback only.
     #[arg(long)]
     allow_plaintext_network: bool,
-    /// The initial lease of client-activated objects, in milliseconds.
-    #[arg(long, default_value_t = 300_000)]
-    lease_ms: u64,
-    /// The least lease left after each call, in milliseconds.
-    #[arg(long, default_value_t = 120_000)]
-    renew_ms: u64,
+    /// The initial lease of client-activated objects (`5m`, `300ms`).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    lease: Duration,
+    /// The least lease left after each call.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    renew: Duration,
     /// The largest message, in bytes.
     #[arg(long)]
     max_message: Option<usize>,
+    /// How long a frame (or an HTTP request head or body) may take to arrive whole from
+    /// its first byte before the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    frame_timeout: Duration,
+    /// How many bytes of partial frames over 64 KiB all connections may hold together.
+    #[arg(long, default_value_t = 64 << 20)]
+    buffered_bytes: usize,
     /// Speak TLS on --tcp and --http with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -58,33 +66,34 @@ pub(crate) struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
-    /// `tcp://host:port/App/Service`, `pipe://Name/App/Service` or `http://host:port/App/Service`.
-    url: String,
+    /// `tcp://host:port/App/Service`, `pipe://Name/App/Service`,
+    /// `http://host:port/App/Service` or `https://host:port/App/Service`.
+    pub(crate) url: String,
     /// The method.
-    method: String,
+    pub(crate) method: String,
     /// The arguments as a JSON object by name, such as `{"name":"Ann"}`.
     #[arg(default_value = "{}")]
-    args: String,
+    pub(crate) args: String,
     /// Activate a client-activated object first, with these constructor arguments (a
     /// JSON array, such as `["mine"]`).
     #[arg(long)]
-    activate: Option<String>,
+    pub(crate) activate: Option<String>,
     /// Call this many times (on the same object), one result per line.
     #[arg(long, default_value_t = 1)]
-    repeat: u32,
-    /// Wait this long between repeated calls, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    sleep_ms: u64,
-    /// Keep the activated object alive: every this many milliseconds, renew its lease to
-    /// ten times as long.
+    pub(crate) repeat: u32,
+    /// Wait this long between repeated calls (`20ms`, `1s`).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    sleep: Duration,
+    /// Keep the activated object alive: this often, renew its lease to ten times as long.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) sponsor: Option<Duration>,
+    /// The per-call deadline.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) deadline: Duration,
+    /// Connect to a tcp:// server over TLS, or to an https:// one, trusting the PEM
+    /// certificates in this file.
     #[arg(long)]
-    sponsor_ms: Option<u64>,
-    /// The per-call deadline, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    deadline_ms: u64,
-    /// Connect to a tcp:// server over TLS, trusting the PEM certificates in this file.
-    #[arg(long)]
-    ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
 }
 
 pub(crate) fn run(cmd: RemotingCommand) -> anyhow::Result<()> {
@@ -100,14 +109,15 @@ pub(crate) fn run(cmd: RemotingCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let lease = Lease::new(
-        Duration::from_millis(args.lease_ms),
-        Duration::from_millis(args.renew_ms),
-    );
+    let lease = Lease::new(args.lease, args.renew);
     let max = args
         .max_message
         .unwrap_or(procwire_remoting::wire::DEFAULT_MAX_MESSAGE);
-    let server = RemotingServer::with_limits(sample::registry(lease), max, None);
+    let limits = Limits::new()
+        .max_message(max)
+        .frame_timeout(args.frame_timeout)
+        .buffered_bytes(args.buffered_bytes);
+    let server = RemotingServer::with_options(sample::registry(lease), limits);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(server_tls(cert, key)?),
         _ => None,
@@ -147,13 +157,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn call(args: CallArgs) -> anyhow::Result<()> {
+    let lower = args.url.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return crate::http_client::call(&args).await;
+    }
     let url = RemoteUrl::parse(&args.url)?;
     if url.scheme == Scheme::Http {
-        return call_http(&url, &args);
+        bail!("cannot call {url}");
     }
     let body: serde_json::Value =
         serde_json::from_str(&args.args).context("the arguments are not valid JSON")?;
-    let deadline = Duration::from_millis(args.deadline_ms);
+    let deadline = args.deadline;
     let proxy = match &args.ca {
         Some(ca) => Proxy::connect_tls(&args.url, client_tls(ca)?).await?,
         None => Proxy::connect(&args.url).await?,
@@ -165,15 +179,12 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         proxy = proxy.activate_here(&ctor).await?;
         println!("activated object {:x}", proxy.object().unwrap_or_default());
     }
-    let _sponsor = args.sponsor_ms.map(|ms| {
-        let every = Duration::from_millis(ms);
-        proxy.sponsor(every, every * 10)
-    });
+    let _sponsor = args.sponsor.map(|every| proxy.sponsor(every, every * 10));
     let body = serde_json::to_vec(&body)?;
     let mut failed = false;
     for i in 0..args.repeat {
-        if i > 0 && args.sleep_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(args.sleep_ms)).await;
+        if i > 0 && !args.sleep.is_zero() {
+            tokio::time::sleep(args.sleep).await;
         }
         match proxy.call_raw(&args.method, body.clone()).await {
             Ok(result) => println!("{}", String::from_utf8_lossy(&result)),
@@ -187,30 +198,6 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     }
     if failed {
         bail!("the server answered with an error");
-    }
-    Ok(())
-}
-
-/// A tiny HTTP/1.1 client, enough for `procwire remoting call http://…`.
-fn call_http(url: &RemoteUrl, args: &CallArgs) -> anyhow::Result<()> {
-    let mut stream = std::net::TcpStream::connect(&url.authority)
-        .with_context(|| format!("cannot connect to {}", url.base()))?;
-    let request = format!(
-        "POST /{}/{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        url.path,
-        args.method,
-        url.authority,
-        args.args.len(),
-        args.args
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head.split(' ').nth(1).unwrap_or("?");
-    println!("{body}");
-    if status != "200" {
-        bail!("HTTP status {status}");
     }
     Ok(())
 }

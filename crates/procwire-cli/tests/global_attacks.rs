@@ -190,7 +190,7 @@ fn a_planted_fifo_hangs_nothing() {
         &format!(r"Global\{object}"),
         "x",
         "--timeout",
-        "1",
+        "1s",
     ]));
     fails_with(&out, "a special file of uid 65534");
     let out = cli(as_root(&["pipe", "connect", &format!(r"Global\{object}")]));

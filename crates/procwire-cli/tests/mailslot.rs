@@ -319,7 +319,7 @@ fn another_user_may_write_only_where_the_slot_allows() {
     let as_nobody = |name: &str| {
         use std::os::unix::process::CommandExt;
         let mut cmd = procwire_for_others();
-        cmd.args(["mailslot", "send", name, "from nobody", "--timeout", "2"])
+        cmd.args(["mailslot", "send", name, "from nobody", "--timeout", "2s"])
             .uid(65534)
             .gid(65534);
         run(cmd, b"", Duration::from_secs(20))

@@ -488,7 +488,7 @@ fn access_is_checked_against_a_client_of_another_user() {
             "--access",
             access,
             "--timeout",
-            "5",
+            "5s",
         ])
         .uid(65534)
         .gid(65534);

@@ -2,12 +2,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use procwire::pipe::tokio::PipeConnection;
 use procwire::security::PeerCredentials;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::RemotingError;
 use crate::service::BoxFuture;
@@ -61,6 +63,11 @@ pub trait Transport: Send + 'static {
 pub trait FrameRecv: Send + 'static {
     /// As [`Transport::recv`]; cancel-safe.
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, RemotingError>>;
+    /// Whether no part of a frame is waiting to be completed, so that closing now loses
+    /// nothing the peer sent. Halves that cannot tell answer `false`.
+    fn is_between_frames(&self) -> bool {
+        false
+    }
 }
 
 /// The sending half of a split transport.
@@ -93,10 +100,136 @@ impl<T> std::fmt::Debug for Split<T> {
 #[derive(Debug)]
 pub struct StreamTransport<S> {
     stream: S,
-    buf: Vec<u8>,
+    reader: FrameBuffer,
     max: usize,
     peer: Peer,
 }
+
+/// Frames of at most this many bytes are read without taking from a server's shared
+/// budget of buffered bytes.
+pub const UNBUDGETED_FRAME: usize = 64 * 1024;
+
+/// What limits the reading of frames on a server's connection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReadLimits {
+    /// A frame must arrive whole within this time of its first byte.
+    pub(crate) frame_timeout: Option<Duration>,
+    /// Bytes of partial frames over [`UNBUDGETED_FRAME`] are taken from here first.
+    pub(crate) budget: Option<Arc<Semaphore>>,
+}
+
+/// Bytes read towards the next frames, and the limits on them. Cancel-safe: everything
+/// read so far stays here.
+#[derive(Debug)]
+struct FrameBuffer {
+    buf: Vec<u8>,
+    limits: ReadLimits,
+    /// When the first byte of the frame being read arrived.
+    started: Option<Instant>,
+    /// The budget held for the frame being read.
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl FrameBuffer {
+    fn new(limits: ReadLimits) -> FrameBuffer {
+        FrameBuffer {
+            buf: Vec::new(),
+            limits,
+            started: None,
+            held: None,
+        }
+    }
+
+    fn timed_out(&self, what: &str, after: Duration) -> RemotingError {
+        RemotingError::Io {
+            what: format!(
+                "{what}: a frame did not arrive whole within {after:?} of its first byte ({} bytes came); closing the connection",
+                self.buf.len()
+            ),
+            source: std::io::ErrorKind::TimedOut.into(),
+        }
+    }
+
+    /// Reads the next frame from `r`.
+    async fn read<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, RemotingError> {
+        loop {
+            if let Some(frame) = wire::take_length_prefixed(&mut self.buf, max)? {
+                self.held = None;
+                self.started = (!self.buf.is_empty()).then(Instant::now);
+                if self.buf.capacity() > UNBUDGETED_FRAME {
+                    // An idle connection keeps no large buffer.
+                    self.buf.shrink_to(UNBUDGETED_FRAME);
+                }
+                return Ok(Some(frame));
+            }
+            let deadline = match (self.started, self.limits.frame_timeout) {
+                (Some(t), Some(d)) => Some((t + d, d)),
+                _ => None,
+            };
+            if self.buf.len() >= 4 && self.held.is_none() {
+                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                    as usize;
+                if len > UNBUDGETED_FRAME {
+                    if let Some(budget) = &self.limits.budget {
+                        // Wait for room in the server's budget before reading on: the
+                        // peer's bytes stay in the kernel meanwhile.
+                        let n = u32::try_from(len).unwrap_or(u32::MAX);
+                        let acquire = Arc::clone(budget).acquire_many_owned(n);
+                        let permit = match deadline {
+                            Some((at, d)) => tokio::time::timeout_at(at.into(), acquire)
+                                .await
+                                .map_err(|_| self.timed_out("waiting for buffer room", d))?,
+                            None => acquire.await,
+                        };
+                        self.held = permit.ok();
+                    }
+                }
+                self.buf
+                    .reserve_exact((4 + len).saturating_sub(self.buf.len()));
+            } else {
+                self.buf
+                    .reserve(if self.buf.is_empty() { 4096 } else { 64 * 1024 });
+            }
+            let read = r.read_buf(&mut self.buf);
+            let n = match deadline {
+                Some((at, d)) => tokio::time::timeout_at(at.into(), read)
+                    .await
+                    .map_err(|_| self.timed_out("receive failed", d))?,
+                None => read.await,
+            }
+            .map_err(|source| RemotingError::Io {
+                what: "receive failed".into(),
+                source,
+            })?;
+            if n == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(RemotingError::Protocol {
+                    reason: format!(
+                        "connection closed inside a frame ({} bytes)",
+                        self.buf.len()
+                    ),
+                });
+            }
+            if self.started.is_none() {
+                self.started = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// A byte stream of any kind (TCP, or TLS over TCP), as the accept loop hands it on.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// A boxed [`Io`].
+pub(crate) type BoxedStream = Box<dyn Io>;
 
 /// The TCP channel's transport.
 pub type TcpTransport = StreamTransport<TcpStream>;
@@ -104,9 +237,18 @@ pub type TcpTransport = StreamTransport<TcpStream>;
 impl<S> StreamTransport<S> {
     /// Wraps a connected stream (after the preamble) whose peer is `peer`.
     pub fn with_peer(stream: S, max: usize, peer: Peer) -> StreamTransport<S> {
+        StreamTransport::with_limits(stream, max, peer, ReadLimits::default())
+    }
+
+    pub(crate) fn with_limits(
+        stream: S,
+        max: usize,
+        peer: Peer,
+        limits: ReadLimits,
+    ) -> StreamTransport<S> {
         StreamTransport {
             stream,
-            buf: Vec::new(),
+            reader: FrameBuffer::new(limits),
             max,
             peer,
         }
@@ -173,32 +315,6 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         })
 }
 
-/// Cancel-safe: the bytes read so far stay in `buf`.
-async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> Result<Option<Vec<u8>>, RemotingError> {
-    loop {
-        if let Some(frame) = wire::take_length_prefixed(buf, max)? {
-            return Ok(Some(frame));
-        }
-        buf.reserve(64 * 1024);
-        let n = r.read_buf(buf).await.map_err(|source| RemotingError::Io {
-            what: "receive failed".into(),
-            source,
-        })?;
-        if n == 0 {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            return Err(RemotingError::Protocol {
-                reason: format!("connection closed inside a frame ({} bytes)", buf.len()),
-            });
-        }
-    }
-}
-
 impl<S> Transport for StreamTransport<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -213,7 +329,7 @@ where
     }
 
     async fn recv(&mut self) -> Result<Option<Vec<u8>>, RemotingError> {
-        read_frame(&mut self.stream, &mut self.buf, self.max).await
+        self.reader.read(&mut self.stream, self.max).await
     }
 
     fn peer(&self) -> Peer {
@@ -225,7 +341,7 @@ where
         Split::Halves(
             Box::new(StreamRecv {
                 r,
-                buf: self.buf,
+                reader: self.reader,
                 max: self.max,
             }),
             Box::new(StreamSend { w, max: self.max }),
@@ -235,7 +351,7 @@ where
 
 struct StreamRecv<S> {
     r: ReadHalf<S>,
-    buf: Vec<u8>,
+    reader: FrameBuffer,
     max: usize,
 }
 
@@ -246,7 +362,11 @@ struct StreamSend<S> {
 
 impl<S: AsyncRead + AsyncWrite + Send + 'static> FrameRecv for StreamRecv<S> {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, RemotingError>> {
-        Box::pin(read_frame(&mut self.r, &mut self.buf, self.max))
+        Box::pin(self.reader.read(&mut self.r, self.max))
+    }
+
+    fn is_between_frames(&self) -> bool {
+        self.reader.buf.is_empty()
     }
 }
 

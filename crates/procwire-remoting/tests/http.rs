@@ -264,3 +264,226 @@ fn curl_activates_and_calls_a_client_activated_object() {
         (410, Some("object_disconnected"))
     );
 }
+
+/// Sends `request` on a fresh connection and reads the whole answer (the server closes).
+fn raw(base: &str, request: &[u8]) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+const ADD: &str =
+    "POST /RemotingService/SingletonService/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+
+/// Issue 9, item 3: ambiguous or malformed `Content-Length` is a request-smuggling risk
+/// behind a proxy; RFC 9112 requires 400.
+#[test]
+fn issue_9_ambiguous_content_length_is_400() {
+    let r = start();
+    let body = r#"{"a":1,"b":2}"#;
+    for head in [
+        "Content-Length: 13\r\nContent-Length: 14\r\n".to_owned(),
+        "Content-Length : 13\r\n".to_owned(),
+        "Content-Length: +13\r\n".to_owned(),
+        "Content-Length: 13\r\nTransfer-Encoding: chunked\r\n".to_owned(),
+    ] {
+        let answer = raw(&r.base, format!("{ADD}{head}\r\n{body}").as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 400"), "{head:?}: {answer}");
+    }
+    let answer = raw(
+        &r.base,
+        format!("{ADD}Content-Length: 13\r\n\r\n{body}").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Issue 9, item 3: a head over 16 KiB sent in one write is answered 431; one under it is
+/// served.
+#[test]
+fn issue_9_heads_over_16_kib_get_431() {
+    let r = start();
+    let body = r#"{"a":1,"b":2}"#;
+    let big = format!("X-Filler: {}\r\n", "a".repeat(20 * 1024));
+    let answer = raw(
+        &r.base,
+        format!("{ADD}{big}Content-Length: 13\r\n\r\n{body}").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let fits = format!("X-Filler: {}\r\n", "a".repeat(12 * 1024));
+    let answer = raw(
+        &r.base,
+        format!("{ADD}{fits}Content-Length: 13\r\n\r\n{body}").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Issue 9, item 3: `Expect: 100-continue` is answered before the body is sent, so curl
+/// does not wait; chunked bodies are read.
+#[test]
+fn issue_9_expect_continue_and_chunked_bodies() {
+    let r = start();
+    let addr = r.base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let body = r#"{"a":40,"b":2}"#;
+    s.write_all(format!("{ADD}Expect: 100-continue\r\nContent-Length: 14\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut first = [0u8; 25];
+    s.read_exact(&mut first).unwrap();
+    assert!(
+        first.starts_with(b"HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    s.write_all(body.as_bytes()).unwrap();
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    assert!(rest.contains("200 OK") && rest.ends_with("42"), "{rest}");
+
+    // curl sends Expect: 100-continue for bodies over 1 KiB.
+    let padded = format!(r#"{{"a":1,"b":2{}}}"#, " ".repeat(2048));
+    let url = format!("{}/RemotingService/SingletonService/add", r.base);
+    let (status, body) = curl(&["-X", "POST", "-d", &padded, &url]);
+    assert_eq!((status, body.as_str()), (200, "3"));
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-d",
+        r#"{"a":5,"b":5}"#,
+        &url,
+    ]);
+    assert_eq!((status, body.as_str()), (200, "10"));
+    // HTTP/2 comes with hyper.
+    let (status, body) = curl(&[
+        "--http2-prior-knowledge",
+        "-X",
+        "POST",
+        "-d",
+        r#"{"a":2,"b":3}"#,
+        &url,
+    ]);
+    assert_eq!((status, body.as_str()), (200, "5"));
+}
+
+/// Issue 9, item 3: GET on a method path is 405 with an `Allow` header, as documented.
+#[test]
+fn issue_9_wrong_method_is_405_with_allow() {
+    let r = start();
+    let answer = raw(
+        &r.base,
+        b"GET /RemotingService/SingletonService/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("allow: post"),
+        "{answer}"
+    );
+    let answer = raw(
+        &r.base,
+        b"POST /RemotingService HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("allow: get"),
+        "{answer}"
+    );
+    let (status, body) = curl(&[&format!("{}/RemotingService/Nope/a/b", r.base)]);
+    assert_eq!(status, 404, "{body}");
+}
+
+/// Issue 9, item 2 on http: a head or a body that stops half-way is given up after the
+/// frame timeout, and others are served meanwhile.
+#[test]
+fn issue_9_slow_heads_and_bodies_time_out() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = RegistryBuilder::new("RemotingService")
+        .singleton("SingletonService", || CalcServer::new(Impl::default()))
+        .build();
+    let limits = procwire_remoting::server::Limits::new()
+        .frame_timeout(std::time::Duration::from_millis(500));
+    let server = RemotingServer::with_options(registry, limits);
+    let listener = rt
+        .block_on(async { server.listen_http(TcpChannel::loopback(0)) })
+        .unwrap();
+    let base = listener.local().to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let start = std::time::Instant::now();
+    let mut head = std::net::TcpStream::connect(&addr).unwrap();
+    head.write_all(b"POST /RemotingService/SingletonService/add HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut body = std::net::TcpStream::connect(&addr).unwrap();
+    body.write_all(format!("{ADD}Content-Length: 13\r\n\r\n{{\"a\":").as_bytes())
+        .unwrap();
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-d",
+        r#"{"a":1,"b":2}"#,
+        &format!("{base}/RemotingService/SingletonService/add"),
+    ]);
+    assert_eq!(status, 200, "served while two requests stall");
+    for (what, mut s) in [("head", head), ("body", body)] {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = String::new();
+        let read = s.read_to_string(&mut answer);
+        assert!(
+            read.is_ok(),
+            "the server closed the stalled {what}: {read:?}"
+        );
+        if what == "body" {
+            assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        }
+    }
+    assert!(start.elapsed() >= std::time::Duration::from_millis(500));
+}
+
+/// Issue 9, item 2 on http: large bodies share the server's budget of partial messages.
+/// One that stalls holds its room only until its frame timeout; a small call never waits.
+#[test]
+fn issue_9_large_bodies_share_a_budget() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = RegistryBuilder::new("RemotingService")
+        .singleton("SingletonService", || CalcServer::new(Impl::default()))
+        .build();
+    let limits = procwire_remoting::server::Limits::new()
+        .max_message(1 << 20)
+        .buffered_bytes(1 << 20)
+        .frame_timeout(std::time::Duration::from_millis(1500));
+    let server = RemotingServer::with_options(registry, limits);
+    let listener = rt
+        .block_on(async { server.listen_http(TcpChannel::loopback(0)) })
+        .unwrap();
+    let base = listener.local().to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let url = format!("{base}/RemotingService/SingletonService/add");
+    // The whole budget, taken by a body that stops half-way.
+    let mut stall = std::net::TcpStream::connect(&addr).unwrap();
+    stall
+        .write_all(format!("{ADD}Content-Length: {}\r\n\r\n{{", 1 << 20).as_bytes())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let small = std::time::Instant::now();
+    let (status, _) = curl(&["-X", "POST", "-d", r#"{"a":1,"b":2}"#, &url]);
+    assert_eq!(status, 200);
+    eprintln!("a small call during the stall took {:?}", small.elapsed());
+    // A large body waits for the room.
+    let big = format!(r#"{{"a":1,"b":2{}}}"#, " ".repeat(200 * 1024));
+    let file = std::env::temp_dir().join(format!("procwire-big-body-{}", std::process::id()));
+    std::fs::write(&file, big).unwrap();
+    let waited = std::time::Instant::now();
+    let data = format!("@{}", file.display());
+    let (status, body) = curl(&["-X", "POST", "--data-binary", &data, &url]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!((status, body.as_str()), (200, "3"));
+    assert!(waited.elapsed() >= std::time::Duration::from_millis(500));
+    drop(stall);
+}

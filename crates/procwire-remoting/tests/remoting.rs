@@ -359,6 +359,45 @@ fn public_types_are_send_sync() {
     check::<CounterBlockingClient>();
     check::<RemotingError>();
     check::<procwire_remoting::Listener>();
+    check::<procwire_remoting::server::Limits>();
+}
+
+/// Issue 9, item 2: a tcp connection that sends no preamble, or stops inside a frame,
+/// is closed by its deadline, while a client that behaves is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_9_preamble_and_frame_deadlines_close_slow_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let registry = RegistryBuilder::new("App")
+        .singleton("Shared", || CounterServer::new(Obj::new("shared")))
+        .build();
+    let limits = procwire_remoting::server::Limits::new()
+        .preamble_timeout(Duration::from_millis(300))
+        .frame_timeout(Duration::from_millis(300));
+    let s = RemotingServer::with_options(registry, limits);
+    let tcp = s.listen_tcp(TcpChannel::loopback(0)).unwrap();
+    let addr = tcp.local().trim_start_matches("tcp://").to_owned();
+    let start = Instant::now();
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    partial.write_all(b"PWRM\x01").await.unwrap();
+    partial.write_all(&100u32.to_be_bytes()).await.unwrap();
+    partial.write_all(&[1, 2, 3]).await.unwrap();
+    let client = CounterClient::new(
+        Proxy::connect(&format!("{}/App/Shared", tcp.local()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(client.add(1).await.unwrap(), 1);
+    for mut stream in [silent, partial] {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the server closed the slow connection: {read:?}"
+        );
+    }
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(client.add(1).await.unwrap(), 2, "the good client goes on");
 }
 
 #[remote]

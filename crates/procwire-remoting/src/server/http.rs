@@ -1,183 +1,123 @@
-//! The HTTP channel: a small HTTP/1.1 server that takes JSON, for curl and friends.
+//! The HTTP channel: JSON over HTTP/1.1 and HTTP/2 (hyper), for curl and friends.
 //!
 //! - `POST /App/Service/METHOD` with the arguments as a JSON object by name (an empty
 //!   body for none) answers `200` with the JSON result.
 //! - `POST /App/Type` with the constructor's arguments as a JSON array (an empty body for
-//!   a constructor taking `()`) activates a
-//!   client-activated type and answers `{"object":"ID"}`; `POST
-//!   /App/Type/METHOD?object=ID` calls that instance.
+//!   a constructor taking `()`) activates a client-activated type and answers
+//!   `{"object":"ID"}`; `POST /App/Type/METHOD?object=ID` calls that instance.
 //! - `GET /App` lists the services, their modes, methods and argument types.
 //! - Failures answer `4xx`/`5xx` with `{"error":{"kind":"…","message":"…"}}`.
 //!
-//! Only `Content-Length` bodies are taken (no chunked requests); keep-alive is honoured.
+//! hyper parses the requests: ambiguous or malformed `Content-Length` headers are `400`,
+//! heads over 16 KiB `431`, and `Expect: 100-continue` and chunked bodies work.
 
-use std::time::Duration;
+use std::convert::Infallible;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-use super::{Listener, RemotingServer, TcpChannel};
+use super::{Listener, RemotingServer, TcpChannel, SHED_IDLE};
 use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
-use crate::transport::{tcp_peer, Peer};
+use crate::transport::{BoxedStream, Peer, UNBUDGETED_FRAME};
 use crate::wire::{Format, Op, Request};
 
-const MAX_HEAD: usize = 16 * 1024;
+/// The largest request head: over it the answer is `431`.
+pub const MAX_HEAD: usize = 16 * 1024;
 
-struct Head {
-    method: String,
-    target: String,
-    content_length: usize,
-    keep_alive: bool,
-    chunked: bool,
+type Answer = hyper::Response<Full<Bytes>>;
+
+fn json_answer(status: StatusCode, body: Vec<u8>) -> Answer {
+    let mut a = hyper::Response::new(Full::new(Bytes::from(body)));
+    *a.status_mut() = status;
+    a.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    a
 }
 
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        410 => "Gone",
-        411 => "Length Required",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Error",
-    }
-}
-
-fn error_answer(status: u16, kind: &str, message: &str) -> Answer {
+fn error_answer(status: StatusCode, kind: &str, message: &str) -> Answer {
     let body = json!({ "error": { "kind": kind, "message": message } });
-    Answer {
-        status,
-        body: body.to_string().into_bytes(),
+    json_answer(status, body.to_string().into_bytes())
+}
+
+fn not_allowed(method: &Method, allow: &'static str, hint: &str) -> Answer {
+    let mut a = error_answer(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "protocol",
+        &format!("method {method} is not allowed here (allowed: {allow}); {hint}"),
+    );
+    a.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    a
+}
+
+/// The status of an error the server answers.
+pub(crate) fn status_of(kind: RemoteErrorKind) -> StatusCode {
+    match kind {
+        RemoteErrorKind::UnknownService | RemoteErrorKind::UnknownMethod => StatusCode::NOT_FOUND,
+        RemoteErrorKind::BadArguments | RemoteErrorKind::Protocol => StatusCode::BAD_REQUEST,
+        RemoteErrorKind::ObjectDisconnected => StatusCode::GONE,
+        RemoteErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        RemoteErrorKind::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RemoteErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 fn remote_answer(e: &RemoteError) -> Answer {
-    let status = match e.kind {
-        RemoteErrorKind::UnknownService | RemoteErrorKind::UnknownMethod => 404,
-        RemoteErrorKind::BadArguments | RemoteErrorKind::Protocol => 400,
-        RemoteErrorKind::ObjectDisconnected => 410,
-        RemoteErrorKind::DeadlineExceeded => 504,
-        RemoteErrorKind::MessageTooLarge => 413,
-        RemoteErrorKind::Busy => 503,
-        _ => 500,
-    };
-    error_answer(status, e.kind.as_str(), &e.message)
+    error_answer(status_of(e.kind), e.kind.as_str(), &e.message)
 }
 
-fn parse_head(head: &[u8]) -> Result<Head, String> {
-    let text = std::str::from_utf8(head).map_err(|_| "the request head is not UTF-8")?;
-    let mut lines = text.split("\r\n");
-    let line = lines.next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(format!("bad request line `{line}`"));
-    };
-    let mut keep_alive = match version {
-        "HTTP/1.1" => true,
-        "HTTP/1.0" => false,
-        _ => return Err(format!("unsupported version `{version}`")),
-    };
-    let mut content_length = 0;
-    let mut chunked = false;
-    for header in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| format!("bad header line `{header}`"))?;
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => {
-                content_length = value
-                    .parse()
-                    .map_err(|_| format!("bad Content-Length `{value}`"))?
-            }
-            "transfer-encoding" => chunked = !value.eq_ignore_ascii_case("identity"),
-            "connection" => {
-                if value.eq_ignore_ascii_case("close") {
-                    keep_alive = false;
-                } else if value.eq_ignore_ascii_case("keep-alive") {
-                    keep_alive = true;
-                }
-            }
-            _ => {}
-        }
+/// Requests in flight on one connection, and when the last one ended.
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.last.lock().map(|t| t.elapsed()).unwrap_or_default() > SHED_IDLE
     }
-    Ok(Head {
-        method: method.to_owned(),
-        target: target.to_owned(),
-        content_length,
-        keep_alive,
-        chunked,
-    })
+}
+
+struct Busy<'a>(&'a Activity);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.0.last.lock() {
+            *t = Instant::now();
+        }
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl RemotingServer {
-    /// Listens for HTTP (JSON) on `channel`'s address, loopback unless told otherwise.
-    /// Must be called within a tokio runtime.
+    /// Listens for HTTP (JSON; HTTP/1.1 and HTTP/2) on `channel`'s address, loopback
+    /// unless told otherwise. Must be called within a tokio runtime.
     ///
     /// # Errors
     ///
     /// As [`listen_tcp`](Self::listen_tcp).
     pub fn listen_http(&self, channel: TcpChannel) -> Result<Listener, RemotingError> {
-        let std_listener = channel.bind_checked()?;
-        let bind = |source| RemotingError::Bind {
-            target: channel.addr.to_string(),
-            source,
-        };
-        let local = std_listener.local_addr().map_err(bind)?;
-        let listener = TcpListener::from_std(std_listener).map_err(bind)?;
-        let server = self.clone();
-        let tls = channel.acceptor();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let task = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let server = server.clone();
-                        let tls = tls.clone();
-                        tokio::spawn(async move {
-                            let peer = tcp_peer(&stream, "http");
-                            match tls {
-                                None => server.serve_http(stream, peer).await,
-                                #[cfg(feature = "tls")]
-                                Some(acceptor) => {
-                                    let peer = Peer {
-                                        channel: "https",
-                                        ..peer
-                                    };
-                                    let hs = tokio::time::timeout(
-                                        Duration::from_secs(5),
-                                        acceptor.accept(stream),
-                                    );
-                                    if let Ok(Ok(s)) = hs.await {
-                                        server.serve_http(s, peer).await;
-                                    }
-                                }
-                                #[cfg(not(feature = "tls"))]
-                                Some(never) => match never {},
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!("http accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        });
+        let listener = channel.bind_checked()?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| RemotingError::Bind {
+                target: channel.addr.to_string(),
+                source,
+            })?;
+        let scheme = if channel.is_tls() { "https" } else { "http" };
+        let task = self.accept_loop(listener, &channel, "http");
         Ok(Listener {
             task,
             sweeper: Some(self.sweeper()),
@@ -185,110 +125,178 @@ impl RemotingServer {
         })
     }
 
-    async fn serve_http<S>(&self, mut stream: S, peer: Peer)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let mut buf: Vec<u8> = Vec::new();
+    pub(super) async fn serve_http(&self, stream: BoxedStream, peer: Peer) {
+        let limits = &self.inner.limits;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.frame_timeout)
+            .max_buf_size(MAX_HEAD);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD as u32)
+            .max_concurrent_streams(super::MAX_IN_FLIGHT as u32);
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        });
+        let service = {
+            let activity = Arc::clone(&activity);
+            let server = self.clone();
+            hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let server = server.clone();
+                let peer = peer.clone();
+                let activity = Arc::clone(&activity);
+                let answer: crate::service::BoxFuture<'static, Result<Answer, Infallible>> =
+                    Box::pin(async move {
+                        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+                        let _busy = Busy(&activity);
+                        Ok(server.http_request(req, peer).await)
+                    });
+                answer
+            })
+        };
+        let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+        let mut shutting_down = false;
         loop {
-            // The head: up to the blank line.
-            let end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i;
-                }
-                if buf.len() > MAX_HEAD {
-                    let a = error_answer(431, "protocol", "the request head is too large");
-                    let _ = write_answer(&mut stream, &a, false).await;
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("http connection ended: {e}");
+                    }
                     return;
                 }
-                buf.reserve(4096);
-                let read = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut buf));
-                match read.await {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                    Ok(Ok(_)) => {}
+                () = self.inner.pressure.notified(), if !shutting_down => {
+                    if activity.is_idle() {
+                        tracing::info!("closing an idle http connection: out of file descriptors");
+                        conn.as_mut().graceful_shutdown();
+                        shutting_down = true;
+                    }
                 }
-            };
-            let head = match parse_head(&buf[..end]) {
-                Ok(h) => h,
-                Err(why) => {
-                    let _ = write_answer(&mut stream, &error_answer(400, "protocol", &why), false)
-                        .await;
-                    return;
-                }
-            };
-            buf.drain(..end + 4);
-            if head.chunked {
-                let a = error_answer(411, "protocol", "send the body with a Content-Length");
-                let _ = write_answer(&mut stream, &a, false).await;
-                return;
-            }
-            if head.content_length > self.inner.max_message {
-                let a = error_answer(
-                    413,
-                    "message_too_large",
-                    &format!(
-                        "a body of {} bytes is over the maximum of {}",
-                        head.content_length, self.inner.max_message
-                    ),
-                );
-                let _ = write_answer(&mut stream, &a, false).await;
-                return;
-            }
-            while buf.len() < head.content_length {
-                buf.reserve(head.content_length - buf.len());
-                let read = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut buf));
-                match read.await {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                    Ok(Ok(_)) => {}
-                }
-            }
-            let body: Vec<u8> = buf.drain(..head.content_length).collect();
-            let answer = self.http_answer(&head, body, peer.clone()).await;
-            if write_answer(&mut stream, &answer, head.keep_alive)
-                .await
-                .is_err()
-                || !head.keep_alive
-            {
-                return;
             }
         }
     }
 
-    async fn http_answer(&self, head: &Head, body: Vec<u8>, peer: Peer) -> Answer {
-        let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    async fn http_request(&self, req: hyper::Request<Incoming>, peer: Peer) -> Answer {
+        let max = self.inner.limits.max_message;
+        let (parts, body) = req.into_parts();
+        let target = &parts.uri;
+        let segments: Vec<&str> = target.path().split('/').filter(|s| !s.is_empty()).collect();
+        let query = target.query().unwrap_or("");
         let registry = &self.inner.registry;
-        match (head.method.as_str(), segments.as_slice()) {
-            ("GET", [] | [_]) => {
-                if let [app] = segments.as_slice() {
-                    if *app != registry.app() {
-                        return error_answer(
-                            404,
-                            "unknown_service",
-                            &format!(
-                                "no application `{app}` here (this server serves `{}`)",
-                                registry.app()
-                            ),
-                        );
-                    }
-                }
-                let listing = json!({
-                    "application": registry.app(),
-                    "services": registry.listing(),
-                });
-                Answer {
-                    status: 200,
-                    body: listing.to_string().into_bytes(),
+        let method = &parts.method;
+        // Which methods each kind of path takes.
+        let (allow, hint) = match segments.len() {
+            0 | 1 => ("GET", "GET /App lists the services"),
+            2 | 3 => (
+                "POST",
+                "POST /App/Service/METHOD with the arguments as a JSON object",
+            ),
+            _ => {
+                return error_answer(
+                    StatusCode::NOT_FOUND,
+                    "unknown_service",
+                    "no such path; POST /App/Service/METHOD, or GET /App for the services",
+                )
+            }
+        };
+        if method != allow {
+            return not_allowed(method, allow, hint);
+        }
+        if let Some(app) = segments.first() {
+            if *app != registry.app() {
+                return error_answer(
+                    StatusCode::NOT_FOUND,
+                    "unknown_service",
+                    &format!(
+                        "no application `{app}` here (this server serves `{}`)",
+                        registry.app()
+                    ),
+                );
+            }
+        }
+        if segments.len() <= 1 {
+            let listing = json!({
+                "application": registry.app(),
+                "services": registry.listing(),
+            });
+            return json_answer(StatusCode::OK, listing.to_string().into_bytes());
+        }
+        // A body announced over the maximum is refused before it is read (and before
+        // `100 Continue`).
+        let too_large = |len: u64| {
+            error_answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "message_too_large",
+                &format!("a body of {len} bytes is over the maximum of {max}"),
+            )
+        };
+        if let Some(len) = body.size_hint().exact().filter(|&n| n > max as u64) {
+            return too_large(len);
+        }
+        // A body over 64 KiB takes room from the server's budget of partial messages
+        // first (a body of unknown size, as much as the largest), within the frame time.
+        let frame_timeout = self.inner.limits.frame_timeout;
+        let started = tokio::time::Instant::now();
+        let need = body.size_hint().exact().unwrap_or(max as u64) as usize;
+        let _room = if need > UNBUDGETED_FRAME {
+            let n = u32::try_from(need).unwrap_or(u32::MAX);
+            let acquire = Arc::clone(&self.inner.budget).acquire_many_owned(n);
+            match tokio::time::timeout(frame_timeout, acquire).await {
+                Ok(permit) => permit.ok(),
+                Err(_) => {
+                    return error_answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "busy",
+                        &format!(
+                        "no room for a body of {need} bytes within {frame_timeout:?}; retry later"
+                    ),
+                    )
                 }
             }
-            ("POST", [app, service, method]) => {
+        } else {
+            None
+        };
+        let read = Limited::new(body, max).collect();
+        let body = match tokio::time::timeout_at(started + frame_timeout, read).await {
+            Ok(Ok(b)) => b.to_bytes().to_vec(),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => {
+                return error_answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "message_too_large",
+                    &format!("the body is over the maximum of {max} bytes"),
+                )
+            }
+            Ok(Err(e)) => {
+                return error_answer(
+                    StatusCode::BAD_REQUEST,
+                    "protocol",
+                    &format!("cannot read the body: {e}"),
+                )
+            }
+            Err(_) => {
+                return error_answer(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "protocol",
+                    &format!("the body did not arrive within {frame_timeout:?}"),
+                )
+            }
+        };
+        match segments.as_slice() {
+            [app, service, method] => {
                 let mut object = None;
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     if let Some(v) = pair.strip_prefix("object=") {
                         match u64::from_str_radix(v, 16) {
                             Ok(id) => object = Some(id),
                             Err(_) => {
-                                return error_answer(400, "protocol", "object= takes a hex id")
+                                return error_answer(
+                                    StatusCode::BAD_REQUEST,
+                                    "protocol",
+                                    "object= takes a hex id",
+                                )
                             }
                         }
                     }
@@ -305,14 +313,11 @@ impl RemotingServer {
                     body,
                 };
                 match self.handle(request, peer).await {
-                    Ok(result) => Answer {
-                        status: 200,
-                        body: result,
-                    },
+                    Ok(result) => json_answer(StatusCode::OK, result),
                     Err(e) => remote_answer(&e),
                 }
             }
-            ("POST", [app, ty]) => {
+            [app, ty] => {
                 // Activation of a client-activated type: the body is the constructor's
                 // arguments as a JSON array (an empty body is `null`, for `()`).
                 let request = Request {
@@ -330,71 +335,22 @@ impl RemotingServer {
                 };
                 match self.handle(request, peer).await {
                     Ok(id) => match postcard::from_bytes::<u64>(&id) {
-                        Ok(id) => Answer {
-                            status: 200,
-                            body: json!({ "object": format!("{id:x}") })
+                        Ok(id) => json_answer(
+                            StatusCode::OK,
+                            json!({ "object": format!("{id:x}") })
                                 .to_string()
                                 .into_bytes(),
-                        },
-                        Err(_) => error_answer(500, "internal", "bad activation answer"),
+                        ),
+                        Err(_) => error_answer(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            "bad activation answer",
+                        ),
                     },
                     Err(e) => remote_answer(&e),
                 }
             }
-            ("POST", _) => error_answer(
-                404,
-                "unknown_service",
-                "POST to /App/Service/METHOD with the arguments as a JSON object",
-            ),
-            ("GET", _) => error_answer(404, "unknown_service", "GET /App lists the services"),
-            (other, _) => error_answer(
-                405,
-                "protocol",
-                &format!("method {other} is not allowed; use GET /App or POST /App/Service/METHOD"),
-            ),
+            _ => error_answer(StatusCode::NOT_FOUND, "unknown_service", "no such path"),
         }
-    }
-}
-
-async fn write_answer<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    a: &Answer,
-    keep_alive: bool,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-        a.status,
-        reason(a.status),
-        a.body.len(),
-        if keep_alive { "keep-alive" } else { "close" }
-    );
-    let mut out = head.into_bytes();
-    out.extend_from_slice(&a.body);
-    stream.write_all(&out).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_heads() {
-        let h = parse_head(b"POST /A/S/m HTTP/1.1\r\nContent-Length: 12\r\nHost: x").unwrap();
-        assert_eq!(
-            (
-                h.method.as_str(),
-                h.target.as_str(),
-                h.content_length,
-                h.keep_alive
-            ),
-            ("POST", "/A/S/m", 12, true)
-        );
-        let h = parse_head(b"GET /A HTTP/1.0").unwrap();
-        assert!(!h.keep_alive);
-        assert!(parse_head(b"GARBAGE").is_err());
-        assert!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: x").is_err());
-        assert!(parse_head(b"GET / HTTP/9").is_err());
-        let h = parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked").unwrap();
-        assert!(h.chunked);
     }
 }

@@ -12,14 +12,16 @@ use procwire::security::AccessList;
 use procwire::wire::PipeMode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use registry::{Lease, Mode, Registry, RegistryBuilder, ServiceListing};
 
 use crate::error::{RemoteError, RemoteErrorKind, RemotingError};
 use crate::service::CallContext;
-use crate::transport::{tcp_peer, Peer, PipeTransport, Split, StreamTransport, Transport};
+use crate::transport::{
+    tcp_peer, Peer, PipeTransport, ReadLimits, Split, StreamTransport, Transport,
+};
 use crate::wire::{self, Op, Request, Response};
 
 /// An answer to write, with the slot its call holds until then.
@@ -29,8 +31,8 @@ type Answer = (Response, Option<OwnedSemaphorePermit>);
 const BATCH_BYTES: usize = 256 * 1024;
 
 /// Most calls in flight on one connection (running, or answered and not yet written).
-/// Beyond it a tcp connection is not read until one finishes; a pipe connection answers
-/// [`RemoteErrorKind::Busy`].
+/// Beyond it a tcp or pipe connection is not read until an answer is written; a
+/// transport that does not split answers [`RemoteErrorKind::Busy`].
 pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// A remoting server: one registry, served on tcp, pipe and http channels at once (the
@@ -46,8 +48,106 @@ pub struct RemotingServer {
 #[derive(Debug)]
 struct Inner {
     registry: Registry,
+    limits: Limits,
+    /// The bytes of partial frames over [`crate::transport::UNBUDGETED_FRAME`] that all
+    /// connections together may hold.
+    budget: Arc<Semaphore>,
+    /// Woken when an accept loop runs out of file descriptors: connections idle for
+    /// longer than [`SHED_IDLE`] then close, to make room.
+    pressure: Notify,
+}
+
+/// Under descriptor pressure, connections idle (no call in flight, no partial frame or
+/// request) for longer than this are closed.
+pub const SHED_IDLE: Duration = Duration::from_millis(500);
+
+/// The listen backlog of the tcp and http channels.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// The longest pause of an accept loop after a failed accept (it doubles from 10 ms).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The limits of a server against slow, idle and hostile clients.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use procwire_remoting::server::Limits;
+/// let limits = Limits::new()
+///     .max_message(1 << 20)
+///     .frame_timeout(Duration::from_secs(5))
+///     .buffered_bytes(32 << 20);
+/// assert_eq!(limits.get_max_message(), 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Limits {
     max_message: usize,
     default_deadline: Option<Duration>,
+    preamble_timeout: Duration,
+    frame_timeout: Duration,
+    buffered_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::new()
+    }
+}
+
+impl Limits {
+    /// 4 MiB messages, no default call deadline, 5 s for the preamble (and TLS
+    /// handshake), 10 s for a frame (or an HTTP request head or body) to arrive whole
+    /// from its first byte, and 64 MiB of partial frames over 64 KiB per server.
+    pub fn new() -> Limits {
+        Limits {
+            max_message: wire::DEFAULT_MAX_MESSAGE,
+            default_deadline: None,
+            preamble_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(10),
+            buffered_bytes: 64 << 20,
+        }
+    }
+
+    /// The largest message (frame or HTTP body) accepted.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// The deadline of calls that bring none.
+    pub fn default_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.default_deadline = deadline;
+        self
+    }
+
+    /// How long a new tcp connection may take to send its preamble (and finish its TLS
+    /// handshake).
+    pub fn preamble_timeout(mut self, timeout: Duration) -> Self {
+        self.preamble_timeout = timeout;
+        self
+    }
+
+    /// How long a frame (or an HTTP request's head, or its body) may take to arrive whole
+    /// once its first byte came; a connection that is slower is closed.
+    pub fn frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+
+    /// How many bytes of partial frames larger than 64 KiB all connections of the
+    /// server may hold together; a connection whose frame does not fit waits (without
+    /// reading) until there is room or its frame timeout ends. Each connection holds at
+    /// most one partial frame, of at most the maximum message size.
+    pub fn buffered_bytes(mut self, bytes: usize) -> Self {
+        self.buffered_bytes = bytes;
+        self
+    }
+
+    /// The largest message accepted.
+    pub fn get_max_message(&self) -> usize {
+        self.max_message
+    }
 }
 
 /// A running listener; dropping it stops accepting (connections already open go on).
@@ -138,7 +238,10 @@ impl TcpChannel {
         None
     }
 
-    pub(crate) fn bind_checked(&self) -> Result<std::net::TcpListener, RemotingError> {
+    /// Binds the address, with a listen backlog of [`LISTEN_BACKLOG`]: connections that
+    /// arrive while the server is out of descriptors wait there instead of having their
+    /// SYNs dropped (which costs a client a second or more of retransmission).
+    pub(crate) fn bind_checked(&self) -> Result<TcpListener, RemotingError> {
         if !self.addr.ip().is_loopback() && !self.plaintext_network && !self.is_tls() {
             return Err(RemotingError::PlaintextNetwork {
                 addr: self.addr.to_string(),
@@ -148,9 +251,15 @@ impl TcpChannel {
             target: self.addr.to_string(),
             source,
         };
-        let listener = std::net::TcpListener::bind(self.addr).map_err(bind)?;
-        listener.set_nonblocking(true).map_err(bind)?;
-        Ok(listener)
+        let socket = if self.addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(bind)?;
+        socket.set_reuseaddr(true).map_err(bind)?;
+        socket.bind(self.addr).map_err(bind)?;
+        socket.listen(LISTEN_BACKLOG).map_err(bind)
     }
 }
 
@@ -189,13 +298,33 @@ impl RemotingServer {
         max_message: usize,
         default_deadline: Option<Duration>,
     ) -> RemotingServer {
+        let limits = Limits::new()
+            .max_message(max_message)
+            .default_deadline(default_deadline);
+        RemotingServer::with_options(registry, limits)
+    }
+
+    /// A server with all of `limits`.
+    pub fn with_options(registry: Registry, limits: Limits) -> RemotingServer {
+        // The budget holds at least one largest frame, and fits a semaphore.
+        let budget = limits
+            .buffered_bytes
+            .max(limits.max_message)
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
         RemotingServer {
             inner: Arc::new(Inner {
                 registry,
-                max_message,
-                default_deadline,
+                budget: Arc::new(Semaphore::new(budget)),
+                limits,
+                pressure: Notify::new(),
             }),
         }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     /// The registry.
@@ -205,7 +334,7 @@ impl RemotingServer {
 
     /// The largest message accepted.
     pub fn max_message(&self) -> usize {
-        self.inner.max_message
+        self.inner.limits.max_message
     }
 
     fn sweeper(&self) -> JoinHandle<()> {
@@ -227,63 +356,98 @@ impl RemotingServer {
     /// [`RemotingError::PlaintextNetwork`] for a non-loopback address without the
     /// opt-out, [`RemotingError::Bind`] when the address is taken.
     pub fn listen_tcp(&self, channel: TcpChannel) -> Result<Listener, RemotingError> {
-        let std_listener = channel.bind_checked()?;
-        let local = std_listener
+        let listener = channel.bind_checked()?;
+        let local = listener
             .local_addr()
             .map_err(|source| RemotingError::Bind {
                 target: channel.addr.to_string(),
                 source,
             })?;
-        let listener =
-            TcpListener::from_std(std_listener).map_err(|source| RemotingError::Bind {
-                target: channel.addr.to_string(),
-                source,
-            })?;
-        let server = self.clone();
-        let tls = channel.acceptor();
-        let task = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let server = server.clone();
-                        let tls = tls.clone();
-                        tokio::spawn(async move {
-                            let peer = tcp_peer(&stream, "tcp");
-                            match tls {
-                                None => server.accept_stream(stream, peer).await,
-                                #[cfg(feature = "tls")]
-                                Some(acceptor) => {
-                                    let peer = Peer {
-                                        channel: "tls",
-                                        ..peer
-                                    };
-                                    let hs = tokio::time::timeout(
-                                        Duration::from_secs(5),
-                                        acceptor.accept(stream),
-                                    );
-                                    match hs.await {
-                                        Ok(Ok(s)) => server.accept_stream(s, peer).await,
-                                        Ok(Err(e)) => tracing::warn!("tls handshake failed: {e}"),
-                                        Err(_) => tracing::warn!("tls handshake timed out"),
-                                    }
-                                }
-                                #[cfg(not(feature = "tls"))]
-                                Some(never) => match never {},
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!("tcp accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        });
+        let task = self.accept_loop(listener, &channel, "tcp");
         Ok(Listener {
             task,
             sweeper: Some(self.sweeper()),
             local: format!("tcp://{local}"),
         })
+    }
+
+    /// The accept loop of the tcp and http channels: each connection (after its TLS
+    /// handshake, if any) is served in a task of its own. Out of file descriptors,
+    /// it wakes idle connections to close, and backs off (up to [`MAX_ACCEPT_BACKOFF`]) until
+    /// descriptors are free again.
+    fn accept_loop(
+        &self,
+        listener: TcpListener,
+        channel: &TcpChannel,
+        name: &'static str,
+    ) -> JoinHandle<()> {
+        let server = self.clone();
+        let tls = channel.acceptor();
+        tokio::spawn(async move {
+            let mut backoff = Duration::ZERO;
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => {
+                        backoff = Duration::ZERO;
+                        stream
+                    }
+                    Err(e) => {
+                        let out_of_fds = matches!(
+                            e.raw_os_error(),
+                            Some(code) if code == EMFILE || code == ENFILE
+                        );
+                        if out_of_fds {
+                            server.inner.pressure.notify_waiters();
+                        }
+                        backoff =
+                            (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                        tracing::warn!("{name} accept failed: {e}; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                };
+                let server = server.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let peer = tcp_peer(&stream, name);
+                    match tls {
+                        None => server.serve_accepted(name, Box::new(stream), peer).await,
+                        #[cfg(feature = "tls")]
+                        Some(acceptor) => {
+                            let peer = Peer {
+                                channel: if name == "http" { "https" } else { "tls" },
+                                ..peer
+                            };
+                            let hs = tokio::time::timeout(
+                                server.inner.limits.preamble_timeout,
+                                acceptor.accept(stream),
+                            );
+                            match hs.await {
+                                Ok(Ok(s)) => server.serve_accepted(name, Box::new(s), peer).await,
+                                Ok(Err(e)) => tracing::warn!("tls handshake failed: {e}"),
+                                Err(_) => tracing::warn!("tls handshake timed out"),
+                            }
+                        }
+                        #[cfg(not(feature = "tls"))]
+                        Some(never) => match never {},
+                    }
+                });
+            }
+        })
+    }
+
+    /// Serves an accepted connection of the channel `name` ("tcp" or "http").
+    async fn serve_accepted(&self, name: &str, stream: crate::transport::BoxedStream, peer: Peer) {
+        // Boxed: the compiler cannot prove these futures `Send` for every lifetime when
+        // they are nested unboxed in the spawned task.
+        if name == "http" {
+            let serve: crate::service::BoxFuture<'_, ()> = Box::pin(self.serve_http(stream, peer));
+            serve.await;
+        } else {
+            let serve: crate::service::BoxFuture<'_, ()> =
+                Box::pin(self.accept_stream(stream, peer));
+            serve.await;
+        }
     }
 
     /// Reads the preamble, then serves the connection.
@@ -292,7 +456,10 @@ impl RemotingServer {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut preamble = [0u8; 5];
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut preamble));
+        let read = tokio::time::timeout(
+            self.inner.limits.preamble_timeout,
+            stream.read_exact(&mut preamble),
+        );
         if !matches!(read.await, Ok(Ok(_))) || preamble != wire::TCP_PREAMBLE {
             tracing::warn!(
                 "{}: dropping a client that sent no valid preamble",
@@ -300,7 +467,11 @@ impl RemotingServer {
             );
             return;
         }
-        let t = StreamTransport::with_peer(stream, self.inner.max_message, peer);
+        let limits = ReadLimits {
+            frame_timeout: Some(self.inner.limits.frame_timeout),
+            budget: Some(Arc::clone(&self.inner.budget)),
+        };
+        let t = StreamTransport::with_limits(stream, self.inner.limits.max_message, peer, limits);
         self.serve_connection(t).await;
     }
 
@@ -312,7 +483,7 @@ impl RemotingServer {
     pub fn listen_pipe(&self, channel: PipeChannel) -> Result<Listener, RemotingError> {
         let pipe = PipeOptions::new()
             .mode(PipeMode::Message)
-            .max_message_size(self.inner.max_message.min(u32::MAX as usize) as u32)
+            .max_message_size(self.inner.limits.max_message.min(u32::MAX as usize) as u32)
             .access_list(channel.access.clone())
             .create_async(channel.name.as_str())?;
         let server = self.clone();
@@ -361,8 +532,23 @@ impl RemotingServer {
                         }
                     }
                 });
+                let mut last_frame = Instant::now();
                 loop {
-                    match r.recv().await {
+                    let received = tokio::select! {
+                        received = r.recv() => received,
+                        () = self.inner.pressure.notified() => {
+                            let idle = slots.available_permits() == MAX_IN_FLIGHT
+                                && r.is_between_frames()
+                                && last_frame.elapsed() > SHED_IDLE;
+                            if idle {
+                                tracing::info!(channel = peer.channel, "closing an idle connection: out of file descriptors");
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    last_frame = Instant::now();
+                    match received {
                         Ok(Some(frame)) => {
                             // Reading waits for a free slot: back-pressure on the client.
                             let permit = Arc::clone(&slots).acquire_owned().await.ok();
@@ -447,7 +633,7 @@ impl RemotingServer {
         permit: Option<OwnedSemaphorePermit>,
         peer: &Peer,
     ) -> bool {
-        let request = match wire::decode_request(frame, self.inner.max_message) {
+        let request = match wire::decode_request(frame, self.inner.limits.max_message) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(channel = peer.channel, "closing a connection: {e}");
@@ -477,7 +663,7 @@ impl RemotingServer {
     }
 
     fn encode_answer(&self, response: Response) -> Vec<u8> {
-        let max = self.inner.max_message;
+        let max = self.inner.limits.max_message;
         match wire::encode_response(&response, max) {
             Ok(f) => f,
             Err(e) => {
@@ -524,7 +710,7 @@ impl RemotingServer {
                 let deadline = request
                     .deadline_ms
                     .map(Duration::from_millis)
-                    .or(self.inner.default_deadline);
+                    .or(self.inner.limits.default_deadline);
                 let joined = match deadline {
                     Some(d) => match tokio::time::timeout(d, call).await {
                         Ok(j) => j,
@@ -547,6 +733,9 @@ impl RemotingServer {
         }
     }
 }
+
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
 
 /// Turns a panic while polling the call into `Err(())`, without a task of its own.
 struct CatchUnwind<F>(std::pin::Pin<Box<F>>);

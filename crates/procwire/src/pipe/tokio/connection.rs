@@ -2,6 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -40,6 +41,7 @@ pub struct PipeRecvHalf {
     info: Arc<Info>,
     reader: FrameReader,
     broken: Option<String>,
+    sending: Arc<Sending>,
 }
 
 /// The sending half of a [`PipeConnection`].
@@ -49,7 +51,21 @@ pub struct PipeSendHalf {
     info: Arc<Info>,
     writer: FrameWriter,
     broken: Option<String>,
+    sending: Arc<Sending>,
 }
+
+/// What the two halves share about sending: a message is written under `lock`, and
+/// `mid_frame` stays set when a send stopped inside a message. The receiving half takes
+/// the lock to send a close frame between messages.
+#[derive(Debug, Default)]
+struct Sending {
+    lock: tokio::sync::Mutex<()>,
+    mid_frame: AtomicBool,
+}
+
+/// How long a receiving half that must refuse the peer waits for a message being sent
+/// to end before it closes without a close frame.
+const CLOSE_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn would_block(e: &RecvError) -> bool {
     matches!(e, RecvError::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
@@ -69,18 +85,21 @@ impl PipeConnection {
             PipeMode::Byte => 0,
         };
         let (stream, info) = (Arc::new(stream), Arc::new(info));
+        let sending = Arc::new(Sending::default());
         PipeConnection {
             recv: PipeRecvHalf {
                 stream: Arc::clone(&stream),
                 info: Arc::clone(&info),
                 reader: FrameReader::new(info.max_message, buffer),
                 broken: None,
+                sending: Arc::clone(&sending),
             },
             send: PipeSendHalf {
                 stream,
                 info,
                 writer: FrameWriter::default(),
                 broken: None,
+                sending,
             },
         }
     }
@@ -168,10 +187,11 @@ impl PipeRecvHalf {
     ///
     /// # Errors
     ///
-    /// As [`crate::pipe::PipeConnection::recv`]. A peer that breaks the protocol is
-    /// disconnected without a close frame (the sending half may be mid-message).
+    /// As [`crate::pipe::PipeConnection::recv`]. A peer that breaks the protocol gets a
+    /// close frame with the reason once the sending half is between messages (it waits
+    /// up to a second for a message being sent to end).
     pub async fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
-        self.recv_with(true).await
+        self.recv_with(false).await
     }
 
     /// Receives into `buf`; a message longer than `buf` arrives over several calls.
@@ -180,7 +200,7 @@ impl PipeRecvHalf {
     ///
     /// As [`recv`](Self::recv).
     pub async fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
-        self.recv_into_with(buf, true).await
+        self.recv_into_with(buf, false).await
     }
 
     /// `sender_mid_frame`: whether a close frame now would cut into a message being sent.
@@ -241,11 +261,16 @@ impl PipeRecvHalf {
             }
             Failure::Refuse(e, reason) => {
                 tracing::warn!(pipe = %self.info.name, "closing connection: {reason}");
-                if !sender_mid_frame {
-                    let _ = self
-                        .stream
-                        .send_all(&wire::encode_close_frame(&reason))
-                        .await;
+                // Between messages of the sending half (whole or split), and never inside
+                // one: the close frame goes out under the sending lock.
+                let guard = tokio::time::timeout(CLOSE_FRAME_WAIT, self.sending.lock.lock()).await;
+                if let Ok(_guard) = guard {
+                    if !sender_mid_frame && !self.sending.mid_frame.load(Ordering::Acquire) {
+                        let _ = self
+                            .stream
+                            .send_all(&wire::encode_close_frame(&reason))
+                            .await;
+                    }
                 }
                 self.stream.linger().await;
                 self.broken = Some(reason);
@@ -317,6 +342,10 @@ impl PipeSendHalf {
                 .info
                 .broken("an earlier send was cancelled mid-message"));
         }
+        let sending = Arc::clone(&self.sending);
+        let _guard = sending.lock.lock().await;
+        // Stays set if this future is dropped inside the message.
+        sending.mid_frame.store(true, Ordering::Release);
         loop {
             let stream = &self.stream;
             let result = self
@@ -325,7 +354,10 @@ impl PipeSendHalf {
                     stream.try_write_vectored(bufs)
                 });
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    sending.mid_frame.store(false, Ordering::Release);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = self.stream.writable().await {
                         return Err(self.info.io_failure("send failed", e));
