@@ -23,6 +23,31 @@ fn helper(role: &str, name: &str) -> Proc {
 
 fn helper_with(role: &str, name: &str, adjust: impl FnOnce(&mut Command)) -> Proc {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
+    helper_command(&mut cmd, role, name);
+    adjust(&mut cmd);
+    Proc::spawn(cmd)
+}
+
+/// A helper pinned to `cpu` (through `taskset`, when the machine has it and that CPU), so
+/// that two helpers on two CPUs wake each other across CPUs.
+fn helper_on_cpu(role: &str, name: &str, cpu: usize, adjust: impl FnOnce(&mut Command)) -> Proc {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let taskset = std::path::Path::new("/usr/bin/taskset");
+    let mut cmd = if cpus > cpu && taskset.exists() {
+        let mut cmd = Command::new(taskset);
+        cmd.arg("-c")
+            .arg(cpu.to_string())
+            .arg(std::env::current_exe().unwrap());
+        cmd
+    } else {
+        Command::new(std::env::current_exe().unwrap())
+    };
+    helper_command(&mut cmd, role, name);
+    adjust(&mut cmd);
+    Proc::spawn(cmd)
+}
+
+fn helper_command(cmd: &mut Command, role: &str, name: &str) {
     cmd.args([
         "--exact",
         "helper_process",
@@ -31,8 +56,6 @@ fn helper_with(role: &str, name: &str, adjust: impl FnOnce(&mut Command)) -> Pro
     ])
     .env("PROCWIRE_TEST_ROLE", role)
     .env("PROCWIRE_TEST_NAME", name);
-    adjust(&mut cmd);
-    Proc::spawn(cmd)
 }
 
 /// The mapping that goes with a test's sync objects.
@@ -153,8 +176,106 @@ fn helper_process() {
                 Err(e) => say(&format!("ERROR {e}")),
             }
         }
+        "ping" => {
+            // Round trips through two auto-reset events with plain `wait()`: set ping,
+            // wait for pong. A lost wake-up leaves both sides asleep for good, so a
+            // thread of our own reports a stall instead of hanging.
+            let ping = NamedEvent::open(format!("{name}-ping").as_str()).unwrap();
+            let pong = NamedEvent::open(format!("{name}-pong").as_str()).unwrap();
+            let n: u64 = std::env::var("PROCWIRE_TEST_COUNT")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let done = std::sync::Arc::new(AtomicU64::new(0));
+            let progress = std::sync::Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut last = u64::MAX;
+                loop {
+                    std::thread::sleep(Duration::from_secs(3));
+                    let now = progress.load(Ordering::Relaxed);
+                    if now == last {
+                        println!(
+                            "\nSTALLED after {now} round trips: ping set={}, pong set={}",
+                            ping_state(&name, "ping"),
+                            ping_state(&name, "pong")
+                        );
+                        std::io::stdout().flush().unwrap();
+                        std::process::exit(1);
+                    }
+                    last = now;
+                }
+            });
+            say("STARTED");
+            let started = Instant::now();
+            for i in 1..=n {
+                ping.set().unwrap();
+                pong.wait().unwrap();
+                done.store(i, Ordering::Relaxed);
+            }
+            say(&format!("DONE {n} round trips in {:?}", started.elapsed()));
+        }
+        "pong" => {
+            let ping = NamedEvent::open(format!("{name}-ping").as_str()).unwrap();
+            let pong = NamedEvent::open(format!("{name}-pong").as_str()).unwrap();
+            say("STARTED");
+            loop {
+                ping.wait().unwrap();
+                pong.set().unwrap();
+            }
+        }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Whether the event `{name}-{which}` is set, for a stall report.
+fn ping_state(name: &str, which: &str) -> String {
+    match NamedEvent::open(format!("{name}-{which}").as_str()) {
+        Ok(event) => event.is_set().to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Two processes on two CPUs ping-pong `round_trips` times through two auto-reset events
+/// with plain `wait()`; fails (instead of hanging) when the round trips stall.
+fn auto_event_ping_pong(round_trips: u64, limit: Duration) {
+    let _wd = Watchdog::new(limit + Duration::from_secs(30));
+    let name = unique_name("pingpong");
+    let _ping =
+        NamedEvent::create(format!("{name}-ping").as_str(), EventReset::Auto, false).unwrap();
+    let _pong =
+        NamedEvent::create(format!("{name}-pong").as_str(), EventReset::Auto, false).unwrap();
+    let mut pong = helper_on_cpu("pong", &name, 1, |_| {});
+    pong.wait_for("STARTED");
+    let mut ping = helper_on_cpu("ping", &name, 0, |cmd| {
+        cmd.env("PROCWIRE_TEST_COUNT", round_trips.to_string());
+    });
+    let deadline = Instant::now() + limit;
+    loop {
+        let line = ping
+            .line_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|| panic!("{round_trips} round trips not done within {limit:?}"));
+        assert!(!line.is_empty(), "the pinging process ended early");
+        assert!(!line.contains("STALLED"), "lost wake-up: {line}");
+        if line.contains("DONE") {
+            eprintln!("{}", line.trim());
+            break;
+        }
+    }
+    assert!(ping.child.wait().unwrap().success());
+}
+
+/// Issue 10: a `set` that landed between the waiter's failed `try_wait` and its sleep was
+/// lost, and both processes slept for good within a few thousand round trips.
+#[test]
+fn regression_10_auto_event_ping_pong_loses_no_wake_up() {
+    auto_event_ping_pong(200_000, Duration::from_secs(120));
+}
+
+/// Issue 10, at the size the issue asks for.
+#[test]
+#[ignore = "long: run with --ignored"]
+fn regression_10_auto_event_ping_pong_loses_no_wake_up_in_a_million_round_trips() {
+    auto_event_ping_pong(1_000_000, Duration::from_secs(300));
 }
 
 #[test]

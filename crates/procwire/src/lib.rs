@@ -47,4 +47,5 @@ pub use rustls;
 pub mod sync;
 pub mod wire;
 
+mod shim;
 mod sys;
