@@ -46,6 +46,9 @@ mod mutex;
 mod semaphore;
 mod shared;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use crate::sys::object::Lifetime;
 pub use error::{LockError, SyncError};
 pub use event::{EventOptions, EventReset, NamedEvent};
@@ -87,7 +90,7 @@ pub fn list(ns: Namespace) -> std::io::Result<Vec<(String, SyncKind)>> {
         .collect())
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
