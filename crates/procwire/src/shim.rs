@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`AtomicU32`], [`AtomicU64`], [`fence`] | `std::sync::atomic` | `loom::sync::atomic` |
 //! | [`futex`] | [`crate::sys::futex`]: the kernel's `FUTEX_WAIT` / `FUTEX_WAKE` | a model: one queue of sleepers keyed by word address, a `Mutex` and a `Condvar` |
-//! | [`Deadline`] | `CLOCK_MONOTONIC` (`Instant`) | a budget of looks at the clock: the first [`MODEL_LOOKS`] find time left, the next finds it run out |
+//! | [`Deadline`] | `CLOCK_MONOTONIC` (`Instant`) | a budget of looks at the clock: the first `MODEL_LOOKS` (2) find time left, the next finds it run out |
 //!
 //! The model is for this crate's own unit tests only (`all(loom, test)`, as tokio does): a
 //! program that runs its own loom tests with `RUSTFLAGS="--cfg loom"` still gets procwire's
