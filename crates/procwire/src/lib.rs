@@ -50,4 +50,5 @@ pub use rustls;
 pub mod sync;
 pub mod wire;
 
+mod shim;
 mod sys;

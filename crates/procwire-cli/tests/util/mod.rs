@@ -105,6 +105,16 @@ impl Proc {
         self.lines.recv().unwrap_or_default()
     }
 
+    /// The next line of the child's stdout, waiting at most `limit` (`None` when none came;
+    /// empty at end of stream).
+    pub fn line_timeout(&mut self, limit: Duration) -> Option<String> {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => Some(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(String::new()),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+        }
+    }
+
     /// Discards the lines printed so far; returns them.
     pub fn drain(&mut self) -> Vec<String> {
         self.lines.try_iter().collect()

@@ -1,27 +1,177 @@
 //! The named event: manual-reset or auto-reset.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io;
+use std::mem::offset_of;
 use std::time::Duration;
 
-use super::shared::{parse, Common, Deadline, Shared, BODY};
+use super::shared::{parse, Common, Shared, BODY};
 use super::SyncError;
 use crate::name::Name;
 use crate::security::AccessList;
-use crate::sys::futex;
+use crate::shim::{fence, futex, AtomicU32, Deadline, Ordering};
 use crate::wire::{Lifetime, ObjectKind};
 
-/// The futex word: bit 0 set while the event is set; the bits above count every `set` of a
-/// manual-reset event (a generation), so that a waiter can tell it was released even if a
-/// `reset` came before it woke.
-const WORD: usize = BODY;
-/// 1 for manual reset, 0 for auto reset; fixed at creation.
-const MANUAL: usize = BODY + 4;
-/// How many threads are (about to be) asleep on the word; `set` skips the wake-up system
-/// call when it is 0.
-const SLEEPERS: usize = BODY + 8;
-
+/// Bit 0 of [`EventState::word`]: the event is set.
 const SIGNALED: u32 = 1;
+/// One step of a manual-reset event's generation, in the bits above [`SIGNALED`].
 const GENERATION: u32 = 2;
+
+/// An event's shared state, at offset 64 of its page.
+///
+/// The protocol, which the model tests in `loom_tests.rs` check:
+///
+/// - `set` turns [`SIGNALED`] on in `word` (a manual-reset event also steps the
+///   generation), then, if `sleepers` is not 0, wakes one sleeper (auto) or all (manual).
+/// - A waiter takes the event by turning [`SIGNALED`] off (auto; a manual-reset event is
+///   left set). Failing that, it adds itself to `sleepers`, *then* reads `word`, and sleeps
+///   only if that value is still not set (and, manual, of the generation it began with):
+///   `FUTEX_WAIT(word, value)`. Each side writes one word and reads the other, with a
+///   `fence(SeqCst)` between: either the setter sees the sleeper and wakes it, or the
+///   sleeper sees the set and does not sleep; and a set between the read and the sleep
+///   makes `FUTEX_WAIT` return at once.
+/// - `set` on an event already set still wakes a sleeper if there is one: the waiter that
+///   an earlier wake-up chose may have been killed before taking the event.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct EventState {
+    /// The futex word: bit 0 set while the event is set; the bits above count every `set`
+    /// of a manual-reset event (a generation), so that a waiter can tell it was released
+    /// even if a `reset` came before it woke.
+    pub(crate) word: AtomicU32,
+    /// 1 for manual reset, 0 for auto reset; fixed at creation.
+    pub(crate) manual: AtomicU32,
+    /// How many threads are (about to be) asleep on the word; `set` skips the wake-up
+    /// system call when it is 0. A process killed in a wait leaves it one too high, which
+    /// costs only useless wake-ups.
+    pub(crate) sleepers: AtomicU32,
+}
+
+#[cfg(not(all(loom, test)))]
+const _: () =
+    assert!(std::mem::size_of::<EventState>() == 12 && offset_of!(EventState, sleepers) == 8);
+
+// SAFETY: `EventState` is `#[repr(C)]` and made of `AtomicU32`s only.
+#[cfg(not(all(loom, test)))]
+unsafe impl crate::sys::shm::Atomics for EventState {}
+
+impl EventState {
+    /// A new state, as `create` writes it.
+    #[cfg(all(loom, test))]
+    pub(crate) fn new(reset: EventReset, initially_set: bool) -> EventState {
+        EventState {
+            word: AtomicU32::new(if initially_set { SIGNALED } else { 0 }),
+            manual: AtomicU32::new(u32::from(reset == EventReset::Manual)),
+            sleepers: AtomicU32::new(0),
+        }
+    }
+
+    /// The reset kind, or what is wrong with the state.
+    pub(crate) fn check(&self) -> Result<EventReset, String> {
+        match self.manual.load(Ordering::Relaxed) {
+            0 => Ok(EventReset::Auto),
+            1 => Ok(EventReset::Manual),
+            other => Err(format!(
+                "its reset kind is {other}, neither 0 (auto) nor 1 (manual); remove it and \
+                 create it again"
+            )),
+        }
+    }
+
+    /// `SetEvent`.
+    pub(crate) fn set(&self, reset: EventReset) {
+        let manual = reset == EventReset::Manual;
+        let mut now = self.word.load(Ordering::Relaxed);
+        loop {
+            if now & SIGNALED != 0 {
+                break;
+            }
+            let next = if manual {
+                now.wrapping_add(GENERATION) | SIGNALED
+            } else {
+                now | SIGNALED
+            };
+            match self
+                .word
+                .compare_exchange_weak(now, next, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(actual) => now = actual,
+            }
+        }
+        // Between our write of the word and our read of the sleepers, as the waiter has
+        // between its write of the sleepers and its read of the word.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            if manual {
+                futex::wake_all(&self.word);
+            } else {
+                futex::wake(&self.word, 1);
+            }
+        }
+    }
+
+    /// `ResetEvent`.
+    pub(crate) fn reset(&self) {
+        self.word.fetch_and(!SIGNALED, Ordering::AcqRel);
+    }
+
+    /// Whether the event is set now.
+    pub(crate) fn is_set(&self) -> bool {
+        self.word.load(Ordering::Acquire) & SIGNALED != 0
+    }
+
+    /// Takes the event if it is set: an auto-reset event is reset by it.
+    pub(crate) fn try_wait(&self, reset: EventReset) -> bool {
+        if reset == EventReset::Manual {
+            return self.is_set();
+        }
+        let mut now = self.word.load(Ordering::Relaxed);
+        while now & SIGNALED != 0 {
+            match self.word.compare_exchange_weak(
+                now,
+                now & !SIGNALED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => now = actual,
+            }
+        }
+        false
+    }
+
+    /// Waits until the event is set for us, or `deadline`: `Ok(true)` when released,
+    /// `Ok(false)` on timeout.
+    pub(crate) fn wait(&self, reset: EventReset, deadline: &Deadline) -> io::Result<bool> {
+        let manual = reset == EventReset::Manual;
+        let first = self.word.load(Ordering::Acquire) >> 1;
+        // Whether `word` says we are released: set, or (manual) set and reset since we began.
+        let released = |word: u32| word & SIGNALED != 0 || (manual && word >> 1 != first);
+        loop {
+            // Always try before looking at the clock: a wake-up that raced the timeout still
+            // gets the event.
+            if self.try_wait(reset) || (manual && released(self.word.load(Ordering::Acquire))) {
+                return Ok(true);
+            }
+            let left = deadline.left();
+            if left.is_some_and(|l| l.is_zero()) {
+                return Ok(false);
+            }
+            // Announce the sleeper, *then* look at the word: a set from now on either sees
+            // us or is seen.
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let now = self.word.load(Ordering::SeqCst);
+            let woke = if released(now) {
+                Ok(futex::Wake::Changed)
+            } else {
+                futex::wait(&self.word, now, left)
+            };
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            woke?;
+        }
+    }
+}
 
 /// What a wait on an event does to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +214,8 @@ pub enum EventReset {
 #[derive(Debug)]
 pub struct NamedEvent {
     shared: Shared,
+    /// Read and checked once, at open: another process cannot change it under us.
+    reset: EventReset,
 }
 
 /// How to create a [`NamedEvent`]: manual or auto reset, initial state, access list and
@@ -118,8 +270,8 @@ impl EventOptions {
         move |region| {
             let word = if self.initially_set { SIGNALED } else { 0 };
             let manual = u32::from(self.reset == EventReset::Manual);
-            region.write(WORD, &word.to_ne_bytes());
-            region.write(MANUAL, &manual.to_ne_bytes());
+            region.write(BODY + offset_of!(EventState, word), &word.to_ne_bytes());
+            region.write(BODY + offset_of!(EventState, manual), &manual.to_ne_bytes());
         }
     }
 
@@ -135,7 +287,7 @@ impl EventOptions {
     {
         let (name, display) = parse(name, ObjectKind::Event)?;
         Shared::create(&name, display, ObjectKind::Event, &self.common, self.init())
-            .map(|shared| NamedEvent { shared })
+            .and_then(NamedEvent::new)
     }
 
     /// Opens the event `name`, or creates it with these settings if nothing has the name.
@@ -151,11 +303,19 @@ impl EventOptions {
     {
         let (name, display) = parse(name, ObjectKind::Event)?;
         Shared::open_or_create(&name, display, ObjectKind::Event, &self.common, self.init())
-            .map(|shared| NamedEvent { shared })
+            .and_then(NamedEvent::new)
     }
 }
 
 impl NamedEvent {
+    fn new(shared: Shared) -> Result<NamedEvent, SyncError> {
+        let reset = shared
+            .state::<EventState>()
+            .check()
+            .map_err(|detail| shared.corrupt(detail))?;
+        Ok(NamedEvent { shared, reset })
+    }
+
     /// Creates the event `name`.
     ///
     /// # Errors
@@ -187,7 +347,7 @@ impl NamedEvent {
         N::Error: Into<SyncError>,
     {
         let (name, display) = parse(name, ObjectKind::Event)?;
-        Shared::open(&name, display, ObjectKind::Event).map(|shared| NamedEvent { shared })
+        Shared::open(&name, display, ObjectKind::Event).and_then(NamedEvent::new)
     }
 
     /// Opens the event `name`, or creates it not set.
@@ -220,60 +380,33 @@ impl NamedEvent {
 
     /// Manual or auto reset.
     pub fn reset_kind(&self) -> EventReset {
-        if self.shared.u32_at(MANUAL).load(Ordering::Relaxed) != 0 {
-            EventReset::Manual
-        } else {
-            EventReset::Auto
-        }
+        self.reset
     }
 
-    fn word(&self) -> &AtomicU32 {
-        self.shared.u32_at(WORD)
+    fn state(&self) -> &EventState {
+        self.shared.state()
     }
 
-    /// How many threads are (about to be) asleep in a wait; each has already taken note of
-    /// the generation, so a `set` from now on releases it.
+    /// How many threads are (about to be) asleep in a wait.
+    #[cfg(all(test, not(loom)))]
     pub(super) fn sleepers(&self) -> &AtomicU32 {
-        self.shared.u32_at(SLEEPERS)
+        &self.state().sleepers
     }
 
     /// Whether the event is set now (already stale when it returns). Does not reset an
     /// auto-reset event.
     pub fn is_set(&self) -> bool {
-        self.word().load(Ordering::Acquire) & SIGNALED != 0
+        self.state().is_set()
     }
 
     /// Sets the event (`SetEvent`): wakes every waiter (manual reset) or exactly one (auto
-    /// reset). Setting a set event does nothing.
+    /// reset). Setting a set event changes nothing.
     ///
     /// # Errors
     ///
     /// None today; the `Result` leaves room for access checks.
     pub fn set(&self) -> Result<(), SyncError> {
-        let manual = self.reset_kind() == EventReset::Manual;
-        let word = self.word();
-        let mut now = word.load(Ordering::Relaxed);
-        loop {
-            if now & SIGNALED != 0 {
-                return Ok(());
-            }
-            let next = if manual {
-                now.wrapping_add(GENERATION) | SIGNALED
-            } else {
-                now | SIGNALED
-            };
-            match word.compare_exchange_weak(now, next, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(actual) => now = actual,
-            }
-        }
-        if self.sleepers().load(Ordering::SeqCst) > 0 {
-            if manual {
-                futex::wake_all(word);
-            } else {
-                futex::wake(word, 1);
-            }
-        }
+        self.state().set(self.reset);
         Ok(())
     }
 
@@ -283,7 +416,7 @@ impl NamedEvent {
     ///
     /// None today; the `Result` leaves room for access checks.
     pub fn reset(&self) -> Result<(), SyncError> {
-        self.word().fetch_and(!SIGNALED, Ordering::AcqRel);
+        self.state().reset();
         Ok(())
     }
 
@@ -294,7 +427,7 @@ impl NamedEvent {
     ///
     /// Only [`SyncError::Io`] for futex failures that correct use cannot cause.
     pub fn wait(&self) -> Result<(), SyncError> {
-        self.wait_until(Deadline::never())
+        self.wait_until(&Deadline::never())
     }
 
     /// Waits at most `timeout` for the event.
@@ -303,56 +436,20 @@ impl NamedEvent {
     ///
     /// [`SyncError::Timeout`] when it was not set for us within `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), SyncError> {
-        self.wait_until(Deadline::after(timeout))
+        self.wait_until(&Deadline::after(timeout))
     }
 
     /// Whether the event is set, without waiting; for an auto-reset event, `true` also
     /// resets it (this call is the one waiter it releases).
     pub fn try_wait(&self) -> bool {
-        let word = self.word();
-        if self.reset_kind() == EventReset::Manual {
-            return word.load(Ordering::Acquire) & SIGNALED != 0;
-        }
-        let mut now = word.load(Ordering::Relaxed);
-        while now & SIGNALED != 0 {
-            match word.compare_exchange_weak(
-                now,
-                now & !SIGNALED,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => now = actual,
-            }
-        }
-        false
+        self.state().try_wait(self.reset)
     }
 
-    fn wait_until(&self, deadline: Deadline) -> Result<(), SyncError> {
-        let manual = self.reset_kind() == EventReset::Manual;
-        let word = self.word();
-        let first = word.load(Ordering::Acquire);
-        loop {
-            if self.try_wait() {
-                return Ok(());
-            }
-            let now = word.load(Ordering::Acquire);
-            if manual && now >> 1 != first >> 1 {
-                // Set (and reset again) since we began: that set was for us too.
-                return Ok(());
-            }
-            let left = deadline.left();
-            if left.is_some_and(|l| l.is_zero()) {
-                return Err(self.shared.timeout(deadline.asked));
-            }
-            self.sleepers().fetch_add(1, Ordering::SeqCst);
-            let woke = if word.load(Ordering::SeqCst) == now {
-                futex::wait(word, now, left).map(|_| ())
-            } else {
-                Ok(())
-            };
-            self.sleepers().fetch_sub(1, Ordering::SeqCst);
-            woke.map_err(|e| self.shared.io_error("cannot wait for the event", e))?;
+    fn wait_until(&self, deadline: &Deadline) -> Result<(), SyncError> {
+        match self.state().wait(self.reset, deadline) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.shared.timeout(deadline.asked)),
+            Err(e) => Err(self.shared.io_error("cannot wait for the event", e)),
         }
     }
 }

@@ -46,6 +46,9 @@ mod mutex;
 mod semaphore;
 mod shared;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use crate::wire::Lifetime;
 pub use error::{LockError, SyncError};
 pub use event::{EventOptions, EventReset, NamedEvent};
@@ -87,7 +90,7 @@ pub fn list(ns: Namespace) -> std::io::Result<Vec<(String, SyncKind)>> {
         .collect())
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -334,6 +337,66 @@ mod tests {
             );
             drop(guard);
         }
+    }
+
+    /// Writes `bytes` at `offset` of the state page of the Local object `name`, as another
+    /// program (or another version) could.
+    fn scribble(name: &str, offset: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let path = format!(
+            "{}/{}",
+            crate::sys::shm::SHM_DIR,
+            crate::registry::object::shm_name(Namespace::Local, name)
+        );
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(bytes, offset).unwrap();
+    }
+
+    #[test]
+    fn foreign_states_are_refused_as_corrupt() {
+        let corrupt = |e: SyncError, needle: &str| {
+            assert!(matches!(e, SyncError::Corrupt { .. }), "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        };
+        // Another layout version.
+        let name = unique("version");
+        let _mutex = NamedMutex::create(name.as_str()).unwrap();
+        scribble(&name, 8, &2u32.to_ne_bytes());
+        corrupt(
+            NamedMutex::open(name.as_str()).unwrap_err(),
+            "not that of a version 1",
+        );
+        // An event's reset kind that is neither.
+        let name = unique("reset-kind");
+        let _event = NamedEvent::create(name.as_str(), EventReset::Auto, false).unwrap();
+        scribble(&name, 64 + 4, &7u32.to_ne_bytes());
+        corrupt(
+            NamedEvent::open(name.as_str()).unwrap_err(),
+            "reset kind is 7",
+        );
+        // A semaphore's maximum of 0, then a count above its maximum.
+        let name = unique("sem-max");
+        let _sem = NamedSemaphore::create(name.as_str(), 1, 2).unwrap();
+        scribble(&name, 64 + 4, &0u32.to_ne_bytes());
+        corrupt(
+            NamedSemaphore::open(name.as_str()).unwrap_err(),
+            "maximum count is 0",
+        );
+        scribble(&name, 64 + 4, &2u32.to_ne_bytes());
+        scribble(&name, 64, &5u32.to_ne_bytes());
+        corrupt(
+            NamedSemaphore::open(name.as_str()).unwrap_err(),
+            "count 5 is above its maximum 2",
+        );
+        // Put right, it opens; and the handle keeps the maximum it checked.
+        scribble(&name, 64, &1u32.to_ne_bytes());
+        let sem = NamedSemaphore::open(name.as_str()).unwrap();
+        scribble(&name, 64 + 4, &u32::MAX.to_ne_bytes());
+        assert_eq!(sem.max(), 2);
+        assert!(matches!(
+            sem.release(2).unwrap_err(),
+            SyncError::OverRelease { max: 2, .. }
+        ));
     }
 
     #[test]

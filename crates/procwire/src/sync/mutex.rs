@@ -1,29 +1,18 @@
 //! The named, robust mutex.
 
 use std::fmt;
+use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::shared::{parse, Common, Deadline, Shared, BODY};
+use super::shared::{parse, Common, Shared};
 use super::{LockError, SyncError};
 use crate::name::Name;
 use crate::security::AccessList;
-use crate::sys::futex::{self, Wake};
+use crate::shim::{futex, AtomicU32, AtomicU64, Deadline, Ordering};
 use crate::sys::thread::{self, Liveness, ThreadId};
 use crate::wire::{Lifetime, ObjectKind};
 
-/// The lock word: 0 when free, else the holder's TID, with [`WAITERS`] set when someone may
-/// be asleep on it.
-const WORD: usize = BODY;
-/// The TID of a holder that died holding the lock, until someone marks the data repaired;
-/// 0 when consistent.
-const ABANDONED: usize = BODY + 4;
-/// Who holds the lock, as [`owner_record`] packs it: the holder's TID and its thread start
-/// time plus one ([`ThreadId::start`]); 0 while unknown. It is written just after the lock
-/// word changes hands, so for an instant it can still name the previous holder: a start time
-/// counts only when the TID beside it is the one in the lock word.
-const OWNER_START: usize = BODY + 8;
 /// Where the TID sits in the owner record; the start time takes the bits below (2^42 clock
 /// ticks is over a thousand years at 100 Hz).
 const OWNER_TID_SHIFT: u32 = 42;
@@ -49,6 +38,231 @@ fn start_of(record: u64, tid: u32) -> u64 {
         record & ((1 << OWNER_TID_SHIFT) - 1)
     } else {
         0
+    }
+}
+
+/// A mutex's shared state, at offset 64 of its page.
+///
+/// The protocol (Drepper's "mutex 2" with owner TIDs), which the model tests in
+/// `loom_tests.rs` check:
+///
+/// - Lock: compare-and-swap `word` 0 → TID. If held: set [`WAITERS`] and
+///   `FUTEX_WAIT(word, TID | WAITERS)` for at most [`LIVENESS_CHECK`]; a thread that takes
+///   the lock after sleeping keeps [`WAITERS`] set, since others may still sleep.
+/// - Unlock: clear `owner`, swap `word` to 0, `FUTEX_WAKE` one if [`WAITERS`] was set. A
+///   waiter that gives up (timeout) after such a wake-up passes it on.
+/// - Takeover: when a sleep runs out (or a deadline, or `try_lock` finds it held), the
+///   waiter asks whether the TID in `word` still runs (`owner`'s start time counts only if
+///   it names that TID); a dead holder's exact word is swapped to the waiter's TID, so one
+///   waiter wins, and `abandoned` records the dead TID until `mark_repaired`.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct MutexState {
+    /// The lock word: 0 when free, else the holder's TID, with [`WAITERS`] set when someone
+    /// may be asleep on it.
+    pub(crate) word: AtomicU32,
+    /// The TID of a holder that died holding the lock, until someone marks the data
+    /// repaired; 0 when consistent.
+    pub(crate) abandoned: AtomicU32,
+    /// Who holds the lock, as [`owner_record`] packs it: the holder's TID and its thread
+    /// start time plus one ([`ThreadId::start`]); 0 while unknown. It is written just after
+    /// the lock word changes hands, so for an instant it can still name the previous holder:
+    /// a start time counts only when the TID beside it is the one in the lock word.
+    pub(crate) owner: AtomicU64,
+}
+
+#[cfg(not(all(loom, test)))]
+const _: () = assert!(
+    std::mem::size_of::<MutexState>() == 16 && std::mem::offset_of!(MutexState, owner) == 8
+);
+
+// SAFETY: `MutexState` is `#[repr(C)]` and made of `AtomicU32`s and an `AtomicU64` only.
+#[cfg(not(all(loom, test)))]
+unsafe impl crate::sys::shm::Atomics for MutexState {}
+
+/// Why the mutex protocol did not take the lock.
+#[derive(Debug)]
+pub(crate) enum NotLocked {
+    /// This thread holds it.
+    WouldDeadlock,
+    /// The deadline passed.
+    Timeout,
+    /// A futex call failed.
+    Io(io::Error),
+}
+
+impl MutexState {
+    /// A new, unlocked state.
+    #[cfg(all(loom, test))]
+    pub(crate) fn new() -> MutexState {
+        MutexState {
+            word: AtomicU32::new(0),
+            abandoned: AtomicU32::new(0),
+            owner: AtomicU64::new(0),
+        }
+    }
+
+    /// Swaps the lock word from `from` to `to`; `true` if that made us the holder.
+    #[inline]
+    pub(crate) fn take(&self, from: u32, to: u32) -> bool {
+        self.word
+            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Takes the lock without waiting: `Ok(None)` when a live thread holds it, else whom it
+    /// was taken from if that holder was dead.
+    pub(crate) fn try_lock(
+        &self,
+        me: ThreadId,
+        live: impl Fn(ThreadId) -> Liveness,
+    ) -> Result<Option<Option<u32>>, NotLocked> {
+        loop {
+            let word = self.word.load(Ordering::Acquire);
+            if word == 0 {
+                if self.take(0, me.tid) {
+                    return Ok(Some(self.acquired(me, None)));
+                }
+                continue;
+            }
+            self.check_not_mine(word, me)?;
+            if self.holder_is_dead(word, &live) && self.take(word, me.tid | (word & WAITERS)) {
+                return Ok(Some(self.acquired(me, Some(word & TID_MASK))));
+            }
+            return Ok(None);
+        }
+    }
+
+    /// The slow path of locking: waits until `deadline`; returns whom the lock was taken
+    /// from if that holder was dead.
+    #[cold]
+    pub(crate) fn lock_contended(
+        &self,
+        me: ThreadId,
+        deadline: &Deadline,
+        live: impl Fn(ThreadId) -> Liveness,
+    ) -> Result<Option<u32>, NotLocked> {
+        // Whether an unlock's wake-up reached us: it was meant for one waiter, so one that
+        // gives up must pass it on.
+        let mut woken = false;
+        loop {
+            let word = self.word.load(Ordering::Acquire);
+            if word == 0 {
+                // Others may be asleep: keep the flag so that our unlock wakes one.
+                if self.take(0, me.tid | WAITERS) {
+                    return Ok(self.acquired(me, None));
+                }
+                continue;
+            }
+            self.check_not_mine(word, me)?;
+            let slice = match deadline.left() {
+                None => LIVENESS_CHECK,
+                Some(left) if left.is_zero() => {
+                    // A dead holder is no reason to time out.
+                    let waiters = word & WAITERS;
+                    if self.holder_is_dead(word, &live) && self.take(word, me.tid | waiters) {
+                        return Ok(self.acquired(me, Some(word & TID_MASK)));
+                    }
+                    if woken {
+                        // The unlock that woke us cleared the waiters bit; the holder that
+                        // came in first will not wake the others when it unlocks.
+                        futex::wake(&self.word, 1);
+                    }
+                    return Err(NotLocked::Timeout);
+                }
+                Some(left) => left.min(LIVENESS_CHECK),
+            };
+            // Going to sleep: make sure the holder's unlock will wake us.
+            let expected = word | WAITERS;
+            if word & WAITERS == 0
+                && self
+                    .word
+                    .compare_exchange(word, expected, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            match futex::wait(&self.word, expected, Some(slice)) {
+                Ok(futex::Wake::TimedOut) => {
+                    if self.holder_is_dead(expected, &live) && self.take(expected, me.tid | WAITERS)
+                    {
+                        return Ok(self.acquired(me, Some(expected & TID_MASK)));
+                    }
+                }
+                Ok(futex::Wake::Woken) => woken = true,
+                Ok(futex::Wake::Changed) => {}
+                Err(e) => return Err(NotLocked::Io(e)),
+            }
+        }
+    }
+
+    /// Refuses to wait for a lock this very thread holds.
+    fn check_not_mine(&self, word: u32, me: ThreadId) -> Result<(), NotLocked> {
+        if word & TID_MASK == me.tid && self.owner.load(Ordering::Relaxed) == owner_record(me) {
+            return Err(NotLocked::WouldDeadlock);
+        }
+        Ok(())
+    }
+
+    /// Whether the thread named in `word` has died while the word still says it holds the
+    /// lock.
+    pub(crate) fn holder_is_dead(&self, word: u32, live: impl Fn(ThreadId) -> Liveness) -> bool {
+        let tid = word & TID_MASK;
+        // Read after the lock word (acquire). In the instant after a holder took the lock
+        // (over a dead one, say) the record may still name the previous holder, whose start
+        // time says nothing about this one: then the start is unknown, and only the TID's
+        // existence decides (a live thread is never judged dead).
+        let record = self.owner.load(Ordering::Acquire);
+        let holder = ThreadId {
+            tid,
+            start: start_of(record, tid),
+        };
+        live(holder) == Liveness::Dead && self.word.load(Ordering::Acquire) == word
+    }
+
+    /// Finishes taking the lock: records who holds it, and whether it was abandoned.
+    /// Returns `taken_from_dead`.
+    #[inline]
+    pub(crate) fn acquired(&self, me: ThreadId, taken_from_dead: Option<u32>) -> Option<u32> {
+        self.owner.store(owner_record(me), Ordering::Release);
+        if let Some(dead) = taken_from_dead {
+            self.abandoned.store(dead.max(1), Ordering::Relaxed);
+        }
+        taken_from_dead
+    }
+
+    /// The TID of the holder that died holding the lock, until repaired; else 0.
+    #[inline]
+    pub(crate) fn abandoned_by(&self) -> u32 {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
+    /// Declares the data consistent again (the holder calls this).
+    pub(crate) fn mark_repaired(&self) {
+        self.abandoned.store(0, Ordering::Relaxed);
+    }
+
+    /// Unlocks; `Err(holder)` when another thread took the lock over from us (judging us
+    /// dead), so that it is theirs and stays locked.
+    #[inline]
+    pub(crate) fn unlock(&self, me: ThreadId) -> Result<(), u32> {
+        self.owner.store(0, Ordering::Relaxed);
+        let mut current = me.tid;
+        loop {
+            match self
+                .word
+                .compare_exchange(current, 0, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(previous) => {
+                    if previous & WAITERS != 0 {
+                        futex::wake(&self.word, 1);
+                    }
+                    return Ok(());
+                }
+                Err(now) if now & TID_MASK == me.tid => current = now,
+                Err(now) => return Err(now & TID_MASK),
+            }
+        }
     }
 }
 
@@ -231,10 +445,11 @@ impl NamedMutex {
     #[inline]
     pub fn lock(&self) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
         let me = thread::current_thread();
-        if self.take(0, me.tid) {
-            return self.acquired(me, None);
+        if self.state().take(0, me.tid) {
+            let taken = self.state().acquired(me, None);
+            return self.guard(me, taken);
         }
-        self.lock_contended(me, Deadline::never())
+        self.lock_contended(me, &Deadline::never())
     }
 
     /// Waits at most `timeout` for the mutex.
@@ -245,10 +460,11 @@ impl NamedMutex {
     /// for all of `timeout`; otherwise as [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
         let me = thread::current_thread();
-        if self.take(0, me.tid) {
-            return self.acquired(me, None);
+        if self.state().take(0, me.tid) {
+            let taken = self.state().acquired(me, None);
+            return self.guard(me, taken);
         }
-        self.lock_contended(me, Deadline::after(timeout))
+        self.lock_contended(me, &Deadline::after(timeout))
     }
 
     /// Takes the mutex if it is free, without waiting: `Ok(None)` when a live thread holds
@@ -259,185 +475,71 @@ impl NamedMutex {
     /// As [`lock`](Self::lock).
     pub fn try_lock(&self) -> Result<Option<NamedMutexGuard<'_>>, LockError<'_>> {
         let me = thread::current_thread();
-        loop {
-            let word = self.word().load(Ordering::Acquire);
-            if word == 0 {
-                if self.take(0, me.tid) {
-                    return self.acquired(me, None).map(Some);
-                }
-                continue;
-            }
-            self.check_not_mine(word, me)?;
-            if self.holder_is_dead(word) && self.take(word, me.tid | (word & WAITERS)) {
-                return self.acquired(me, Some(word & TID_MASK)).map(Some);
-            }
-            return Ok(None);
+        match self.state().try_lock(me, thread::liveness) {
+            Ok(Some(taken)) => self.guard(me, taken).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.failure(e).into()),
         }
     }
 
     #[inline]
-    fn word(&self) -> &AtomicU32 {
-        self.shared.u32_at(WORD)
+    fn state(&self) -> &MutexState {
+        self.shared.state()
     }
 
-    #[inline]
-    fn abandoned(&self) -> &AtomicU32 {
-        self.shared.u32_at(ABANDONED)
-    }
-
-    #[inline]
-    fn owner_start(&self) -> &AtomicU64 {
-        self.shared.u64_at(OWNER_START)
-    }
-
-    /// Swaps the lock word from `from` to `to`; `true` if that made us the holder.
-    #[inline]
-    fn take(&self, from: u32, to: u32) -> bool {
-        self.word()
-            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// The slow path of locking: the word was not 0 a moment ago.
     #[cold]
     fn lock_contended(
         &self,
         me: ThreadId,
-        deadline: Deadline,
+        deadline: &Deadline,
     ) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
-        // Whether an unlock's wake-up reached us: it was meant for one waiter, so one that
-        // gives up must pass it on.
-        let mut woken = false;
-        loop {
-            let word = self.word().load(Ordering::Acquire);
-            if word == 0 {
-                // Others may be asleep: keep the flag so that our unlock wakes one.
-                if self.take(0, me.tid | WAITERS) {
-                    return self.acquired(me, None);
-                }
-                continue;
+        match self.state().lock_contended(me, deadline, thread::liveness) {
+            Ok(taken) => self.guard(me, taken),
+            Err(e) => Err(match e {
+                NotLocked::Timeout => self.shared.timeout(deadline.asked),
+                e => self.failure(e),
             }
-            self.check_not_mine(word, me)?;
-            let slice = match deadline.left() {
-                None => LIVENESS_CHECK,
-                Some(left) if left.is_zero() => {
-                    // A dead holder is no reason to time out.
-                    let waiters = word & WAITERS;
-                    if self.holder_is_dead(word) && self.take(word, me.tid | waiters) {
-                        return self.acquired(me, Some(word & TID_MASK));
-                    }
-                    if woken {
-                        // The unlock that woke us cleared the waiters bit; the holder that
-                        // came in first will not wake the others when it unlocks.
-                        futex::wake(self.word(), 1);
-                    }
-                    return Err(self.shared.timeout(deadline.asked).into());
-                }
-                Some(left) => left.min(LIVENESS_CHECK),
-            };
-            // Going to sleep: make sure the holder's unlock will wake us.
-            let expected = word | WAITERS;
-            if word & WAITERS == 0
-                && self
-                    .word()
-                    .compare_exchange(word, expected, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            match futex::wait(self.word(), expected, Some(slice)) {
-                Ok(Wake::TimedOut) => {
-                    if self.holder_is_dead(expected) && self.take(expected, me.tid | WAITERS) {
-                        return self.acquired(me, Some(expected & TID_MASK));
-                    }
-                }
-                Ok(Wake::Woken) => woken = true,
-                Ok(Wake::Changed) => {}
-                Err(e) => return Err(self.shared.io_error("cannot wait for the mutex", e).into()),
-            }
+            .into()),
         }
     }
 
-    /// Refuses to wait for a lock this very thread holds.
-    fn check_not_mine(&self, word: u32, me: ThreadId) -> Result<(), SyncError> {
-        if word & TID_MASK == me.tid
-            && self.owner_start().load(Ordering::Relaxed) == owner_record(me)
-        {
-            return Err(SyncError::WouldDeadlock {
+    fn failure(&self, e: NotLocked) -> SyncError {
+        match e {
+            NotLocked::WouldDeadlock => SyncError::WouldDeadlock {
                 name: self.name().to_owned(),
-            });
+            },
+            NotLocked::Timeout => self.shared.timeout(Duration::ZERO),
+            NotLocked::Io(e) => self.shared.io_error("cannot wait for the mutex", e),
         }
-        Ok(())
     }
 
-    /// Whether the thread named in `word` has died while the word still says it holds the
-    /// lock.
-    fn holder_is_dead(&self, word: u32) -> bool {
-        let tid = word & TID_MASK;
-        // Read after the lock word (acquire). In the instant after a holder took the lock
-        // (over a dead one, say) the record may still name the previous holder, whose start
-        // time says nothing about this one: then the start is unknown, and only the TID's
-        // existence decides (a live thread is never judged dead).
-        let record = self.owner_start().load(Ordering::Acquire);
-        let holder = ThreadId {
-            tid,
-            start: start_of(record, tid),
-        };
-        thread::liveness(holder) == Liveness::Dead && self.word().load(Ordering::Acquire) == word
-    }
-
-    /// Finishes taking the lock: records who holds it, and whether it was abandoned.
+    /// The guard of a lock just taken (from a dead holder, if `taken_from_dead`).
     #[inline]
-    fn acquired(
+    fn guard(
         &self,
         me: ThreadId,
         taken_from_dead: Option<u32>,
     ) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
-        self.owner_start()
-            .store(owner_record(me), Ordering::Release);
         if let Some(dead) = taken_from_dead {
-            self.mark_abandoned(dead);
+            tracing::warn!(mutex = %self.name(), dead_tid = dead, "took over a mutex whose holder died");
         }
         let guard = NamedMutexGuard {
             mutex: self,
             me,
             _not_send: PhantomData,
         };
-        if self.abandoned().load(Ordering::Relaxed) == 0 {
+        if self.state().abandoned_by() == 0 {
             Ok(guard)
         } else {
             Err(LockError::Abandoned(guard))
         }
     }
 
-    #[cold]
-    fn mark_abandoned(&self, dead: u32) {
-        tracing::warn!(mutex = %self.name(), dead_tid = dead, "took over a mutex whose holder died");
-        self.abandoned().store(dead.max(1), Ordering::Relaxed);
-    }
-
     #[inline]
     fn unlock(&self, me: ThreadId) {
-        self.owner_start().store(0, Ordering::Relaxed);
-        let mut current = me.tid;
-        loop {
-            match self
-                .word()
-                .compare_exchange(current, 0, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(previous) => {
-                    if previous & WAITERS != 0 {
-                        futex::wake(self.word(), 1);
-                    }
-                    return;
-                }
-                Err(now) if now & TID_MASK == me.tid => current = now,
-                Err(now) => {
-                    // Another thread judged us dead and took the lock over: it is theirs.
-                    tracing::warn!(mutex = %self.name(), holder = now & TID_MASK, "the mutex was taken over while this thread held it");
-                    return;
-                }
-            }
+        if let Err(holder) = self.state().unlock(me) {
+            // Another thread judged us dead and took the lock over: it is theirs.
+            tracing::warn!(mutex = %self.name(), holder, "the mutex was taken over while this thread held it");
         }
     }
 }
@@ -462,18 +564,18 @@ impl NamedMutexGuard<'_> {
     /// Whether a holder died holding the mutex and nobody has marked the data repaired
     /// since.
     pub fn is_abandoned(&self) -> bool {
-        self.mutex.abandoned().load(Ordering::Relaxed) != 0
+        self.mutex.state().abandoned_by() != 0
     }
 
     /// The TID of the thread that died holding the mutex (0 if none).
     pub fn previous_owner(&self) -> u32 {
-        self.mutex.abandoned().load(Ordering::Relaxed)
+        self.mutex.state().abandoned_by()
     }
 
     /// Declares the shared data consistent again: later lockers get plain guards
     /// (`pthread_mutex_consistent`).
     pub fn mark_repaired(&mut self) {
-        self.mutex.abandoned().store(0, Ordering::Relaxed);
+        self.mutex.state().mark_repaired();
     }
 }
 
@@ -498,7 +600,7 @@ impl super::shared::SyncType for NamedMutex {
     const KIND: ObjectKind = ObjectKind::Mutex;
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::mpsc;
@@ -523,11 +625,17 @@ mod tests {
             tid: exited.tid,
             start: alive.start + 1,
         };
-        mutex.word().store(alive.tid | WAITERS, Ordering::SeqCst);
         mutex
-            .owner_start()
+            .state()
+            .word
+            .store(alive.tid | WAITERS, Ordering::SeqCst);
+        mutex
+            .state()
+            .owner
             .store(owner_record(dead), Ordering::SeqCst);
-        assert!(!mutex.holder_is_dead(alive.tid | WAITERS));
+        assert!(!mutex
+            .state()
+            .holder_is_dead(alive.tid | WAITERS, thread::liveness));
         assert!(
             mutex.try_lock().unwrap().is_none(),
             "took the lock from a live thread"
@@ -538,11 +646,14 @@ mod tests {
             start: alive.start + 1,
         };
         mutex
-            .owner_start()
+            .state()
+            .owner
             .store(owner_record(reborn), Ordering::SeqCst);
-        assert!(mutex.holder_is_dead(alive.tid | WAITERS));
-        mutex.word().store(0, Ordering::SeqCst);
-        mutex.owner_start().store(0, Ordering::SeqCst);
+        assert!(mutex
+            .state()
+            .holder_is_dead(alive.tid | WAITERS, thread::liveness));
+        mutex.state().word.store(0, Ordering::SeqCst);
+        mutex.state().owner.store(0, Ordering::SeqCst);
         stop_tx.send(()).unwrap();
         live.join().unwrap();
     }

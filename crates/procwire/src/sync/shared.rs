@@ -1,31 +1,77 @@
 //! What every named sync object has: a page of shared state in `/dev/shm`, a header that
 //! says what it is, and the common create/open/remove logic.
 //!
-//! The page starts with a 16-byte header, then the object's words from offset 64:
-//!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 8 | magic `pwsync\0\0` |
-//! | 8 | 4 | layout version (1), native endian |
-//! | 12 | 4 | kind: 2 mutex, 3 semaphore, 4 event |
-//! | 64.. | | the object's atomics (see each type) |
+//! The page is a [`Header`] at offset 0, then the object's state from offset [`BODY`]: a
+//! `#[repr(C)]` struct of atomics ([`MutexState`](super::mutex::MutexState),
+//! [`SemaphoreState`](super::semaphore::SemaphoreState),
+//! [`EventState`](super::event::EventState)), as `docs/mapping.md` draws them.
 
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::SyncError;
 use crate::name::Name;
 use crate::registry::object::{self, CreateSpec, Object};
 use crate::security::{Access, AccessList};
+#[cfg(not(all(loom, test)))]
+use crate::sys::shm::Atomics;
 use crate::sys::shm::Region;
 use crate::wire::{Lifetime, ObjectKind};
 
 /// The size of a sync object's shared state.
 const STATE_LEN: usize = 4096;
-const MAGIC: &[u8; 8] = b"pwsync\0\0";
+const MAGIC: [u8; 8] = *b"pwsync\0\0";
+/// The layout version: the header, and the states at [`BODY`] as their types declare them.
 const LAYOUT_VERSION: u32 = 1;
-/// Where the object's own words start.
+/// Where the object's own state starts.
 pub(crate) const BODY: usize = 64;
+
+/// The first bytes of every sync object's page, native endian. Written once before the
+/// object's name is published and only ever copied out after (never referenced in place:
+/// another process could write it).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// `pwsync\0\0`.
+    pub(crate) magic: [u8; 8],
+    /// [`LAYOUT_VERSION`].
+    pub(crate) version: u32,
+    /// What the object is: 2 mutex, 3 semaphore, 4 event (1 is a mapping's code).
+    pub(crate) kind: u32,
+}
+
+const HEADER_LEN: usize = std::mem::size_of::<Header>();
+const _: () = assert!(HEADER_LEN == 16 && HEADER_LEN <= BODY);
+
+impl Header {
+    fn of(kind: ObjectKind) -> Header {
+        Header {
+            magic: MAGIC,
+            version: LAYOUT_VERSION,
+            kind: kind_code(kind),
+        }
+    }
+
+    fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes[..8].copy_from_slice(&self.magic);
+        bytes[8..12].copy_from_slice(&self.version.to_ne_bytes());
+        bytes[12..16].copy_from_slice(&self.kind.to_ne_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8; HEADER_LEN]) -> Header {
+        let word = |at: usize| {
+            u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let mut magic = [0u8; 8];
+        magic.copy_from_slice(&bytes[..8]);
+        Header {
+            magic,
+            version: word(8),
+            kind: word(12),
+        }
+    }
+}
 
 /// The settings every sync object has at creation.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +83,7 @@ pub(crate) struct Common {
 /// An open sync object: its registry object and its mapped state.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    #[cfg_attr(all(loom, test), allow(dead_code))]
     region: Region,
     name: String,
     kind: ObjectKind,
@@ -94,7 +141,7 @@ where
 }
 
 impl Shared {
-    /// Creates the object; `init` sets its words before any other process can open it.
+    /// Creates the object; `init` sets its state before any other process can open it.
     pub(crate) fn create(
         name: &Name,
         display: String,
@@ -128,11 +175,7 @@ impl Shared {
         let (object, region) = object::create(name, &spec, |fd| {
             let region = Region::map(fd.as_fd(), 0, STATE_LEN, true)
                 .map_err(|e| object::ObjectError::Io("cannot map the shared state".into(), e))?;
-            let mut header = [0u8; 16];
-            header[..8].copy_from_slice(MAGIC);
-            header[8..12].copy_from_slice(&LAYOUT_VERSION.to_ne_bytes());
-            header[12..16].copy_from_slice(&kind_code(kind).to_ne_bytes());
-            region.write(0, &header);
+            region.write(0, &Header::of(kind).to_bytes());
             init(&region);
             Ok(region)
         })
@@ -174,11 +217,9 @@ impl Shared {
                 context: "cannot map the shared state".into(),
                 source,
             })?;
-        let mut header = [0u8; 16];
+        let mut header = [0u8; HEADER_LEN];
         region.read(0, &mut header);
-        let version = u32::from_ne_bytes(header[8..12].try_into().unwrap_or_default());
-        let found = u32::from_ne_bytes(header[12..16].try_into().unwrap_or_default());
-        if &header[..8] != MAGIC || version != LAYOUT_VERSION || found != kind_code(kind) {
+        if Header::from_bytes(&header) != Header::of(kind) {
             return Err(SyncError::Corrupt {
                 name: display,
                 kind: noun,
@@ -243,22 +284,30 @@ impl Shared {
         &self.name
     }
 
-    /// The 4-byte word at `offset` of the state.
+    /// The object's state: the `#[repr(C)]` struct of atomics at [`BODY`].
+    #[cfg(not(all(loom, test)))]
     #[inline]
-    pub(crate) fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        // The state is a writable, page-aligned mapping of STATE_LEN bytes and the offsets
-        // are constants of this module's layout: this cannot fail.
+    pub(crate) fn state<T: Atomics>(&self) -> &T {
+        // The state is a writable, page-aligned mapping of STATE_LEN bytes, and every state
+        // type is a few words (asserted beside each): this cannot fail.
         self.region
-            .atomic_u32(offset)
-            .expect("sync state layout: a 4-aligned word inside the writable state page")
+            .atomics(BODY)
+            .expect("sync state layout: an aligned state inside the writable state page")
     }
 
-    /// The 8-byte word at `offset` of the state.
-    #[inline]
-    pub(crate) fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        self.region
-            .atomic_u64(offset)
-            .expect("sync state layout: an 8-aligned word inside the writable state page")
+    /// Under the model there is no shared memory: models make their states themselves.
+    #[cfg(all(loom, test))]
+    pub(crate) fn state<T>(&self) -> &T {
+        unreachable!("no shared memory under the loom model")
+    }
+
+    /// A [`SyncError::Corrupt`] about this object: its state says `detail`.
+    pub(crate) fn corrupt(&self, detail: String) -> SyncError {
+        SyncError::Corrupt {
+            name: self.name.clone(),
+            kind: self.kind.noun(),
+            detail,
+        }
     }
 
     /// A [`SyncError::Io`] about this object.
@@ -291,38 +340,7 @@ impl Shared {
     }
 }
 
-/// A wait's deadline: the instant and the duration it was asked as (for the error).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline {
-    pub(crate) at: Option<std::time::Instant>,
-    pub(crate) asked: std::time::Duration,
-}
-
-impl Deadline {
-    /// No deadline.
-    pub(crate) fn never() -> Deadline {
-        Deadline {
-            at: None,
-            asked: std::time::Duration::MAX,
-        }
-    }
-
-    /// `timeout` from now (a timeout too long to represent is no deadline).
-    pub(crate) fn after(timeout: std::time::Duration) -> Deadline {
-        Deadline {
-            at: std::time::Instant::now().checked_add(timeout),
-            asked: timeout,
-        }
-    }
-
-    /// The time left: `None` for no deadline, zero once it has passed.
-    pub(crate) fn left(&self) -> Option<std::time::Duration> {
-        self.at
-            .map(|at| at.saturating_duration_since(std::time::Instant::now()))
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::name::Namespace;

@@ -96,6 +96,16 @@ pub(crate) fn allocate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     }
 }
 
+/// A `#[repr(C)]` struct made only of `std::sync::atomic` integers (and arrays of them),
+/// which [`Region::atomics`] may place over shared memory.
+///
+/// # Safety
+///
+/// The implementor must be `#[repr(C)]` (or transparent) with no field but atomic integers,
+/// so that every bit pattern is a valid value and all access is atomic.
+#[cfg_attr(all(loom, test), allow(dead_code))]
+pub(crate) unsafe trait Atomics: Sync {}
+
 /// A shared mapping of part of a file, unmapped on drop.
 #[derive(Debug)]
 pub(crate) struct Region {
@@ -231,6 +241,25 @@ impl Region {
         let ptr = self.atomic_ptr(offset, 8)?;
         // SAFETY: as in `atomic_u32`, for 8 bytes at an 8-aligned address.
         Some(unsafe { &*ptr.cast::<AtomicU64>() })
+    }
+
+    /// The `T` at `offset`, on the same terms as [`atomic_u32`](Self::atomic_u32) with
+    /// `T`'s size and alignment: a shared-memory state made of atomics.
+    #[inline]
+    #[cfg_attr(all(loom, test), allow(dead_code))]
+    pub(crate) fn atomics<T: Atomics>(&self, offset: usize) -> Option<&T> {
+        if !self.writable || !self.contains(offset, std::mem::size_of::<T>()) {
+            return None;
+        }
+        let ptr = self.ptr.as_ptr().wrapping_add(offset);
+        if ptr as usize % std::mem::align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: `ptr` is inside the live, writable mapping for `size_of::<T>()` bytes and
+        // aligned for `T` (checked above); `T: Atomics` promises that every bit pattern is a
+        // valid `T` and that it is only ever changed through atomics, so other processes'
+        // writes are no data race; the reference lives no longer than `&self`.
+        Some(unsafe { &*ptr.cast::<T>() })
     }
 
     #[inline]
