@@ -320,7 +320,10 @@ fn fd_id(fd: &OwnedFd) -> Option<FileId> {
 fn create_memory(ns: Namespace, object: &str, kind: ObjectKind) -> Result<OwnedFd, ObjectError> {
     let shm = shm_name(ns, object);
     let path = memory_path(ns, object);
-    for _ in 0..8 {
+    // Memory with no entry yet may be another create in progress (it makes the memory,
+    // then the entry): give it a moment before calling the memory unclaimed.
+    let mut unclaimed_looks = 0;
+    for _ in 0..64 {
         match shm::create(&shm, 0o600) {
             Ok(data) => return Ok(data),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -341,6 +344,11 @@ fn create_memory(ns: Namespace, object: &str, kind: ObjectKind) -> Result<OwnedF
         {
             Lookup::Found(found) => found,
             Lookup::Untrusted(what) => return Err(ObjectError::WrongKind(what)),
+            Lookup::Missing if unclaimed_looks < 50 => {
+                unclaimed_looks += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                continue;
+            }
             Lookup::Missing => {
                 return Err(ObjectError::AlreadyExists(format!(
                     "{} exists, belongs to uid {}, and no procwire object claims it (made by \
