@@ -282,6 +282,37 @@ impl AccessList {
     }
 }
 
+/// Checks that a server (`Some(uid, pid)`, or `None` when it has no user to check) is run by
+/// one of the `required` users; none required accepts any.
+///
+/// # Errors
+///
+/// A sentence saying who serves the name and who was required.
+pub(crate) fn check_server_owner(
+    required: &[u32],
+    server: Option<(u32, u32)>,
+) -> Result<(), String> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let expected = required
+        .iter()
+        .map(|u| u.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match server {
+        Some((uid, _)) if required.contains(&uid) => Ok(()),
+        Some((uid, pid)) => Err(format!(
+            "it is served by uid {uid} (pid {pid}), not by a required owner (uid \
+             {expected}); someone else may have taken the name first"
+        )),
+        None => Err(format!(
+            "its server has no user this client can check (required: uid {expected}); \
+             authenticate a network server with TLS instead"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

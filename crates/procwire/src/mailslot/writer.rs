@@ -345,19 +345,10 @@ fn connect_checked(path: &std::path::Path, owner: u32) -> Result<(UnixDatagram, 
 
 /// Refuses a slot whose owner is not one the writer requires (none required: any).
 fn check_owner(display: &str, required: &[u32], uid: u32, pid: u32) -> Result<(), MailslotError> {
-    if required.is_empty() || required.contains(&uid) {
-        return Ok(());
-    }
-    let expected = required
-        .iter()
-        .map(|u| u.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    Err(MailslotError::UntrustedServer {
-        name: display.to_owned(),
-        detail: format!(
-            "it is served by uid {uid} (pid {pid}), not by a required owner (uid {expected}); \
-             someone else may have taken the name first"
-        ),
+    crate::security::check_server_owner(required, Some((uid, pid))).map_err(|detail| {
+        MailslotError::UntrustedServer {
+            name: display.to_owned(),
+            detail,
+        }
     })
 }

@@ -162,32 +162,12 @@ pub(crate) fn check_owner(
     required: &[u32],
     server: Option<PeerCredentials>,
 ) -> Result<(), PipeError> {
-    if required.is_empty() {
-        return Ok(());
-    }
-    let expected = required
-        .iter()
-        .map(|u| u.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    match server {
-        Some(server) if required.contains(&server.uid) => Ok(()),
-        Some(server) => Err(PipeError::UntrustedServer {
+    crate::security::check_server_owner(required, server.map(|s| (s.uid, s.pid))).map_err(
+        |detail| PipeError::UntrustedServer {
             name: display.to_owned(),
-            detail: format!(
-                "it is served by uid {} (pid {}), not by a required owner (uid {expected}); \
-                 someone else may have taken the name first",
-                server.uid, server.pid
-            ),
-        }),
-        None => Err(PipeError::UntrustedServer {
-            name: display.to_owned(),
-            detail: format!(
-                "the server of a network pipe has no user this client can check (required: \
-                 uid {expected}); authenticate it with TLS instead"
-            ),
-        }),
-    }
+            detail,
+        },
+    )
 }
 
 /// Turns a failed connect to a socket file into the error a user can act on.
