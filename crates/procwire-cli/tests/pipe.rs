@@ -287,6 +287,7 @@ fn raw_client(name: &str) -> UnixStream {
         access: Access::ReadWrite,
         mode: PipeMode::Message,
         pipe: name.to_owned(),
+        shared_memory: false,
     };
     s.write_all(&request.encode()).unwrap();
     let response = read_response(&mut s);

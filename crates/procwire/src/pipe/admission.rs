@@ -334,6 +334,7 @@ mod tests {
             access,
             mode,
             pipe: "P".into(),
+            shared_memory: false,
         })
     }
 

@@ -52,6 +52,9 @@ impl ClientOptions {
         let deadline = Instant::now() + self.timeout;
         let mut backoff = Backoff::new();
         let mut busy = None;
+        // Shared memory is asked of local servers only; one that does not know the request
+        // flag refuses the handshake, and is asked again without it.
+        let mut ask_memory = self.shared_memory && matches!(endpoint.target, Target::Unix(_));
         loop {
             let attempt = connect(&endpoint, deadline)
                 .and_then(|stream| {
@@ -60,8 +63,11 @@ impl ClientOptions {
                     Ok(stream)
                 })
                 .and_then(|stream| self.secure(&endpoint, stream, deadline))
-                .and_then(|stream| Ok((self.exchange(&endpoint, &stream, deadline)?, stream)));
-            let (response, stream) = match (attempt, busy) {
+                .and_then(|stream| {
+                    let response = self.exchange(&endpoint, &stream, deadline, ask_memory)?;
+                    Ok((response, stream))
+                });
+            let (response, stream) = match (attempt, busy.take()) {
                 (Ok(done), _) => done,
                 // Time ran out while waiting for a free instance: the pipe is still busy.
                 (Err(PipeError::Timeout { .. }), Some(busy)) => return Err(busy),
@@ -70,11 +76,17 @@ impl ClientOptions {
             match self.interpret(&endpoint, response) {
                 Ok(info) => {
                     let peer = stream.peer_credentials().unwrap_or(None);
+                    let link = match (&stream, ask_memory) {
+                        (Stream::Unix(socket), true) => take_offer(&endpoint, socket, &info)?,
+                        _ => None,
+                    };
                     stream
                         .set_timeouts(None)
                         .map_err(|e| PipeError::io(&endpoint.display, "cannot set up", e))?;
-                    return Ok(PipeConnection::new(stream, Info { peer, ..info }));
+                    let info = Info { peer, ..info };
+                    return Ok(PipeConnection::with_link(stream, info, link));
                 }
+                Err(PipeError::Protocol { .. }) if ask_memory => ask_memory = false,
                 Err(e @ PipeError::Busy { .. }) => match backoff.next(deadline) {
                     Some(pause) => {
                         std::thread::sleep(pause);
@@ -92,6 +104,7 @@ impl ClientOptions {
         endpoint: &Endpoint,
         stream: &Stream,
         deadline: Instant,
+        ask_memory: bool,
     ) -> Result<Response, PipeError> {
         let display = &endpoint.display;
         let left = deadline
@@ -113,7 +126,7 @@ impl ClientOptions {
         };
         // A server that refuses this user at once may have answered and closed before the
         // request went out: then the write fails, and the answer is still there to read.
-        let sent = stream.write_all(&self.request(endpoint).encode());
+        let sent = stream.write_all(&self.request(endpoint, ask_memory).encode());
         if let Err(e) = &sent {
             if !handshake::answered_early(e) {
                 return Err(timeout(sent.unwrap_err(), "sending the handshake"));
@@ -168,11 +181,12 @@ impl ClientOptions {
         Ok(stream)
     }
 
-    pub(crate) fn request(&self, endpoint: &Endpoint) -> Request {
+    pub(crate) fn request(&self, endpoint: &Endpoint, shared_memory: bool) -> Request {
         Request {
             access: self.access,
             mode: self.read_mode,
             pipe: endpoint.object.clone(),
+            shared_memory,
         }
     }
 
@@ -213,6 +227,34 @@ impl ClientOptions {
             }),
         }
     }
+}
+
+/// Reads the server's answer about the data path after an accepting response to a request
+/// that asked for shared memory.
+fn take_offer(
+    endpoint: &Endpoint,
+    socket: &UnixStream,
+    info: &Info,
+) -> Result<Option<super::shm::Link>, PipeError> {
+    let limit = match info.pipe_type {
+        crate::wire::PipeMode::Message => info.max_message,
+        crate::wire::PipeMode::Byte => 0,
+    };
+    let name = &endpoint.display;
+    super::shm::take_offer(socket, limit).map_err(|e| match e {
+        super::shm::OfferError::Protocol(source) => PipeError::Protocol {
+            name: name.clone(),
+            source,
+        },
+        super::shm::OfferError::Io(e) => match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => PipeError::Timeout {
+                name: name.clone(),
+                what: "waiting for the server's data path",
+                after: Duration::ZERO,
+            },
+            _ => PipeError::io(name, "cannot set up shared memory", e),
+        },
+    })
 }
 
 fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<Stream, PipeError> {

@@ -2,12 +2,14 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::framing::{FrameReader, FrameWriter};
 use super::info::{into_io, Failure, Info, MessagePart};
+use super::shm::{Link, LinkError};
 use super::stream::Stream;
-use super::{ClientOptions, PipeError};
+use super::{ClientOptions, Loan, PipeError, Received};
 use crate::security::{Access, PeerCredentials};
 use crate::wire::{self, PipeMode};
 
@@ -40,6 +42,9 @@ pub struct PipeConnection {
     reader: FrameReader,
     writer: FrameWriter,
     broken: Option<String>,
+    /// The shared-memory data path, when the handshake chose it; the socket then only
+    /// carries doorbells.
+    shm: Option<Arc<Link>>,
 }
 
 impl PipeConnection {
@@ -54,7 +59,37 @@ impl PipeConnection {
             stream,
             info,
             broken: None,
+            shm: None,
         }
+    }
+
+    /// A connection whose data travels through the shared-memory `link`.
+    pub(crate) fn with_link(stream: Stream, info: Info, link: Option<Link>) -> PipeConnection {
+        PipeConnection {
+            shm: link.map(Arc::new),
+            ..PipeConnection::new(stream, info)
+        }
+    }
+
+    /// Whether this connection's data travels through shared memory
+    /// ([`PipeOptions::shared_memory`](super::PipeOptions::shared_memory)) rather than the
+    /// socket.
+    pub fn is_shared_memory(&self) -> bool {
+        self.shm.is_some()
+    }
+
+    /// Turns a failure of the shared-memory path into the connection's error and marks the
+    /// connection unusable unless it was a timeout.
+    fn link_failure(&mut self, e: LinkError, waited: Option<Duration>) -> PipeError {
+        let timeout = matches!(e, LinkError::Timeout);
+        let error = match self.shm.as_deref() {
+            Some(link) => link_error(&self.info, link, e, waited),
+            None => unreachable!("a shared-memory failure without shared memory"),
+        };
+        if !timeout {
+            self.broken = Some(error.to_string());
+        }
+        error
     }
 
     /// Connects to the pipe `name` with default [`ClientOptions`].
@@ -121,13 +156,21 @@ impl PipeConnection {
     pub fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
         self.check_usable()?;
         self.info.check_can_write()?;
-        if self.info.pipe_type == PipeMode::Byte {
+        let whole = self.info.pipe_type == PipeMode::Message;
+        if whole {
+            self.info.check_size(message.len())?;
+        }
+        if let Some(link) = &self.shm {
+            return link
+                .send(message, whole)
+                .map_err(|e| self.link_failure(e, None));
+        }
+        if !whole {
             return self
                 .stream
                 .write_all(message)
                 .map_err(|e| self.info.io_failure("send failed", e));
         }
-        self.info.check_size(message.len())?;
         let stream = &self.stream;
         let result = self
             .writer
@@ -184,6 +227,12 @@ impl PipeConnection {
     /// As [`recv`](Self::recv).
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
         self.prepare_recv()?;
+        if let Some(link) = &self.shm {
+            return match link.recv_into(buf) {
+                Ok((len, complete)) => Ok(MessagePart { len, complete }),
+                Err(e) => Err(self.link_failure(e, None)),
+            };
+        }
         let stream = &self.stream;
         let result = self
             .reader
@@ -203,6 +252,11 @@ impl PipeConnection {
     fn recv_until(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, PipeError> {
         self.prepare_recv()?;
         let deadline = timeout.map(|t| Instant::now() + t);
+        if let Some(link) = &self.shm {
+            return link
+                .recv(deadline)
+                .map_err(|e| self.link_failure(e, timeout));
+        }
         let stream = &self.stream;
         let mut read = |b: &mut [u8]| stream.read_until(b, deadline);
         let mut read_spare = |v: &mut Vec<u8>| stream.read_into_spare(v, deadline);
@@ -234,6 +288,12 @@ impl PipeConnection {
     /// Closes the connection, telling the peer why with a close frame (message-type pipes).
     /// The peer's next receive fails with [`PipeError::Disconnected`] carrying `reason`.
     pub fn close_with_reason(self, reason: &str) {
+        if let Some(link) = &self.shm {
+            // The rings have no close record: the peer learns of the end from the socket.
+            tracing::debug!(pipe = %self.info.name, "closing a shared-memory connection: {reason}");
+            link.shutdown();
+            return;
+        }
         if self.info.pipe_type == PipeMode::Message && !self.writer.is_mid_frame() {
             let _ = self.stream.write_all(&wire::encode_close_frame(reason));
         }
@@ -258,7 +318,10 @@ impl PipeConnection {
             _slot: None,
             ..self.info
         };
-        Ok(PipeConnection::new(stream, info))
+        Ok(PipeConnection {
+            shm: self.shm.clone(),
+            ..PipeConnection::new(stream, info)
+        })
     }
 
     /// Says "no more data from this end" (a half close): the peer's next receive after the
@@ -269,6 +332,11 @@ impl PipeConnection {
     ///
     /// [`PipeError::Io`] when the socket refuses.
     pub fn finish_sending(&self) -> Result<(), PipeError> {
+        if let Some(link) = &self.shm {
+            return link
+                .finish_sending()
+                .map_err(|e| PipeError::io(&self.info.name, "cannot shut down sending", e));
+        }
         self.stream
             .shutdown(Shutdown::Write)
             .map_err(|e| PipeError::io(&self.info.name, "cannot shut down sending", e))
@@ -276,7 +344,52 @@ impl PipeConnection {
 
     /// Disconnects this client (`DisconnectNamedPipe`); the server goes on serving others.
     pub fn disconnect(self) {
+        if let Some(link) = &self.shm {
+            link.shutdown();
+        }
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Lends room for a message of `len` bytes: write it in place, then
+    /// [`Loan::send`]. On a shared-memory connection the room is in the ring and sending
+    /// copies nothing (a message longer than a quarter of the ring, or a socket connection,
+    /// gets a buffer of its own and one copy). Waits while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send): [`PipeError::MessageTooLarge`] before anything is lent.
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, PipeError> {
+        self.check_usable()?;
+        self.info.check_can_write()?;
+        if self.info.pipe_type == PipeMode::Message {
+            self.info.check_size(len)?;
+        }
+        if self.shm.as_deref().is_none_or(|link| len > link.max_loan()) {
+            return Ok(Loan::copied(self, len));
+        }
+        let link = self.shm.as_deref().expect("shared memory");
+        link.loan(len)
+            .map(Loan::in_ring)
+            .map_err(|e| link_error(&self.info, link, e, None))
+    }
+
+    /// Receives the next whole message and lends it in place: on a shared-memory connection
+    /// a message in one piece of the ring (up to a quarter of it) is read where it lies,
+    /// without a copy, until the returned value is dropped; otherwise it is gathered as
+    /// [`recv`](Self::recv) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_borrowed(&mut self) -> Result<Received<'_>, PipeError> {
+        self.prepare_recv()?;
+        if self.shm.is_none() {
+            return self.recv().map(Received::owned);
+        }
+        let link = self.shm.as_deref().expect("shared memory");
+        link.recv_borrowed(None)
+            .map(Received::in_ring)
+            .map_err(|e| link_error(&self.info, link, e, None))
     }
 }
 
@@ -287,6 +400,15 @@ impl Read for PipeConnection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.check_usable().map_err(into_io)?;
         self.info.check_can_read().map_err(into_io)?;
+        if let Some(link) = &self.shm {
+            if self.info.pipe_type == PipeMode::Message && self.info.read_mode == PipeMode::Message
+            {
+                return self.recv_into(buf).map(|part| part.len).map_err(into_io);
+            }
+            return link
+                .read(buf)
+                .map_err(|e| into_io(self.link_failure(e, None)));
+        }
         if self.info.pipe_type == PipeMode::Byte {
             return self.stream.read(buf);
         }
@@ -304,7 +426,7 @@ impl Write for PipeConnection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.check_usable().map_err(into_io)?;
         self.info.check_can_write().map_err(into_io)?;
-        if self.info.pipe_type == PipeMode::Byte {
+        if self.info.pipe_type == PipeMode::Byte && self.shm.is_none() {
             return self.stream.write_vectored(&[IoSlice::new(buf)]);
         }
         self.send(buf).map_err(into_io)?;
@@ -313,5 +435,40 @@ impl Write for PipeConnection {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The connection's error for a failure of the shared-memory path; the peer breaking the
+/// ring protocol ends the connection.
+fn link_error(info: &Info, link: &Link, e: LinkError, waited: Option<Duration>) -> PipeError {
+    let name = info.name.clone();
+    match e {
+        LinkError::Timeout => PipeError::Timeout {
+            name,
+            what: "waiting for a message",
+            after: waited.unwrap_or_default(),
+        },
+        LinkError::Closed { mid_message: false } => PipeError::Disconnected {
+            name,
+            detail: "the peer closed the pipe".into(),
+        },
+        LinkError::Closed { mid_message: true } => PipeError::Disconnected {
+            name,
+            detail: "the peer closed the pipe in the middle of a message (the part received \
+                     is dropped)"
+                .into(),
+        },
+        LinkError::Corrupt(problem) => {
+            tracing::warn!(pipe = %name, "closing connection: shared-memory ring: {problem}");
+            link.shutdown();
+            PipeError::Protocol {
+                name,
+                source: wire::ProtocolError::BadField {
+                    field: "shared-memory ring",
+                    problem,
+                },
+            }
+        }
+        LinkError::Io(e) => info.io_failure("the doorbell failed", e),
     }
 }

@@ -17,7 +17,11 @@
 //!
 //! Under the hood a local pipe is a Unix stream socket in the namespace's `pipe/`
 //! directory; a remote one is a TCP connection. Both start with the handshake of
-//! [`crate::wire`] and are documented in `docs/protocol.md`.
+//! [`crate::wire`] and are documented in `docs/protocol.md`. A local connection may then
+//! move its data to shared memory ([`PipeOptions::shared_memory`],
+//! [`ClientOptions::shared_memory`]): one ring per direction in a sealed region only the two
+//! processes hold, with [`PipeConnection::loan`] and [`PipeConnection::recv_borrowed`] to
+//! send and receive without copying.
 //!
 //! A socket file left by a crashed server is reclaimed by the next server of that name: a
 //! live server holds a lock on the name, which the kernel releases when it dies.
@@ -32,11 +36,13 @@ mod handshake;
 mod info;
 mod options;
 mod server;
+mod shm;
 mod stream;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod zero_copy;
 
 pub use connection::PipeConnection;
 pub use endpoint::{exists, list};
@@ -44,3 +50,5 @@ pub use error::PipeError;
 pub use info::MessagePart;
 pub use options::{ClientOptions, Direction, PipeOptions, DEFAULT_MAX_MESSAGE, DEFAULT_TCP_PORT};
 pub use server::PipeServer;
+pub use shm::{DEFAULT_RING_SIZE, RING_SIZES};
+pub use zero_copy::{Loan, Received};

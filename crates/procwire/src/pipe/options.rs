@@ -62,6 +62,8 @@ pub struct PipeOptions {
     pub(crate) tcp: Option<SocketAddr>,
     pub(crate) plaintext_network: bool,
     pub(crate) handshake_timeout: Duration,
+    /// The ring size offered to local clients that ask for shared memory; `None`: not offered.
+    pub(crate) shared_memory: Option<usize>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -87,9 +89,34 @@ impl PipeOptions {
             tcp: None,
             plaintext_network: false,
             handshake_timeout: Duration::from_secs(5),
+            shared_memory: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Offers local clients that ask for it ([`ClientOptions::shared_memory`]) the
+    /// shared-memory data path: after the handshake on the socket, each such connection
+    /// gets its own sealed memory region with one ring of
+    /// [`DEFAULT_RING_SIZE`](super::DEFAULT_RING_SIZE) bytes per direction, and messages
+    /// travel through it without a system call while both sides are busy. Clients that do
+    /// not ask (an older one, a Python script, TCP) use the socket as before. Blocking API.
+    pub fn shared_memory(mut self, offer: bool) -> Self {
+        self.shared_memory = offer.then_some(super::DEFAULT_RING_SIZE);
+        self
+    }
+
+    /// Offers shared memory (as [`shared_memory`](Self::shared_memory)) with rings of
+    /// `bytes` each, rounded up to a power of two within
+    /// [`RING_SIZES`](super::RING_SIZES). Larger rings let long messages stream with fewer
+    /// waits; each connection's region takes `4 KiB + 2 x bytes` of memory once used.
+    pub fn shared_memory_ring_size(mut self, bytes: usize) -> Self {
+        let sizes = super::RING_SIZES;
+        let size = bytes
+            .clamp(*sizes.start(), *sizes.end())
+            .next_power_of_two();
+        self.shared_memory = Some(size);
+        self
     }
 
     /// Which way data flows.
@@ -191,6 +218,7 @@ pub struct ClientOptions {
     pub(crate) timeout: Duration,
     pub(crate) max_message: u32,
     pub(crate) owners: Vec<u32>,
+    pub(crate) shared_memory: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -210,9 +238,20 @@ impl ClientOptions {
             timeout: Duration::from_secs(5),
             max_message: DEFAULT_MAX_MESSAGE,
             owners: Vec::new(),
+            shared_memory: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Asks a local server for the shared-memory data path
+    /// ([`PipeOptions::shared_memory`]); a server that does not offer it (or a pipe on
+    /// another machine) serves the connection over the socket as usual, which
+    /// [`PipeConnection::is_shared_memory`](super::PipeConnection::is_shared_memory) tells.
+    /// Blocking API.
+    pub fn shared_memory(mut self, ask: bool) -> Self {
+        self.shared_memory = ask;
+        self
     }
 
     /// Accepts only a server run by `uid` (call again to accept several users): after

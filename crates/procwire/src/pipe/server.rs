@@ -354,6 +354,7 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
             return None;
         }
     };
+    let asked_for_memory = matches!(&request, Ok(r) if r.shared_memory);
     let (response, admitted) = core.admit(request, peer.as_ref());
     if let Err(e) = stream.write_all(&response.encode()) {
         tracing::info!(pipe = %pipe_name, ?peer, "cannot answer a client: {e}");
@@ -372,9 +373,40 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
         tracing::warn!(pipe = %pipe_name, "cannot set up a connection: {e}");
         return None;
     }
-    tracing::debug!(pipe = %pipe_name, ?peer, access = %admitted.client_access, "client connected");
-    Some(PipeConnection::new(
+    let link = match asked_for_memory {
+        false => None,
+        true => match data_path(core, &stream) {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::info!(pipe = %pipe_name, ?peer, "cannot tell a client its data path: {e}");
+                return None;
+            }
+        },
+    };
+    tracing::debug!(pipe = %pipe_name, ?peer, access = %admitted.client_access, shared_memory = link.is_some(), "client connected");
+    Some(PipeConnection::with_link(
         stream,
         core.connection_info(admitted, peer),
+        link,
     ))
+}
+
+/// Answers a client that asked for shared memory: the region and its doorbell when this
+/// server offers it to a local client, otherwise (or when no region can be made) the record
+/// that keeps the data on the socket.
+fn data_path(core: &ServerCore, stream: &Stream) -> io::Result<Option<super::shm::Link>> {
+    let options = &core.options;
+    if let (Stream::Unix(socket), Some(capacity)) = (stream, options.shared_memory) {
+        let limit = match options.mode {
+            crate::wire::PipeMode::Message => options.max_message,
+            crate::wire::PipeMode::Byte => 0,
+        };
+        match super::shm::offer(socket, capacity, limit) {
+            Ok(link) => return Ok(Some(link)),
+            Err(e) => tracing::warn!(pipe = %core.display, "serving a client over the socket: {e}"),
+        }
+    }
+    stream
+        .write_all(&crate::wire::DataPath::Socket.encode())
+        .map(|()| None)
 }

@@ -21,6 +21,49 @@ pub(crate) fn page_size() -> usize {
     rustix::param::page_size()
 }
 
+/// Creates anonymous shared memory of `len` bytes (`memfd_create`), zero-filled and sealed
+/// so that no holder of the descriptor can shrink or grow it or change its seals: a peer it
+/// is passed to cannot truncate it under us (which would make our reads fault).
+///
+/// # References
+/// - [`memfd_create(2)`](https://man7.org/linux/man-pages/man2/memfd_create.2.html)
+/// - [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html), "File seals"
+pub(crate) fn create_sealed(name: &str, len: u64) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    rustix::fs::ftruncate(&fd, len)?;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    Ok(fd)
+}
+
+/// Checks that `fd` (from a peer) is a regular file of exactly `len` bytes whose size and
+/// seals can no longer change, so that a mapping of it cannot fault.
+pub(crate) fn check_sealed(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    use rustix::fs::SealFlags;
+    let stat = rustix::fs::fstat(fd)?;
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    if size != len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{size} bytes, not the {len} its header announces"),
+        ));
+    }
+    let needed = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+    if !rustix::fs::fcntl_get_seals(fd)?.contains(needed) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not sealed against shrinking, growing and unsealing",
+        ));
+    }
+    Ok(())
+}
+
 /// Creates `/dev/shm/NAME` exclusively, read-write, with exactly `mode` (the umask does not
 /// apply), as `shm_open(O_CREAT | O_EXCL)` does.
 ///

@@ -1,7 +1,8 @@
 //! Sockets: peer credentials, buffer sizes, waiting with a timeout.
 
-use std::io;
-use std::os::fd::AsFd;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -46,6 +47,97 @@ pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
             Ok((n, _)) => return Ok(n),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sends `data` with the descriptors `fds` attached (`SCM_RIGHTS`), all at once or not at
+/// all (a short send of a few bytes on a fresh socket does not happen; it is an error).
+///
+/// # References
+/// - [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html), `SCM_RIGHTS`
+pub(crate) fn send_with_fds(fd: impl AsFd, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if fds.len() > MAX_PASSED_FDS || !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors",
+        ));
+    }
+    loop {
+        match rustix::net::sendmsg(
+            &fd,
+            &[IoSlice::new(data)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(n) if n == data.len() => return Ok(()),
+            Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The most descriptors [`send_with_fds`] sends and [`recv_with_fds`] takes at once.
+pub(crate) const MAX_PASSED_FDS: usize = 2;
+
+/// Receives exactly `buf.len()` bytes and the descriptors that came with them (at most
+/// [`MAX_PASSED_FDS`]; any received are closed on error). Honours the socket's read timeout.
+///
+/// # Errors
+///
+/// `UnexpectedEof` when the peer closed first; `InvalidData` when more descriptors came
+/// than fit (the kernel truncated them).
+pub(crate) fn recv_with_fds(fd: impl AsFd, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
+    let mut fds = Vec::new();
+    let mut have = 0;
+    while have < buf.len() {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = rustix::net::recvmsg(
+            &fd,
+            &mut [IoSliceMut::new(&mut buf[have..])],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        );
+        let got = match got {
+            Ok(got) => got,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(passed) = message {
+                fds.extend(passed);
+            }
+        }
+        if got.flags.contains(ReturnFlags::CTRUNC) || fds.len() > MAX_PASSED_FDS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer passed more descriptors than expected",
+            ));
+        }
+        if got.bytes == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        have += got.bytes;
+    }
+    Ok(fds)
+}
+
+/// Sends what the socket takes at once (`MSG_DONTWAIT`), never raising `SIGPIPE`.
+///
+/// # References
+/// - [`send(2)`](https://man7.org/linux/man-pages/man2/send.2.html)
+pub(crate) fn send_now(fd: impl AsFd, data: &[u8]) -> io::Result<usize> {
+    let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+    loop {
+        match rustix::net::send(&fd, data, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
         }
     }
 }

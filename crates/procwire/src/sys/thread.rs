@@ -222,6 +222,14 @@ fn wipe_on_fork_word() -> Option<&'static AtomicU64> {
     Some(unsafe { &*ptr.cast::<AtomicU64>() })
 }
 
+/// The CPU the calling thread runs on now (it may move at any time; a hint).
+///
+/// # References
+/// - [`getcpu(2)`](https://man7.org/linux/man-pages/man2/getcpu.2.html)
+pub(crate) fn current_cpu() -> u32 {
+    rustix::thread::sched_getcpu() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,14 @@ pub struct Request {
     pub mode: PipeMode,
     /// The pipe's object name (`HelloWorld`), which the server checks.
     pub pipe: String,
+    /// Whether the client asks for the shared-memory data path (flag
+    /// [`REQUEST_FLAG_SHARED_MEMORY`]); the server's [`DataPath`] record says which path
+    /// the connection takes.
+    pub shared_memory: bool,
 }
+
+/// The request flag by which a client asks for the shared-memory data path.
+pub const REQUEST_FLAG_SHARED_MEMORY: u8 = 0x01;
 
 /// How the server answers a [`Request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +135,11 @@ impl Request {
         out.push(VERSION);
         out.push(self.access.bits());
         out.push(self.mode.to_byte());
-        out.push(0);
+        out.push(if self.shared_memory {
+            REQUEST_FLAG_SHARED_MEMORY
+        } else {
+            0
+        });
         out.extend_from_slice(&(self.pipe.len() as u16).to_be_bytes());
         out.extend_from_slice(self.pipe.as_bytes());
         out
@@ -169,16 +180,19 @@ impl Request {
                 problem: format!("{b} is not 1 (byte) or 2 (message)"),
             })?,
         };
-        match buf.get(7) {
+        let shared_memory = match buf.get(7) {
             None => return Ok(None),
-            Some(0) => {}
+            Some(&b) if b & !REQUEST_FLAG_SHARED_MEMORY == 0 => b != 0,
             Some(&b) => {
                 return Err(ProtocolError::BadField {
                     field: "flags",
-                    problem: format!("{b:#04x} is set; no flags are defined, send 0"),
+                    problem: format!(
+                        "{b:#04x} has unknown bits; only {REQUEST_FLAG_SHARED_MEMORY:#04x} \
+                         (shared memory) is defined"
+                    ),
                 })
             }
-        }
+        };
         if buf.len() < REQUEST_HEADER_LEN {
             return Ok(None);
         }
@@ -194,7 +208,13 @@ impl Request {
             return Ok(None);
         }
         let pipe = text_field("name", &buf[REQUEST_HEADER_LEN..end])?;
-        Ok(Some((Request { access, mode, pipe }, end)))
+        let request = Request {
+            access,
+            mode,
+            pipe,
+            shared_memory,
+        };
+        Ok(Some((request, end)))
     }
 }
 
@@ -291,6 +311,63 @@ impl Response {
     }
 }
 
+/// The length of a [`DataPath`] record.
+pub const DATA_PATH_LEN: usize = 8;
+
+/// The first four bytes of a [`DataPath`] record.
+pub const DATA_PATH_MAGIC: [u8; 4] = *b"PWDP";
+
+/// What follows an accepting [`Response`] when the request asked for shared memory: which
+/// path the connection's data takes. A record saying [`DataPath::SharedMemory`] carries two
+/// descriptors (`SCM_RIGHTS`): the sealed memory region and the client's end of the second
+/// doorbell socket (docs/protocol.md, section 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPath {
+    /// Frames on the socket, as for a client that did not ask.
+    Socket,
+    /// The rings of the shared-memory region.
+    SharedMemory,
+}
+
+impl DataPath {
+    /// Encodes the record: the magic, the path (0 socket, 1 shared memory), three zeros.
+    pub fn encode(self) -> [u8; DATA_PATH_LEN] {
+        let path = match self {
+            DataPath::Socket => 0,
+            DataPath::SharedMemory => 1,
+        };
+        let m = DATA_PATH_MAGIC;
+        [m[0], m[1], m[2], m[3], path, 0, 0, 0]
+    }
+
+    /// Decodes a whole record.
+    ///
+    /// # Errors
+    ///
+    /// A [`ProtocolError`] for a wrong magic, an unknown path or non-zero reserved bytes.
+    pub fn decode(buf: &[u8; DATA_PATH_LEN]) -> Result<DataPath, ProtocolError> {
+        if buf[..4] != DATA_PATH_MAGIC {
+            return Err(ProtocolError::BadMagic {
+                found: [buf[0], buf[1], buf[2], buf[3]],
+            });
+        }
+        if buf[5..] != [0, 0, 0] {
+            return Err(ProtocolError::BadField {
+                field: "data path reserved bytes",
+                problem: "must be zero".into(),
+            });
+        }
+        match buf[4] {
+            0 => Ok(DataPath::Socket),
+            1 => Ok(DataPath::SharedMemory),
+            b => Err(ProtocolError::BadField {
+                field: "data path",
+                problem: format!("{b} is not 0 (socket) or 1 (shared memory)"),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +377,7 @@ mod tests {
             access: Access::ReadWrite,
             mode: PipeMode::Message,
             pipe: "HelloWorld".into(),
+            shared_memory: false,
         }
     }
 
@@ -343,6 +421,34 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_shared_memory_flag_round_trips_and_unknown_flags_are_refused() {
+        let asking = Request {
+            shared_memory: true,
+            ..request()
+        };
+        let bytes = asking.encode();
+        assert_eq!(bytes[7], REQUEST_FLAG_SHARED_MEMORY);
+        assert_eq!(Request::decode(&bytes), Ok(Some((asking, bytes.len()))));
+        let mut bad = bytes.clone();
+        bad[7] = 0x02;
+        assert!(matches!(
+            Request::decode(&bad),
+            Err(ProtocolError::BadField { field: "flags", .. })
+        ));
+    }
+
+    #[test]
+    fn data_path_records_round_trip_and_garbage_is_refused() {
+        for path in [DataPath::Socket, DataPath::SharedMemory] {
+            assert_eq!(DataPath::decode(&path.encode()), Ok(path));
+        }
+        assert_eq!(&DataPath::SharedMemory.encode(), b"PWDP\x01\0\0\0");
+        assert!(DataPath::decode(b"PWDP\x02\0\0\0").is_err());
+        assert!(DataPath::decode(b"PWDP\x01\0\x01\0").is_err());
+        assert!(DataPath::decode(b"PWIR\x01\0\0\0").is_err());
     }
 
     #[test]

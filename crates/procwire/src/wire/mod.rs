@@ -21,8 +21,8 @@ pub use frame::{
     MAX_CLOSE_REASON, MAX_FRAME_LEN,
 };
 pub use handshake::{
-    Request, Response, Status, MAX_DETAIL_LEN, MAX_PIPE_NAME_LEN, REQUEST_HEADER_LEN,
-    RESPONSE_HEADER_LEN,
+    DataPath, Request, Response, Status, DATA_PATH_LEN, DATA_PATH_MAGIC, MAX_DETAIL_LEN,
+    MAX_PIPE_NAME_LEN, REQUEST_FLAG_SHARED_MEMORY, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN,
 };
 pub use mailslot::{SlotDatagram, MAILSLOT_HEADER_LEN, MAILSLOT_MAGIC, MAX_UDP_PAYLOAD};
 pub use registry::{

@@ -24,8 +24,10 @@ fn status() -> impl Strategy<Value = Status> {
 
 proptest! {
     #[test]
-    fn request_round_trips(access in access(), mode in mode(), pipe in "[^\\\\/]{1,80}") {
-        let request = Request { access, mode, pipe };
+    fn request_round_trips(
+        access in access(), mode in mode(), pipe in "[^\\\\/]{1,80}", shared_memory in proptest::bool::ANY,
+    ) {
+        let request = Request { access, mode, pipe, shared_memory };
         let bytes = request.encode();
         prop_assert_eq!(Request::decode(&bytes), Ok(Some((request, bytes.len()))));
     }

@@ -93,7 +93,9 @@ impl ClientOptions {
             detail: format!("the server hung up during the handshake ({e})"),
         };
         // As in the blocking client: a refusal may already be waiting when the write fails.
-        let sent = stream.write_all(&self.request(endpoint).encode()).await;
+        let sent = stream
+            .write_all(&self.request(endpoint, false).encode())
+            .await;
         if let Err(e) = &sent {
             if !handshake::answered_early(e) {
                 return Err(hung_up(sent.unwrap_err()));

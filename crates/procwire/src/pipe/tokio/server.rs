@@ -143,8 +143,14 @@ async fn serve_handshake(
             return None;
         }
     };
+    let asked_for_memory = matches!(&request, Ok(r) if r.shared_memory);
     let (response, admitted) = core.admit(request, peer.as_ref());
-    if let Err(e) = stream.write_all(&response.encode()).await {
+    let mut answer = response.encode();
+    if asked_for_memory && admitted.is_some() {
+        // The tokio server keeps every connection on the socket.
+        answer.extend_from_slice(&crate::wire::DataPath::Socket.encode());
+    }
+    if let Err(e) = stream.write_all(&answer).await {
         tracing::info!(pipe = %pipe_name, ?peer, "cannot answer a client: {e}");
         return None;
     }

@@ -1,0 +1,128 @@
+//! How a side of a shared-memory pipe waits: spin briefly while the peer runs on another
+//! CPU, then sleep in `poll` on the doorbell socket, which the peer writes a byte to only
+//! when it finds the waiting word set.
+//!
+//! The doorbell is a socket rather than a futex because the socket also says when the peer
+//! is gone (it reads end-of-file when the peer closes or dies), which no futex can, and
+//! because the tokio reactor can wait on a socket.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use crate::shim::{AtomicU32, Ordering};
+
+/// The shortest and longest spin, and the first.
+const MIN_SPIN: Duration = Duration::from_micros(4);
+const MAX_SPIN: Duration = Duration::from_micros(128);
+const FIRST_SPIN: Duration = Duration::from_micros(32);
+
+/// How many waits pass between two looks at which CPU this thread runs on.
+const CPU_REFRESH: u32 = 1024;
+
+/// A waiting side's adaptive spin: longer after spins that ended with the peer's answer,
+/// shorter after spins that ended in sleep.
+#[derive(Debug)]
+pub(crate) struct Spin {
+    budget: Duration,
+    waits: u32,
+}
+
+impl Spin {
+    pub(crate) fn new() -> Spin {
+        Spin {
+            budget: FIRST_SPIN,
+            waits: 0,
+        }
+    }
+
+    /// Spins until `ready` gives a value or the budget is spent (at once when the peer last
+    /// ran on this CPU: spinning would only keep it from running). `my_cpu` is refreshed
+    /// now and then so the peer can make the same decision.
+    pub(crate) fn spin<T, E>(
+        &mut self,
+        my_cpu: &AtomicU32,
+        peer_cpu: &AtomicU32,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> Result<Option<T>, E>,
+    ) -> Result<Option<T>, E> {
+        if let Some(value) = ready()? {
+            return Ok(Some(value));
+        }
+        self.waits = self.waits.wrapping_add(1);
+        if self.waits % CPU_REFRESH == 1 {
+            my_cpu.store(crate::sys::thread::current_cpu(), Ordering::Relaxed);
+        }
+        if peer_cpu.load(Ordering::Relaxed) == my_cpu.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        let until = deadline.map_or(start + self.budget, |d| d.min(start + self.budget));
+        loop {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+                if let Some(value) = ready()? {
+                    self.budget = (self.budget * 2).min(MAX_SPIN);
+                    return Ok(Some(value));
+                }
+            }
+            if Instant::now() >= until {
+                self.budget = (self.budget / 2).max(MIN_SPIN);
+                return Ok(None);
+            }
+        }
+    }
+
+    /// After a sleep this thread may run elsewhere: look again at the next wait.
+    pub(crate) fn slept(&mut self) {
+        self.waits = 0;
+    }
+}
+
+/// What a sleep on the doorbell ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rang {
+    /// A byte came (or a signal, or nothing): look at the ring again.
+    Maybe,
+    /// The peer closed its end: after one more look at the ring, nothing more will come.
+    PeerClosed,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Sleeps until the doorbell rings, the peer closes it, or `deadline` passes; takes in what
+/// the peer sent, so that the next sleep waits for a new ring.
+pub(crate) fn sleep(bell: &UnixStream, deadline: Option<Instant>) -> io::Result<Rang> {
+    let left = match deadline {
+        None => Duration::from_secs(3600),
+        Some(d) => d.saturating_duration_since(Instant::now()),
+    };
+    if left.is_zero() {
+        return Ok(Rang::TimedOut);
+    }
+    if !crate::sys::wait_readable(bell, left)? {
+        return Ok(if deadline.is_some() {
+            Rang::TimedOut
+        } else {
+            Rang::Maybe
+        });
+    }
+    // A peer could keep the socket full; a bounded number of reads is enough to go on.
+    let mut sink = [0u8; 256];
+    for _ in 0..16 {
+        match crate::sys::recv_now(bell, &mut sink) {
+            Ok(0) => return Ok(Rang::PeerClosed),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(Rang::PeerClosed),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Rang::Maybe)
+}
+
+/// Rings the peer's doorbell: one byte, never waiting (a full socket already holds rings
+/// the peer has not taken; a closed one means the peer is gone, which its side notices).
+pub(crate) fn ring(bell: &UnixStream) {
+    let _ = crate::sys::send_now(bell, &[1]);
+}

@@ -1,0 +1,428 @@
+//! Shared-memory pipes across real processes: a server in a helper process (this test
+//! binary re-executed), clients here or in more helpers; peers killed mid-message, peers
+//! that scribble on the rings, another user, and a Python client that knows nothing of
+//! shared memory.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
+use procwire::wire::PipeMode;
+use procwire_testkit::{helper, helper_role, unique_name, Proc, Watchdog};
+
+/// The ring size of the servers here: 64 KiB, so that large messages stream through it.
+const RING: usize = 64 * 1024;
+const RING_STR: &str = "65536";
+
+fn server(name: &str, mode: &str) -> Proc {
+    let mut server = helper("echo-server", &[("PIPE", name), ("MODE", mode)]);
+    server.wait_for("READY");
+    server
+}
+
+fn client(name: &str) -> PipeConnection {
+    let pipe = ClientOptions::new()
+        .read_mode(PipeMode::Message)
+        .shared_memory(true)
+        .timeout(Duration::from_secs(20))
+        .open(name)
+        .expect("open the pipe");
+    assert!(pipe.is_shared_memory(), "the server offers shared memory");
+    pipe
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn messages_of_every_awkward_size_keep_their_boundaries() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-sizes");
+    let _server = server(&name, "message");
+    let mut pipe = client(&name);
+    let max_record = RING / 4 - 8;
+    for (i, len) in [
+        0,
+        1,
+        max_record - 1,
+        max_record,
+        max_record + 1,
+        RING - 1,
+        RING,
+        RING + 1,
+        8 << 20,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let message = pattern(len, i as u8);
+        pipe.send(&message).unwrap();
+        let echo = pipe.recv().unwrap();
+        assert_eq!(echo.len(), len, "length of message {i}");
+        assert!(echo == message, "contents of the {len}-byte message");
+    }
+}
+
+#[test]
+fn thirty_two_shared_memory_clients_are_served_at_once() {
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    let name = Arc::new(unique_name("shm-many"));
+    let _server = server(&name, "message");
+    let clients: Vec<_> = (0..32u8)
+        .map(|c| {
+            let name = Arc::clone(&name);
+            std::thread::spawn(move || {
+                let mut pipe = client(&name);
+                for i in 0..200u32 {
+                    let message = pattern(1 + (i as usize * 97) % 5000, c);
+                    pipe.send(&message).unwrap();
+                    assert_eq!(pipe.recv().unwrap(), message, "client {c} message {i}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("a client thread");
+    }
+}
+
+#[test]
+fn zero_copy_loans_and_borrowed_receives_travel_in_place() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-loan");
+    let _server = server(&name, "message");
+    let mut pipe = client(&name);
+    for round in 0..100u8 {
+        let mut loan = pipe.loan(4096).unwrap();
+        loan.copy_from_slice(&pattern(4096, round));
+        loan.send().unwrap();
+        let received = pipe.recv_borrowed().unwrap();
+        assert!(
+            received.is_in_place(),
+            "a 4 KiB message lies in one piece of the ring"
+        );
+        assert!(*received == pattern(4096, round)[..], "round {round}");
+    }
+    // Longer than a quarter of the ring: still works, through memory of its own.
+    let mut loan = pipe.loan(RING).unwrap();
+    loan.fill(7);
+    loan.send().unwrap();
+    let received = pipe.recv_borrowed().unwrap();
+    assert!(!received.is_in_place());
+    assert_eq!(received.len(), RING);
+}
+
+#[test]
+fn recv_into_timeouts_and_half_close_behave_as_on_the_socket() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-semantics");
+    let _server = server(&name, "message");
+    let mut pipe = client(&name);
+    // Nothing sent: a timeout, and nothing lost afterwards.
+    let e = pipe.recv_timeout(Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, PipeError::Timeout { .. }), "{e}");
+    // A message longer than the buffer arrives in parts (ERROR_MORE_DATA).
+    let message = pattern(100_000, 3);
+    pipe.send(&message).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 7000];
+    loop {
+        let part = pipe.recv_into(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..part.len]);
+        if part.complete {
+            break;
+        }
+        assert_eq!(part.len, buf.len(), "an incomplete part fills the buffer");
+    }
+    assert!(got == message);
+    // Half close: the server still gets (and answers) the last message, then sees the end
+    // and closes; this end can still receive after finishing its sending.
+    pipe.send(b"last").unwrap();
+    pipe.finish_sending().unwrap();
+    assert_eq!(pipe.recv().unwrap(), b"last");
+    let e = pipe.recv().unwrap_err();
+    assert!(matches!(e, PipeError::Disconnected { .. }), "{e}");
+}
+
+#[test]
+fn byte_type_pipes_stream_through_shared_memory() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-bytes");
+    let _server = server(&name, "byte");
+    let mut pipe = ClientOptions::new()
+        .shared_memory(true)
+        .open(name.as_str())
+        .unwrap();
+    assert!(pipe.is_shared_memory());
+    let data = pattern(3 << 20, 9);
+    let writer = {
+        let mut pipe = pipe.try_clone().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            for chunk in data.chunks(10_000) {
+                pipe.write_all(chunk).unwrap();
+            }
+            pipe.finish_sending().unwrap();
+        })
+    };
+    let mut echoed = Vec::new();
+    pipe.read_to_end(&mut echoed).unwrap();
+    writer.join().unwrap();
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data);
+}
+
+#[test]
+fn a_server_killed_mid_message_gives_its_client_disconnected_not_a_torn_message() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-server-dies");
+    let mut server = helper("dies-mid-send", &[("PIPE", &name)]);
+    server.wait_for("READY");
+    let mut pipe = client(&name);
+    server.wait_for("SENDING");
+    // The server blocks with part of 8 MiB in the 64 KiB ring; read some, then kill it.
+    let mut part = [0u8; 1000];
+    let first = pipe.recv_into(&mut part).unwrap();
+    assert!(!first.complete);
+    server.kill();
+    let e = pipe.recv().unwrap_err();
+    match e {
+        PipeError::Disconnected { detail, .. } => {
+            assert!(detail.contains("middle of a message"), "{detail}")
+        }
+        e => panic!("expected Disconnected, got {e}"),
+    }
+}
+
+#[test]
+fn a_client_killed_mid_message_leaves_the_server_serving_others() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-client-dies");
+    let mut server = server(&name, "message");
+    let mut dying = helper("dies-mid-send", &[("PIPE", &name), ("SIDE", "client")]);
+    dying.wait_for("SENDING");
+    std::thread::sleep(Duration::from_millis(100));
+    dying.kill();
+    server.wait_for("client gone: ");
+    let mut pipe = client(&name);
+    pipe.send(b"still there?").unwrap();
+    assert_eq!(pipe.recv().unwrap(), b"still there?");
+}
+
+#[test]
+fn a_peer_that_scribbles_on_the_rings_gets_a_protocol_error_and_others_go_on() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-scribble");
+    let mut server = server(&name, "message");
+    for target in ["tail", "head"] {
+        let mut vandal = helper("scribbler", &[("PIPE", &name), ("TARGET", target)]);
+        let outcome = vandal.wait_for("OUTCOME");
+        assert!(outcome.contains("Disconnected"), "{target}: {outcome}");
+        // The server names the broken protocol when it drops the vandal (other clients'
+        // ends, printed as Ok, may come first).
+        let report = server.wait_for("shared-memory ring");
+        assert!(report.contains("client gone: Err"), "{target}: {report}");
+        let mut pipe = client(&name);
+        pipe.send(b"fine").unwrap();
+        assert_eq!(
+            pipe.recv().unwrap(),
+            b"fine",
+            "after the {target} scribbler"
+        );
+    }
+}
+
+#[test]
+fn a_python_client_that_knows_no_shared_memory_is_served_on_the_socket() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-python");
+    let _server = server(&name, "message");
+    let path = procwire::name::Namespace::Local
+        .directory(procwire::name::NameClass::Pipe)
+        .unwrap()
+        .join(&name);
+    let script = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+name = sys.argv[2].encode()
+s.sendall(b"PWIR\x01\x03\x02\x00" + struct.pack(">H", len(name)) + name)
+def exact(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c: raise SystemExit("eof")
+        b += c
+    return b
+head = exact(18)
+assert head[5] == 0, head
+exact(struct.unpack(">H", head[16:18])[0])
+s.sendall(struct.pack(">I", 5) + b"hello")
+n = struct.unpack(">I", exact(4))[0]
+print(exact(n).decode())
+"#;
+    let out = procwire_testkit::run(
+        {
+            let mut cmd = std::process::Command::new("python3");
+            cmd.args(["-c", script, path.to_str().unwrap(), &name]);
+            cmd
+        },
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+}
+
+#[test]
+#[ignore = "needs root: runs a client as uid 65534"]
+fn another_users_client_is_refused_exactly_as_on_the_socket() {
+    use std::os::unix::process::CommandExt;
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = format!(r"Global\{}", unique_name("shm-stranger"));
+    let _server = server(&name, "message");
+    let exe = procwire_testkit::copy_for_others(&std::env::current_exe().unwrap());
+    let mut cmd = procwire_testkit::helper_command(exe, "stranger", &[("PIPE", &name)]);
+    cmd.uid(65534).gid(65534);
+    let mut stranger = Proc::spawn(cmd);
+    let outcome = stranger.wait_for("OUTCOME");
+    assert!(outcome.contains("AccessDenied"), "{outcome}");
+}
+
+/// Not a test of its own: the body of the helper processes above.
+#[test]
+fn helper_process() {
+    let Some(role) = helper_role() else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let name = var("PIPE");
+    match role.as_str() {
+        "echo-server" => echo_server(&name, &var("MODE")),
+        "dies-mid-send" if var("SIDE") == "client" => {
+            let mut pipe = client(&name);
+            say("SENDING");
+            // Blocks once the 64 KiB ring is full: the test kills us here.
+            pipe.send(&vec![1u8; 8 << 20]).unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "dies-mid-send" => {
+            let server = PipeOptions::new()
+                .shared_memory_ring_size(RING)
+                .create(name.as_str())
+                .unwrap();
+            say("READY");
+            let mut conn = server.accept().unwrap();
+            say("SENDING");
+            conn.send(&vec![2u8; 8 << 20]).unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "scribbler" => {
+            let mut pipe = client(&name);
+            pipe.send(b"hello").unwrap();
+            assert_eq!(pipe.recv().unwrap(), b"hello");
+            let region = shared_region();
+            // Offsets of docs/protocol.md section 13: ring 0's control block at 64 (its tail
+            // at +64), ring 1's at 192 (its head at +0).
+            let outcome = match var("TARGET").as_str() {
+                "tail" => {
+                    region.write_at(&u64::MAX.to_le_bytes(), 64 + 64).unwrap();
+                    pipe.send(b"answer me").unwrap();
+                    pipe.recv()
+                }
+                _ => {
+                    region.write_at(&12_345_677u64.to_le_bytes(), 192).unwrap();
+                    pipe.finish_sending().unwrap();
+                    pipe.recv()
+                }
+            };
+            say(&format!("OUTCOME {outcome:?}"));
+        }
+        "stranger" => {
+            let outcome = ClientOptions::new()
+                .shared_memory(true)
+                .timeout(Duration::from_secs(5))
+                .open(name.as_str());
+            say(&format!("OUTCOME {:?}", outcome.map(|_| "connected")));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn say(line: &str) {
+    println!("{line}");
+    std::io::stdout().flush().unwrap();
+}
+
+/// The memory region this process got from the server, found among its descriptors.
+fn shared_region() -> std::fs::File {
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let path = entry.unwrap().path();
+        let target = std::fs::read_link(&path).unwrap_or_default();
+        if target.to_string_lossy().starts_with("/memfd:procwire-pipe") {
+            return std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+        }
+    }
+    panic!("no shared-memory region among this process's descriptors");
+}
+
+/// Serves every client on its own thread: echoes each message (byte mode: each chunk read)
+/// and prints how each client ended.
+fn echo_server(name: &str, mode: &str) {
+    let mode = if mode == "byte" {
+        PipeMode::Byte
+    } else {
+        PipeMode::Message
+    };
+    let server = PipeOptions::new()
+        .mode(mode)
+        .shared_memory_ring_size(RING_STR.parse().unwrap())
+        .create(name)
+        .unwrap();
+    say("READY");
+    loop {
+        let mut conn = server.accept().unwrap();
+        std::thread::spawn(move || {
+            let end = if mode == PipeMode::Byte {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) => break conn.finish_sending().map_err(|e| e.to_string()),
+                        Ok(n) => {
+                            if let Err(e) = conn.write_all(&buf[..n]) {
+                                break Err(e.to_string());
+                            }
+                        }
+                        Err(e) => break Err(e.to_string()),
+                    }
+                }
+            } else {
+                loop {
+                    match conn.recv() {
+                        Ok(m) => {
+                            if let Err(e) = conn.send(&m) {
+                                break Err(e.to_string());
+                            }
+                        }
+                        Err(PipeError::Disconnected { .. }) => break Ok(()),
+                        Err(e) => break Err(e.to_string()),
+                    }
+                }
+            };
+            say(&format!("client gone: {end:?}"));
+        });
+    }
+}
