@@ -10,6 +10,10 @@
 //!   sink, which acknowledges the batch with one byte; the acknowledgement is part of the
 //!   time.
 //!
+//! - `shm_round_trip` and `shm_throughput`: the same over shared-memory pipes (copying, and
+//!   zero-copy with loans and borrowed receives), beside the floor of shared memory: two
+//!   processes spinning on an atomic in a mapping, and the socket pipe again.
+//!
 //! The raw baselines use `std::os::unix::net` directly, with the kernel's default buffers,
 //! as procwire does. Run with `cargo bench -p procwire --bench pipe`; results are in
 //! `docs/performance.md`.
@@ -23,7 +27,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use divan::counter::BytesCount;
@@ -73,9 +77,14 @@ mod peer {
             std::process::exit(2);
         });
         let result = match role {
-            "pipe-echo" => pipe_server(&addr, pipe_echo),
-            "pipe-sink-recv" => pipe_server(&addr, pipe_sink_recv),
-            "pipe-sink-recv-into" => pipe_server(&addr, pipe_sink_recv_into),
+            "pipe-echo" => pipe_server(&addr, false, pipe_echo),
+            "pipe-sink-recv" => pipe_server(&addr, false, pipe_sink_recv),
+            "pipe-sink-recv-into" => pipe_server(&addr, false, pipe_sink_recv_into),
+            "shm-echo" => pipe_server(&addr, true, pipe_echo_into),
+            "shm-echo-in-place" => pipe_server(&addr, true, pipe_echo_in_place),
+            "shm-sink-recv-into" => pipe_server(&addr, true, pipe_sink_recv_into),
+            "shm-sink-in-place" => pipe_server(&addr, true, pipe_sink_in_place),
+            "atomic-echo" => atomic_echo(&addr),
             "raw-echo" => raw_server(&addr, raw_echo),
             "raw-sink" => raw_server(&addr, raw_sink),
             _ => Err(format!("unknown role `{role}`")),
@@ -98,10 +107,12 @@ mod peer {
 
     fn pipe_server(
         name: &str,
+        shared_memory: bool,
         serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
     ) -> Result<(), String> {
         let server = PipeOptions::new()
             .mode(PipeMode::Message)
+            .shared_memory(shared_memory)
             .create(name)
             .map_err(|e| e.to_string())?;
         ready()?;
@@ -117,6 +128,65 @@ mod peer {
         loop {
             let message = conn.recv()?;
             conn.send(&message)?;
+        }
+    }
+
+    /// Sends every message back, received with `recv_into` a reused buffer.
+    fn pipe_echo_into(conn: &mut PipeConnection) -> Result<(), PipeError> {
+        let mut buf = vec![0u8; SINK_BUFFER];
+        loop {
+            let part = conn.recv_into(&mut buf)?;
+            conn.send(&buf[..part.len])?;
+        }
+    }
+
+    /// Sends every message back without a copy: read in place, written into a loan.
+    fn pipe_echo_in_place(conn: &mut PipeConnection) -> Result<(), PipeError> {
+        let mut scratch = [0u8; SMALL];
+        loop {
+            let len = {
+                let message = conn.recv_borrowed()?;
+                scratch[..message.len()].copy_from_slice(&message);
+                message.len()
+            };
+            let mut loan = conn.loan(len)?;
+            loan.copy_from_slice(&scratch[..len]);
+            loan.send()?;
+        }
+    }
+
+    /// Takes each message in place; an empty one asks for a one-byte acknowledgement.
+    fn pipe_sink_in_place(conn: &mut PipeConnection) -> Result<(), PipeError> {
+        loop {
+            if conn.recv_borrowed()?.is_empty() {
+                conn.send(b"k")?;
+            }
+        }
+    }
+
+    /// The floor: waits for the counter at offset 0 of the mapping to change, spinning, and
+    /// answers by copying it to offset 64, until the counter reads `u64::MAX`.
+    fn atomic_echo(name: &str) -> Result<(), String> {
+        let mapping = procwire::mapping::Mapping::open(name, procwire::security::Access::ReadWrite)
+            .map_err(|e| e.to_string())?;
+        let view = mapping.view_all().map_err(|e| e.to_string())?;
+        let (ping, pong) = (
+            view.atomic_u64(0).map_err(|e| e.to_string())?,
+            view.atomic_u64(64).map_err(|e| e.to_string())?,
+        );
+        ready()?;
+        let mut last = 0;
+        loop {
+            let now = ping.load(Ordering::Acquire);
+            if now == last {
+                std::hint::spin_loop();
+                continue;
+            }
+            if now == u64::MAX {
+                return Ok(());
+            }
+            last = now;
+            pong.store(now, Ordering::Release);
         }
     }
 
@@ -264,9 +334,46 @@ fn pipe_session(role: &str) -> Session<PipeConnection> {
     let peer = Peer::spawn(role, &name);
     let conn = ClientOptions::new()
         .read_mode(PipeMode::Message)
+        .shared_memory(role.starts_with("shm-"))
         .open(name.as_str())
         .expect("connect to the peer's pipe");
+    assert_eq!(conn.is_shared_memory(), role.starts_with("shm-"));
     Session { conn, _peer: peer }
+}
+
+/// Two counters in a mapping, on cache lines of their own, and the peer that echoes one
+/// into the other.
+struct AtomicSession {
+    view: procwire::mapping::View,
+    _mapping: procwire::mapping::Mapping,
+    _peer: Peer,
+}
+
+impl AtomicSession {
+    fn new() -> AtomicSession {
+        let name = unique("atomic");
+        let mapping = procwire::mapping::Mapping::create(name.as_str(), 4096).expect("mapping");
+        let view = mapping.view_all().expect("view");
+        let peer = Peer::spawn("atomic-echo", &name);
+        AtomicSession {
+            view,
+            _mapping: mapping,
+            _peer: peer,
+        }
+    }
+
+    fn words(&self) -> (&AtomicU64, &AtomicU64) {
+        (
+            self.view.atomic_u64(0).expect("ping"),
+            self.view.atomic_u64(64).expect("pong"),
+        )
+    }
+}
+
+impl Drop for AtomicSession {
+    fn drop(&mut self) {
+        self.words().0.store(u64::MAX, Ordering::Release);
+    }
 }
 
 fn raw_session(role: &str) -> Session<UnixStream> {
@@ -379,5 +486,113 @@ mod throughput {
     #[divan::bench(args = SIZES)]
     fn procwire_recv_into(bencher: Bencher<'_, '_>, size: usize) {
         procwire_to(bencher, size, "pipe-sink-recv-into");
+    }
+}
+
+/// 64-byte round trips through shared memory, against the floor (a spinning atomic
+/// ping-pong) and the socket pipe, in the same run.
+#[divan::bench_group(sample_count = 3000, sample_size = 100)]
+mod shm_round_trip {
+    use super::*;
+
+    /// The floor: store a counter, spin until the peer echoes it.
+    #[divan::bench]
+    fn atomic_floor(bencher: Bencher<'_, '_>) {
+        let s = AtomicSession::new();
+        let (ping, pong) = s.words();
+        let mut n = 0u64;
+        bencher.bench_local(|| {
+            n += 1;
+            ping.store(n, Ordering::Release);
+            while pong.load(Ordering::Acquire) != n {
+                std::hint::spin_loop();
+            }
+        });
+    }
+
+    /// The socket pipe: `send`, then `recv_into`.
+    #[divan::bench]
+    fn socket_pipe(bencher: Bencher<'_, '_>) {
+        round_trip_into(bencher, "pipe-echo");
+    }
+
+    /// The shared-memory pipe: `send`, then `recv_into` (one copy each way).
+    #[divan::bench]
+    fn shm_pipe(bencher: Bencher<'_, '_>) {
+        round_trip_into(bencher, "shm-echo");
+    }
+
+    /// The shared-memory pipe without copies: a loan sent, the answer borrowed in place.
+    #[divan::bench]
+    fn shm_pipe_zero_copy(bencher: Bencher<'_, '_>) {
+        let mut s = pipe_session("shm-echo-in-place");
+        bencher.bench_local(|| {
+            let mut loan = s.conn.loan(SMALL).unwrap();
+            loan.fill(7);
+            loan.send().unwrap();
+            let answer = s.conn.recv_borrowed().unwrap();
+            assert_eq!(answer.len(), SMALL);
+        });
+    }
+
+    fn round_trip_into(bencher: Bencher<'_, '_>, role: &str) {
+        let mut s = pipe_session(role);
+        let message = [7u8; SMALL];
+        let mut answer = [0u8; SMALL];
+        bencher.bench_local(|| {
+            s.conn.send(&message).unwrap();
+            let part = s.conn.recv_into(&mut answer).unwrap();
+            assert!(part.complete && part.len == SMALL);
+        });
+    }
+}
+
+/// One-way bandwidth through shared memory: 8 MiB of messages of `size` bytes, then one
+/// acknowledgement.
+#[divan::bench_group(sample_count = 30, sample_size = 1)]
+mod shm_throughput {
+    use super::*;
+
+    const SHM_SIZES: &[usize] = &[64, 4 << 10, 64 << 10, 1 << 20];
+
+    fn batch(bencher: Bencher<'_, '_>, size: usize, sink: &str, loans: bool) {
+        let mut s = pipe_session(sink);
+        let payload = vec![7u8; size];
+        let count = (BATCH_BYTES / size).max(1);
+        let mut ack = [0u8; 1];
+        bencher
+            .counter(BytesCount::new(count * size))
+            .bench_local(|| {
+                for _ in 0..count {
+                    if loans {
+                        let mut loan = s.conn.loan(size).unwrap();
+                        loan.copy_from_slice(&payload);
+                        loan.send().unwrap();
+                    } else {
+                        s.conn.send(&payload).unwrap();
+                    }
+                }
+                s.conn.send(&[]).unwrap();
+                let part = s.conn.recv_into(&mut ack).unwrap();
+                assert!(part.complete && part.len == 1);
+            });
+    }
+
+    /// `send` (one copy in); the sink's `recv_into` copies out.
+    #[divan::bench(args = SHM_SIZES)]
+    fn copy(bencher: Bencher<'_, '_>, size: usize) {
+        batch(bencher, size, "shm-sink-recv-into", false);
+    }
+
+    /// Written into loans; the sink reads each in place (no copy out).
+    #[divan::bench(args = SHM_SIZES)]
+    fn zero_copy(bencher: Bencher<'_, '_>, size: usize) {
+        batch(bencher, size, "shm-sink-in-place", true);
+    }
+
+    /// The socket pipe with the same sink, for the ratio.
+    #[divan::bench(args = SHM_SIZES)]
+    fn socket_pipe(bencher: Bencher<'_, '_>, size: usize) {
+        batch(bencher, size, "pipe-sink-recv-into", false);
     }
 }
