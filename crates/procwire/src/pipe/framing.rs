@@ -56,6 +56,12 @@ fn is_retryable(e: &RecvError) -> bool {
     matches!(e, RecvError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted))
 }
 
+/// An end of stream: the next read finds it again, so bytes received before it can be
+/// delivered first.
+fn is_eof(e: &RecvError) -> bool {
+    matches!(e, RecvError::Eof { .. })
+}
+
 impl FrameReader {
     /// A reader for messages of at most `max` bytes, buffering up to `buffer` bytes.
     pub(crate) fn new(max: u32, buffer: usize) -> FrameReader {
@@ -120,6 +126,18 @@ impl FrameReader {
         }
         self.end += got;
         Ok(())
+    }
+
+    /// Whether the buffer holds the whole header of a next message (not of a close frame,
+    /// nor bytes that break the protocol).
+    fn message_header_buffered(&self) -> bool {
+        let Some(header) = self.buf[self.start..self.end].first_chunk::<FRAME_HEADER_LEN>() else {
+            return false;
+        };
+        matches!(
+            FrameHeader::decode(*header, self.max),
+            Ok(FrameHeader::Message(_))
+        )
     }
 
     fn is_large(&self, len: usize) -> bool {
@@ -212,7 +230,8 @@ impl FrameReader {
     /// Copies up to `out.len()` bytes of the current message into `out`, reading from the
     /// peer when the buffer is empty. Returns the bytes copied and whether that was the end
     /// of the message. When some bytes were copied and the closure then fails with a
-    /// retryable error, returns the bytes so far as an incomplete read.
+    /// retryable error, or the stream ends, returns the bytes so far as an incomplete read
+    /// (the next call reports the end).
     pub(crate) fn recv_into<F>(
         &mut self,
         out: &mut [u8],
@@ -222,7 +241,13 @@ impl FrameReader {
         F: FnMut(&mut [u8]) -> io::Result<usize>,
     {
         self.begin(read)?;
-        let mut copied = 0;
+        // First what a `recv_message` that stopped early received of this message.
+        let mut copied = self.pending.len().min(out.len());
+        out[..copied].copy_from_slice(&self.pending[..copied]);
+        self.pending.drain(..copied);
+        if !self.pending.is_empty() {
+            return Ok((copied, false));
+        }
         loop {
             let State::Payload { total, remaining } = self.state else {
                 unreachable!("begin leaves a message under way");
@@ -255,14 +280,17 @@ impl FrameReader {
                     copied += n;
                     self.advance(n);
                 }
-                Err(e) if copied > 0 && is_retryable(&e) => return Ok((copied, false)),
+                Err(e) if copied > 0 && (is_retryable(&e) || is_eof(&e)) => {
+                    return Ok((copied, false))
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 
     /// Receives the rest of the current message, or the next one, whole. What arrived
-    /// before a retryable error is kept for the next call. `read_spare` reads into a
+    /// before a retryable error is kept for the next call (of this or of
+    /// [`FrameReader::recv_into`], which delivers it first). `read_spare` reads into a
     /// vector's spare capacity, so that a large message lands in its own allocation with
     /// no copy and no zero-filling.
     pub(crate) fn recv_message<F, G>(
@@ -311,11 +339,12 @@ impl FrameReader {
                     Err(e) => return Err(RecvError::Io(e)),
                 }
             } else {
-                let done = total - remaining;
-                if self.pending.len() < total {
-                    self.pending.resize(total, 0);
-                }
-                match read(&mut self.pending[done..total]) {
+                // `pending` holds only bytes received: it grows by what each read gives.
+                let have = self.pending.len();
+                self.pending.resize(have + remaining, 0);
+                let got = read(&mut self.pending[have..]);
+                self.pending.truncate(have + *got.as_ref().unwrap_or(&0));
+                match got {
                     Ok(0) => return Err(self.eof()),
                     Ok(n) => self.advance(n),
                     Err(e) => return Err(RecvError::Io(e)),
@@ -343,8 +372,9 @@ impl FrameReader {
         }
         let mut total = 0;
         loop {
-            let step = if total > 0 && !self.in_message() && self.buffered() < FRAME_HEADER_LEN {
-                // Do not block for the next message once some bytes are ready.
+            let step = if total > 0 && !self.in_message() && !self.message_header_buffered() {
+                // Do not block for the next message once some bytes are ready, and deliver
+                // them before a close frame or bad bytes that follow is reported.
                 return Ok(total);
             } else {
                 self.recv_into(&mut out[total..], read)
@@ -360,7 +390,7 @@ impl FrameReader {
                     }
                 }
                 Err(RecvError::Eof { clean: true, .. }) => return Ok(total),
-                Err(e) if total > 0 && is_retryable(&e) => return Ok(total),
+                Err(e) if total > 0 && (is_retryable(&e) || is_eof(&e)) => return Ok(total),
                 Err(e) => return Err(e),
             }
         }
@@ -589,5 +619,91 @@ mod tests {
         let mut reader = FrameReader::new(999, 1024);
         let e = recv_msg(&mut reader, &mut peer).unwrap_err();
         assert!(matches!(e, RecvError::Closed(r) if r == "too big"));
+    }
+
+    #[test]
+    fn byte_reads_deliver_a_message_before_a_close_frame_or_bad_bytes_behind_it() {
+        // Seen while writing the model of the `pipe_frames` fuzz target: the message and
+        // the close frame came in one read, and the byte read reported the close and lost
+        // the message.
+        for tail in [
+            wire::encode_close_frame("bye"),
+            (1u32 << 20).to_be_bytes().to_vec(),
+        ] {
+            let mut data = frames(&[b"last words".to_vec()]);
+            data.extend_from_slice(&tail);
+            let mut peer = Script::new(data, 10_000, 0);
+            let mut reader = FrameReader::new(1000, 1024);
+            let mut buf = [0u8; 4096];
+            let mut read = |b: &mut [u8]| peer.read(b);
+            let n = reader.read_bytes(&mut buf, false, &mut read).unwrap();
+            assert_eq!(&buf[..n], b"last words");
+            let e = reader.read_bytes(&mut buf, false, &mut read).unwrap_err();
+            assert!(
+                matches!(e, RecvError::Closed(ref r) if r == "bye")
+                    || matches!(e, RecvError::Protocol(ProtocolError::FrameTooLarge { .. })),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_before_an_end_of_stream_are_delivered_before_it() {
+        // Found by the `pipe_frames` fuzz target: the peer died in the middle of a
+        // message, and the bytes of it that had come were lost with the error.
+        let mut data = frames(&[vec![7; 100]]);
+        data.truncate(4 + 30);
+        for stop in [false, true] {
+            let mut peer = Script::new(data.clone(), 10_000, 0);
+            let mut reader = FrameReader::new(1000, 1024);
+            let mut buf = [0u8; 4096];
+            let mut read = |b: &mut [u8]| peer.read(b);
+            assert_eq!(reader.read_bytes(&mut buf, stop, &mut read).unwrap(), 30);
+            let e = reader.read_bytes(&mut buf, stop, &mut read).unwrap_err();
+            assert!(matches!(e, RecvError::Eof { clean: false, .. }), "{e:?}");
+        }
+        let mut peer = Script::new(data, 10_000, 0);
+        let mut reader = FrameReader::new(1000, 1024);
+        let mut buf = [0u8; 4096];
+        let mut read = |b: &mut [u8]| peer.read(b);
+        assert_eq!(reader.recv_into(&mut buf, &mut read).unwrap(), (30, false));
+        let e = reader.recv_into(&mut buf, &mut read).unwrap_err();
+        assert!(matches!(e, RecvError::Eof { clean: false, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn recv_into_after_a_stalled_recv_message_starts_with_what_it_received() {
+        // Found by the `pipe_frames` fuzz target: a whole-message receive that timed out
+        // kept the bytes it had, and a `recv_into` after it skipped them.
+        let message: Vec<u8> = (0..5_000).map(|i| (i % 251) as u8).collect();
+        for (chunk, stall) in [(1000, 3), (7, 5), (600, 2)] {
+            let mut peer = Script::new(frames(std::slice::from_ref(&message)), chunk, stall);
+            let mut reader = FrameReader::new(1 << 20, 1024);
+            let e = recv_msg(&mut reader, &mut peer).unwrap_err();
+            assert!(matches!(e, RecvError::Io(_)), "{e:?}");
+            let mut got = Vec::new();
+            let mut part = [0u8; 700];
+            loop {
+                // Alternate the two kinds of receive until the message is whole.
+                let result = if got.len() % 2 == 0 {
+                    reader
+                        .recv_into(&mut part, &mut |b: &mut [u8]| peer.read(b))
+                        .map(|(n, complete)| (part[..n].to_vec(), complete))
+                } else {
+                    recv_msg(&mut reader, &mut peer).map(|rest| (rest, true))
+                };
+                match result {
+                    Ok((bytes, complete)) => {
+                        got.extend_from_slice(&bytes);
+                        if complete {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("chunk {chunk} stall {stall}: {e:?}"),
+                }
+            }
+            assert!(got == message, "chunk {chunk} stall {stall}");
+        }
     }
 }

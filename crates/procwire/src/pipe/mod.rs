@@ -32,6 +32,10 @@ mod connection;
 mod endpoint;
 mod error;
 mod framing;
+// The frame reader and handshake assembler, for the fuzz targets (`cargo fuzz` sets the cfg).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod info;
 mod options;
