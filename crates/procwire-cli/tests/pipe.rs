@@ -399,6 +399,7 @@ fn helper(role: &str, name: &str) -> Proc {
         "--test-threads=1",
     ])
     .env("PROCWIRE_TEST_ROLE", role)
+    .env(util::PARENT_VAR, std::process::id().to_string())
     .env("PROCWIRE_TEST_PIPE", name);
     Proc::spawn(cmd)
 }
@@ -413,6 +414,7 @@ fn helper_process() {
     ) else {
         return;
     };
+    util::exit_with_parent();
     match role.as_str() {
         "client-dies-mid-message" => {
             let mut s = raw_client(&name);
