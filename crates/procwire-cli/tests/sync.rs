@@ -854,6 +854,39 @@ mod stress {
             }
         }
 
+        /// Each worker's role, pid and state (running, or where it sleeps; or how it ended,
+        /// with its stderr), for a failure message.
+        pub(super) fn describe(&mut self) -> String {
+            let mut out = Vec::new();
+            for (role, p) in &mut self.procs {
+                let pid = p.pid();
+                let state = match p.child.try_wait() {
+                    Ok(Some(status)) => format!("exited ({status}): {}", p.stderr()),
+                    _ => {
+                        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                            .unwrap_or_default();
+                        let state = stat
+                            .rsplit(')')
+                            .next()
+                            .and_then(|s| s.split_whitespace().next())
+                            .unwrap_or("?")
+                            .to_owned();
+                        let wchan: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .map(|t| {
+                                std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default()
+                            })
+                            .collect();
+                        format!("state {state}, threads in {wchan:?}")
+                    }
+                };
+                out.push(format!("{role} pid {pid}: {state}"));
+            }
+            out.join("; ")
+        }
+
         /// Kills every worker but the first of `role`.
         pub(super) fn keep_one(&mut self, role: &str) {
             let keep = self.procs.iter().position(|(r, _)| r == role).unwrap();
@@ -1026,11 +1059,15 @@ fn stress_auto_event_many_processes_random_timeouts_and_kills_leave_no_waiter_as
         let since = Instant::now();
         while stress::read(&view, stress::TAKEN) == taken {
             if since.elapsed() > Duration::from_secs(3) {
+                let workers = crowd.describe();
                 assert!(
                     !event.is_set(),
-                    "round {round}: the waiter is asleep on a set auto-reset event"
+                    "round {round}: the waiter is asleep on a set auto-reset event; {workers}"
                 );
-                panic!("round {round}: the event was taken, but the release never counted");
+                panic!(
+                    "round {round}: the event was taken, but the release never counted; \
+                     {workers}"
+                );
             }
             std::thread::yield_now();
         }
