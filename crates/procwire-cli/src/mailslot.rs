@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::shutdown::Shutdown;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -84,6 +85,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.everyone {
         options = options.access_list(AccessList::owner_only().everyone(Access::Write));
     }
+    let shutdown = Shutdown::install()?;
     let slot = options.create(args.name.as_str())?;
     let mut out = io::stdout().lock();
     match slot.udp_addr() {
@@ -94,7 +96,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut read = 0usize;
     let mut check = 0u64;
     loop {
-        std::thread::sleep(args.every);
+        shutdown.sleep(args.every)?;
         check += 1;
         let info = slot.info()?;
         writeln!(out, "check {check}: {} message(s) waiting", info.waiting)?;

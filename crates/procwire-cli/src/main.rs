@@ -11,6 +11,7 @@ mod owner;
 mod pipe;
 mod remoting;
 mod shm;
+mod shutdown;
 mod tls;
 
 use std::io;
@@ -75,6 +76,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<shutdown::Stopped>().is_some() => {
+            let shutdown::Stopped(signal) = *e.downcast_ref().expect("checked above");
+            eprintln!("procwire: {e}");
+            ExitCode::from(signal.exit_status())
+        }
         Err(e) => {
             eprintln!("procwire: {e:#}");
             ExitCode::FAILURE

@@ -2,15 +2,17 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use procwire::pipe::{ClientOptions, Direction, PipeConnection, PipeError, PipeOptions};
 use procwire::security::{Access, AccessList};
 use procwire::wire::PipeMode;
+
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PipeCommand {
@@ -161,6 +163,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         options = options.tls(crate::tls::server_tls(cert, key)?);
     }
+    let shutdown = Shutdown::install()?;
     let server = options.create(args.name.as_str())?;
     match server.tcp_addr() {
         Some(addr) => println!("listening on {} and tcp {addr}", server.name()),
@@ -172,17 +175,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         reply: args.reply,
         send: args.send,
     });
-    let served = Arc::new(AtomicUsize::new(0));
+    let mut served = 0;
     let mut workers = Vec::new();
-    loop {
-        if args
-            .clients
-            .is_some_and(|n| served.load(Ordering::Acquire) >= n)
-        {
-            break;
-        }
-        let client = server.accept()?;
-        served.fetch_add(1, Ordering::AcqRel);
+    while args.clients.is_none_or(|n| served < n) {
+        let client = match server.accept_timeout(SIGNAL_CHECK) {
+            Ok(client) => client,
+            Err(PipeError::Timeout { .. }) => {
+                shutdown.check()?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        served += 1;
         let answer = Arc::clone(&answer);
         let worker = std::thread::spawn(move || {
             let who = describe(&client);
@@ -193,17 +197,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if args.clients.is_some() {
             workers.push(worker);
         }
-        if let Some(n) = args.clients {
-            if workers.len() >= n {
-                break;
-            }
-        }
     }
+    // No more clients will be accepted: the name goes now, while the last ones finish.
+    drop(server);
     for worker in workers {
+        while !worker.is_finished() {
+            shutdown.sleep(SIGNAL_CHECK)?;
+        }
         let _ = worker.join();
     }
     Ok(())
 }
+
+/// How often a blocked server looks whether SIGINT or SIGTERM asked it to stop.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 struct Answer {
     echo: bool,
@@ -305,8 +312,12 @@ fn connect(args: ConnectArgs) -> anyhow::Result<()> {
         .read_mode(mode)
         .timeout(args.timeout)
         .open(args.name.as_str())?;
+    let name = pipe.name().to_owned();
+    // Set once standard input has ended, before the half close that tells the server so.
+    let input_done = Arc::new(AtomicBool::new(false));
     let sender = if pipe.access().can_write() {
         let mut writer = pipe.try_clone()?;
+        let input_done = Arc::clone(&input_done);
         Some(std::thread::spawn(move || -> anyhow::Result<()> {
             let stdin = io::stdin().lock();
             if mode == PipeMode::Message {
@@ -316,6 +327,7 @@ fn connect(args: ConnectArgs) -> anyhow::Result<()> {
             } else {
                 io::copy(&mut stdin.take(u64::MAX), &mut writer)?;
             }
+            input_done.store(true, Ordering::Release);
             writer.finish_sending()?;
             Ok(())
         }))
@@ -324,6 +336,14 @@ fn connect(args: ConnectArgs) -> anyhow::Result<()> {
     };
     if pipe.access().can_read() {
         receive_to_stdout(pipe, mode)?;
+        // The server closed the connection. If standard input has not ended, the sending
+        // thread may be blocked reading it for ever: stop here rather than wait for it.
+        if sender.is_some() && !input_done.load(Ordering::Acquire) {
+            bail!(
+                "pipe `{name}` disconnected: the server closed the connection while standard \
+                 input was still open; what followed was not sent"
+            );
+        }
     }
     if let Some(sender) = sender {
         sender

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::shutdown::{StopSignals, Stopped};
 use crate::tls::{client_tls, server_tls};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -109,6 +110,7 @@ pub(crate) fn run(cmd: RemotingCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut signals = StopSignals::new()?;
     let lease = Lease::new(args.lease, args.renew);
     let max = args
         .max_message
@@ -152,8 +154,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     writeln!(out, "ready (pid {})", std::process::id())?;
     out.flush()?;
-    tokio::signal::ctrl_c().await.ok();
-    Ok(())
+    let signal = signals.recv().await;
+    // The listeners go first (a pipe channel's name with them), then the server.
+    drop(listeners);
+    Err(Stopped(signal).into())
 }
 
 async fn call(args: CallArgs) -> anyhow::Result<()> {

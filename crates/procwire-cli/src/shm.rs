@@ -2,12 +2,15 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use procwire::mapping::{Lifetime, Mapping, MappingOptions};
 use procwire::registry::NamedObject;
 use procwire::security::{Access, AccessList};
+
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ShmCommand {
@@ -155,6 +158,11 @@ fn create(args: CreateArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.file {
         options = options.backed_by_file(file);
     }
+    let shutdown = if args.hold {
+        Some(Shutdown::install()?)
+    } else {
+        None
+    };
     let mapping = options.create(args.name.as_str())?;
     if let Some(bytes) = &content {
         if !bytes.is_empty() {
@@ -180,7 +188,7 @@ fn create(args: CreateArgs) -> anyhow::Result<()> {
         )?,
         (None, None) => writeln!(out, "created {}", mapping.name())?,
     }
-    if args.hold {
+    if let Some(shutdown) = shutdown {
         writeln!(
             out,
             "holding {} until standard input closes",
@@ -188,7 +196,11 @@ fn create(args: CreateArgs) -> anyhow::Result<()> {
         )?;
         out.flush()?;
         drop(out);
-        let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+        let stdin = std::thread::spawn(|| io::copy(&mut io::stdin().lock(), &mut io::sink()));
+        while !stdin.is_finished() {
+            // On a signal the mapping is dropped as the error unwinds: the name goes too.
+            shutdown.sleep(Duration::from_millis(100))?;
+        }
         drop(mapping);
         println!("closed; the name is removed");
     } else {

@@ -135,3 +135,141 @@ fn verbose_flag_turns_on_logs() {
         .unwrap();
     assert!(err.contains("pipe server listening"), "{err}");
 }
+
+/// Every file under the Local namespace's directory (where the children of this test
+/// process keep their names too) whose file name holds `name`.
+fn files_named(name: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, name: &str, found: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().contains(name) {
+                found.push(path.clone());
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&path, name, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&procwire::name::Namespace::Local.root(), name, &mut found);
+    walk(std::path::Path::new("/dev/shm"), name, &mut found);
+    found
+}
+
+/// Sends `signal` to the child.
+fn send_signal(p: &util::Proc, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(p.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// One server command of the CLI: how to start it on a name, the line it prints once the
+/// name is taken, and whether it keeps its name only while its standard input is open.
+struct ServerCommand {
+    what: &'static str,
+    args: fn(&str) -> Vec<String>,
+    ready: &'static str,
+    holds_stdin: bool,
+}
+
+const SERVERS: &[ServerCommand] = &[
+    ServerCommand {
+        what: "pipe serve",
+        args: |name| vec!["pipe".into(), "serve".into(), name.into(), "--echo".into()],
+        ready: "listening on",
+        holds_stdin: false,
+    },
+    ServerCommand {
+        what: "mailslot serve",
+        args: |name| {
+            let every = "1h".to_owned();
+            vec![
+                "mailslot".into(),
+                "serve".into(),
+                name.into(),
+                "--every".into(),
+                every,
+            ]
+        },
+        ready: "listening on",
+        holds_stdin: false,
+    },
+    ServerCommand {
+        what: "remoting serve",
+        args: |name| {
+            let pipe = ["--no-tcp", "--pipe", name].map(String::from);
+            [vec!["remoting".into(), "serve".into()], pipe.to_vec()].concat()
+        },
+        ready: "ready (pid",
+        holds_stdin: false,
+    },
+    ServerCommand {
+        what: "shm create --hold",
+        args: |name| {
+            let rest = [name, "--size", "4096", "--hold"].map(String::from);
+            [vec!["shm".into(), "create".into()], rest.to_vec()].concat()
+        },
+        ready: "holding",
+        holds_stdin: true,
+    },
+];
+
+fn start_server(server: &ServerCommand, name: &str) -> util::Proc {
+    let mut cmd = procwire();
+    cmd.args((server.args)(name));
+    let mut p = if server.holds_stdin {
+        util::Proc::spawn_with_stdin(cmd)
+    } else {
+        util::Proc::spawn(cmd)
+    };
+    p.wait_for_within(server.ready, Duration::from_secs(20));
+    p
+}
+
+/// Issue 9, item 5: a server of the CLI stopped by SIGINT or SIGTERM removes its name (the
+/// socket and the registry entry, or the mapping) as a clean exit does, reports the signal
+/// in its exit status, and a new server can take the name at once.
+#[test]
+fn regression_9_servers_stopped_by_sigint_or_sigterm_remove_their_names() {
+    use rustix::process::Signal;
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    for server in SERVERS {
+        for (signal, status) in [(Signal::TERM, 143), (Signal::INT, 130)] {
+            let what = format!("{} stopped by {signal:?}", server.what);
+            let name = unique_name("signalled");
+            let mut first = start_server(server, &name);
+            assert!(
+                !files_named(&name).is_empty(),
+                "{what}: no file holds the name"
+            );
+            send_signal(&first, signal);
+            let exit = first
+                .exit_within(Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("{what}: still running 10 s later"));
+            let err = first.stderr();
+            assert_eq!(exit.code(), Some(status), "{what}: {err}");
+            assert!(err.contains("stopped by SIG"), "{what}: {err}");
+            let left = files_named(&name);
+            assert!(left.is_empty(), "{what}: left behind {left:?}");
+            // The name is free: a new server takes it.
+            let mut second = start_server(server, &name);
+            second.kill();
+        }
+    }
+}
+
+/// A server killed with SIGKILL cannot clean up; the next server on the name takes it over
+/// all the same (the registry sees the dead owner).
+#[test]
+fn a_server_killed_with_sigkill_leaves_a_name_the_next_server_takes_over() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    for server in SERVERS {
+        let name = unique_name("sigkilled");
+        let mut first = start_server(server, &name);
+        first.kill();
+        let mut second = start_server(server, &name);
+        second.kill();
+    }
+}

@@ -22,6 +22,7 @@ fn helper(role: &str, slot: &str, arg: &str) -> Command {
         "--test-threads=1",
     ])
     .env("PROCWIRE_TEST_ROLE", role)
+    .env(util::PARENT_VAR, std::process::id().to_string())
     .env("PROCWIRE_TEST_SLOT", slot)
     .env("PROCWIRE_TEST_ARG", arg);
     cmd
@@ -38,6 +39,7 @@ fn helper_process() {
     ) else {
         return;
     };
+    util::exit_with_parent();
     match role.as_str() {
         "writer" => {
             let (id, count) = arg.split_once(':').unwrap();

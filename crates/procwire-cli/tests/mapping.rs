@@ -131,6 +131,7 @@ fn helper(role: &str, name: &str) -> Proc {
         "--test-threads=1",
     ])
     .env("PROCWIRE_TEST_ROLE", role)
+    .env(util::PARENT_VAR, std::process::id().to_string())
     .env("PROCWIRE_TEST_NAME", name);
     Proc::spawn(cmd)
 }
@@ -145,6 +146,7 @@ fn helper_process() {
     ) else {
         return;
     };
+    util::exit_with_parent();
     let say = |line: &str| {
         // On a line of its own: the test harness has printed `test helper_process ... `.
         println!("\n{line}");

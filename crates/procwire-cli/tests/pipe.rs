@@ -400,6 +400,7 @@ fn helper(role: &str, name: &str) -> Proc {
         "--test-threads=1",
     ])
     .env("PROCWIRE_TEST_ROLE", role)
+    .env(util::PARENT_VAR, std::process::id().to_string())
     .env("PROCWIRE_TEST_PIPE", name);
     Proc::spawn(cmd)
 }
@@ -414,6 +415,7 @@ fn helper_process() {
     ) else {
         return;
     };
+    util::exit_with_parent();
     match role.as_str() {
         "client-dies-mid-message" => {
             let mut s = raw_client(&name);
@@ -670,4 +672,53 @@ fn pipes_reach_across_tcp_over_tls_and_plaintext_is_refused() {
     again.send(b"still serving").unwrap();
     assert_eq!(again.recv().unwrap(), b"still serving");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 9, item 5: `procwire pipe connect` whose server dies while the client's standard
+/// input is still open (`(echo hi; sleep 600) | procwire pipe connect S`) exits, with an
+/// error that says so, instead of waiting for ever on standard input.
+#[test]
+fn regression_9_connect_exits_when_its_server_is_killed_while_stdin_is_open() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    for mode in ["message", "byte"] {
+        let name = unique_name("connect-server-dies");
+        let mut server = serve(&name, &["--echo", "--mode", mode]);
+        let mut cmd = procwire();
+        cmd.args(["pipe", "connect", &name, "--mode", mode]);
+        let mut client = Proc::spawn_with_stdin(cmd);
+        client.stdin.as_mut().unwrap().write_all(b"hi\n").unwrap();
+        client.wait_for_within("hi", Duration::from_secs(10));
+        server.kill();
+        let status = client
+            .exit_within(Duration::from_secs(5))
+            .unwrap_or_else(|| {
+                panic!("{mode}: the client is still running 5 s after its server died")
+            });
+        let err = client.stderr();
+        assert_eq!(status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("disconnected") && err.contains("the server closed the connection"),
+            "{mode}: {err}"
+        );
+    }
+}
+
+/// The other side of the regression above: when standard input ends first, the client
+/// half-closes, the server closes in turn, and the client exits 0 with every answer.
+#[test]
+fn connect_whose_input_ends_first_exits_cleanly_with_every_answer() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let name = unique_name("connect-input-ends");
+    let _server = serve(&name, &["--echo"]);
+    for _ in 0..20 {
+        let mut cmd = procwire();
+        cmd.args(["pipe", "connect", &name]);
+        let out = run(cmd, b"one\ntwo\n", Duration::from_secs(10));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"one\ntwo\n");
+    }
 }
