@@ -663,6 +663,7 @@ fn issue_9_oversize_pipe_frame_gets_a_close_frame() {
         access: Access::ReadWrite,
         mode: PipeMode::Message,
         pipe: s.pipe_name.clone(),
+        shared_memory: false,
     };
     p.write_all(&request.encode()).unwrap();
     let mut buf = vec![0u8; 18];
