@@ -39,8 +39,9 @@ pub fn unique_name(tag: &str) -> String {
 }
 
 /// Ends the whole test process if the test is not done in time, so that a hang fails
-/// instead of stalling CI.
-#[derive(Debug)]
+/// instead of stalling CI. Before it does, it kills every process the test process
+/// started (and theirs): `exit` runs no destructor, and a child left running would keep
+/// the descriptors it inherited (a build lock, the output pipe of the test run) open.
 pub struct Watchdog(Option<mpsc::Sender<()>>);
 
 impl Watchdog {
@@ -51,6 +52,10 @@ impl Watchdog {
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
                 eprintln!("watchdog: {test} still running after {limit:?}; aborting");
+                let killed = kill_descendants();
+                if killed > 0 {
+                    eprintln!("watchdog: killed {killed} child process(es)");
+                }
                 std::process::exit(101);
             }
         });
@@ -66,22 +71,97 @@ impl Drop for Watchdog {
     }
 }
 
+/// Kills (SIGKILL) every living descendant of this process, children first found by
+/// scanning `/proc` for their parent pid; returns how many.
+pub fn kill_descendants() -> usize {
+    use rustix::process::{kill_process, Pid, Signal};
+    let mut parents = vec![std::process::id()];
+    let mut killed = 0;
+    // A few passes: a child may have started one of its own while we looked.
+    for _ in 0..3 {
+        let children: Vec<u32> = processes()
+            .into_iter()
+            .filter(|&(pid, ppid)| parents.contains(&ppid) && !parents.contains(&pid))
+            .map(|(pid, _)| pid)
+            .collect();
+        if children.is_empty() {
+            break;
+        }
+        for &pid in &children {
+            let pid = Pid::from_raw(pid as i32).expect("a pid from /proc is positive");
+            if kill_process(pid, Signal::KILL).is_ok() {
+                killed += 1;
+            }
+        }
+        parents.extend(children);
+    }
+    killed
+}
+
+/// Every process as (pid, parent pid), from `/proc/PID/stat`.
+fn processes() -> Vec<(u32, u32)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let after = &stat[stat.rfind(')')? + 1..];
+        let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+        Some((pid, ppid))
+    })
+    .collect()
+}
+
+/// The environment variable that tells a helper process which process started it.
+pub const PARENT_VAR: &str = "PROCWIRE_TEST_PARENT";
+
+/// In a helper process: exits as soon as the test process that started it is gone (killed
+/// from outside, say, where neither its watchdog nor its destructors ran), so that no
+/// helper outlives its test.
+pub fn exit_with_parent() {
+    let parent = std::env::var(PARENT_VAR)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(std::os::unix::process::parent_id);
+    std::thread::spawn(move || loop {
+        if std::os::unix::process::parent_id() != parent {
+            std::process::exit(102);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped. Its stdout is drained by a
 /// thread, so a chatty child never blocks on a full pipe.
-#[derive(Debug)]
 pub struct Proc {
     /// The child.
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    /// The child's standard input, when it was started with [`Proc::spawn_with_stdin`].
+    pub stdin: Option<std::process::ChildStdin>,
 }
 
 impl Proc {
-    /// Starts `cmd` with piped stdout and stderr and no stdin.
-    pub fn spawn(mut cmd: Command) -> Proc {
+    /// Starts `cmd` with piped stdout.
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::start(cmd, Stdio::null())
+    }
+
+    /// Starts `cmd` with piped stdout and a standard input that stays open until
+    /// [`stdin`](Self::stdin) is dropped.
+    pub fn spawn_with_stdin(cmd: Command) -> Proc {
+        let mut p = Proc::start(cmd, Stdio::piped());
+        p.stdin = p.child.stdin.take();
+        p
+    }
+
+    fn start(mut cmd: Command, stdin: Stdio) -> Proc {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .spawn()
             .expect("start child process");
         let stdout: ChildStdout = child.stdout.take().expect("stdout");
@@ -94,7 +174,34 @@ impl Proc {
                 }
             }
         });
-        Proc { child, lines }
+        Proc {
+            child,
+            lines,
+            stdin: None,
+        }
+    }
+
+    /// Waits at most `limit` for the child to exit.
+    pub fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What the child wrote to stderr (call once it has exited).
+    pub fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(e) = self.child.stderr.as_mut() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
     }
 
     /// The next line of the child's stdout (empty at end of stream).
@@ -117,11 +224,22 @@ impl Proc {
         self.lines.try_iter().collect()
     }
 
-    /// Reads stdout lines until one contains `needle`; returns it. Panics at end of stream,
-    /// with the child's stderr.
+    /// Reads stdout lines until one contains `needle`; returns it. Panics at end of stream.
     pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_within(needle, Duration::from_secs(3600))
+    }
+
+    /// As [`wait_for`](Self::wait_for), panicking if no such line came within `limit`.
+    pub fn wait_for_within(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
         loop {
-            let line = self.line();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(line) = self.line_timeout(left) else {
+                panic!(
+                    "child {} did not print {needle:?} within {limit:?}",
+                    self.pid()
+                );
+            };
             if line.is_empty() {
                 let mut err = String::new();
                 if let Some(e) = self.child.stderr.as_mut() {
@@ -153,7 +271,7 @@ impl Drop for Proc {
     }
 }
 
-/// Runs `cmd` to the end with `input` on stdin, killing it after `limit` (then panics).
+/// Runs `cmd` to the end with `input` on stdin, killing it after `limit`.
 pub fn run(mut cmd: Command, input: &[u8], limit: Duration) -> Output {
     use std::io::Write;
     let mut child = cmd
@@ -221,7 +339,8 @@ pub fn helper_command(exe: PathBuf, role: &str, vars: &[(&str, &str)]) -> Comman
         "--nocapture",
         "--test-threads=1",
     ])
-    .env(ROLE_VAR, role);
+    .env(ROLE_VAR, role)
+    .env(PARENT_VAR, std::process::id().to_string());
     for (key, value) in vars {
         cmd.env(key, value);
     }
