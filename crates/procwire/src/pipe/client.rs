@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -236,25 +237,32 @@ fn take_offer(
     socket: &UnixStream,
     info: &Info,
 ) -> Result<Option<super::shm::Link>, PipeError> {
-    let limit = match info.pipe_type {
-        crate::wire::PipeMode::Message => info.max_message,
-        crate::wire::PipeMode::Byte => 0,
-    };
-    let name = &endpoint.display;
-    super::shm::take_offer(socket, limit).map_err(|e| match e {
+    let limit = super::shm::limit_for(info.pipe_type, info.max_message);
+    let taken = super::shm::receive_offer(socket.as_fd())
+        .map_err(super::shm::offer_failed)
+        .and_then(|record| super::shm::take_offer(socket.as_fd(), record, limit));
+    match taken {
+        Ok(parts) => Ok(parts.map(super::shm::Parts::into_link)),
+        Err(e) => Err(offer_error(&endpoint.display, e)),
+    }
+}
+
+/// The client's error when the server's answer about the data path is unusable.
+pub(crate) fn offer_error(name: &str, e: super::shm::OfferError) -> PipeError {
+    match e {
         super::shm::OfferError::Protocol(source) => PipeError::Protocol {
-            name: name.clone(),
+            name: name.to_owned(),
             source,
         },
         super::shm::OfferError::Io(e) => match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => PipeError::Timeout {
-                name: name.clone(),
+                name: name.to_owned(),
                 what: "waiting for the server's data path",
                 after: Duration::ZERO,
             },
             _ => PipeError::io(name, "cannot set up shared memory", e),
         },
-    })
+    }
 }
 
 fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<Stream, PipeError> {

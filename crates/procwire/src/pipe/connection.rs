@@ -83,7 +83,7 @@ impl PipeConnection {
     fn link_failure(&mut self, e: LinkError, waited: Option<Duration>) -> PipeError {
         let timeout = matches!(e, LinkError::Timeout);
         let error = match self.shm.as_deref() {
-            Some(link) => link_error(&self.info, link, e, waited),
+            Some(link) => link_error(&self.info, e, waited, || link.shutdown()),
             None => unreachable!("a shared-memory failure without shared memory"),
         };
         if !timeout {
@@ -370,7 +370,7 @@ impl PipeConnection {
         let link = self.shm.as_deref().expect("shared memory");
         link.loan(len)
             .map(Loan::in_ring)
-            .map_err(|e| link_error(&self.info, link, e, None))
+            .map_err(|e| link_error(&self.info, e, None, || link.shutdown()))
     }
 
     /// Receives the next whole message and lends it in place: on a shared-memory connection
@@ -389,7 +389,7 @@ impl PipeConnection {
         let link = self.shm.as_deref().expect("shared memory");
         link.recv_borrowed(None)
             .map(Received::in_ring)
-            .map_err(|e| link_error(&self.info, link, e, None))
+            .map_err(|e| link_error(&self.info, e, None, || link.shutdown()))
     }
 }
 
@@ -439,8 +439,13 @@ impl Write for PipeConnection {
 }
 
 /// The connection's error for a failure of the shared-memory path; the peer breaking the
-/// ring protocol ends the connection.
-fn link_error(info: &Info, link: &Link, e: LinkError, waited: Option<Duration>) -> PipeError {
+/// ring protocol ends the connection (`end` shuts it down).
+pub(crate) fn link_error(
+    info: &Info,
+    e: LinkError,
+    waited: Option<Duration>,
+    end: impl FnOnce(),
+) -> PipeError {
     let name = info.name.clone();
     match e {
         LinkError::Timeout => PipeError::Timeout {
@@ -460,7 +465,7 @@ fn link_error(info: &Info, link: &Link, e: LinkError, waited: Option<Duration>) 
         },
         LinkError::Corrupt(problem) => {
             tracing::warn!(pipe = %name, "closing connection: shared-memory ring: {problem}");
-            link.shutdown();
+            end();
             PipeError::Protocol {
                 name,
                 source: wire::ProtocolError::BadField {

@@ -40,7 +40,7 @@ mod handshake;
 mod info;
 mod options;
 mod server;
-mod shm;
+pub(crate) mod shm;
 mod stream;
 #[cfg(feature = "tls")]
 mod tls;

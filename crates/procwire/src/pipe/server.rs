@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -397,12 +397,9 @@ fn serve_handshake(core: &Arc<ServerCore>, stream: Stream) -> Option<PipeConnect
 fn data_path(core: &ServerCore, stream: &Stream) -> io::Result<Option<super::shm::Link>> {
     let options = &core.options;
     if let (Stream::Unix(socket), Some(capacity)) = (stream, options.shared_memory) {
-        let limit = match options.mode {
-            crate::wire::PipeMode::Message => options.max_message,
-            crate::wire::PipeMode::Byte => 0,
-        };
-        match super::shm::offer(socket, capacity, limit) {
-            Ok(link) => return Ok(Some(link)),
+        let limit = super::shm::limit_for(options.mode, options.max_message);
+        match super::shm::offer(socket.as_fd(), capacity, limit) {
+            Ok(parts) => return Ok(Some(parts.into_link())),
             Err(e) => tracing::warn!(pipe = %core.display, "serving a client over the socket: {e}"),
         }
     }

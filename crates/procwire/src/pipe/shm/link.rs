@@ -1,13 +1,18 @@
-//! One shared-memory connection: the region, this side's producer and consumer, and the two
-//! doorbell sockets; messages, byte streams, loans and borrowed receives on top.
+//! One shared-memory connection: the region, this side's sender and receiver (each with
+//! its doorbell socket); messages, byte streams, loans and borrowed receives on top.
+//!
+//! The [`Sender`] and [`Receiver`] hold no lock: the blocking connection, whose handles
+//! may be cloned, keeps them in a [`Link`] behind one mutex each, and the tokio
+//! connection's halves own one each ([`super::reactor`]). Their steps never wait; waiting
+//! (spin, then sleep on the doorbell) is the caller's, so both APIs share every step.
 
 use std::io;
 use std::os::unix::net::UnixStream;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::region::{RingBytes, RingId, SharedRegion};
-use super::ring::{Consumer, Corrupt, Producer, Record, RingControl, RingData};
+use super::ring::{Consumer, Corrupt, Producer, Record, RingControl, RingData, Slot};
 use super::wait::{self, Rang, Spin};
 use crate::shim::Ordering;
 
@@ -44,171 +49,174 @@ pub(crate) enum End {
     Client,
 }
 
-/// A shared-memory connection, shared by the handles of one pipe connection.
-#[derive(Debug)]
-pub(crate) struct Link {
+/// Sets up this side of a connection over `region`. `tx_bell` carries this side's data
+/// rings (and the peer's space rings), `rx_bell` the other way round; `limit` is the
+/// largest message the peer may send (for a byte-type pipe, 0: records are then limited by
+/// the ring only).
+pub(crate) fn halves(
     region: SharedRegion,
-    tx: Mutex<TxSide>,
-    rx: Mutex<RxSide>,
-    tx_ring: RingId,
-    rx_ring: RingId,
-    /// The largest payload of one record this side writes.
-    max_record: usize,
+    end: End,
+    tx_bell: UnixStream,
+    rx_bell: UnixStream,
+    limit: u32,
+) -> (Sender, Receiver) {
+    let (tx_ring, rx_ring) = match end {
+        End::Server => (RingId::ToClient, RingId::ToServer),
+        End::Client => (RingId::ToServer, RingId::ToClient),
+    };
+    let capacity = region.capacity();
+    let limit = if limit == 0 { capacity as u32 } else { limit };
+    let cpu = crate::sys::thread::current_cpu();
+    region
+        .control(tx_ring)
+        .producer_cpu
+        .store(cpu, Ordering::Relaxed);
+    region
+        .control(rx_ring)
+        .consumer_cpu
+        .store(cpu, Ordering::Relaxed);
+    let region = Arc::new(region);
+    let producer = Producer::new(capacity);
+    let sender = Sender {
+        region: Arc::clone(&region),
+        ring: tx_ring,
+        spin: Spin::new(),
+        state: TxState {
+            max_record: producer.max_record(),
+            producer,
+            bell: tx_bell,
+            need: 0,
+            mid_message: false,
+        },
+    };
+    let receiver = Receiver {
+        region,
+        ring: rx_ring,
+        spin: Spin::new(),
+        state: RxState {
+            consumer: Consumer::new(capacity, limit),
+            bell: rx_bell,
+            peer_closed: false,
+            held: None,
+            gathered: Vec::new(),
+        },
+    };
+    (sender, receiver)
 }
 
+/// This side's writing end of its ring.
 #[derive(Debug)]
-pub(crate) struct TxSide {
+pub(crate) struct Sender {
+    region: Arc<SharedRegion>,
+    ring: RingId,
+    pub(super) spin: Spin,
+    pub(super) state: TxState,
+}
+
+/// What a [`Sender`]'s steps change.
+#[derive(Debug)]
+pub(crate) struct TxState {
     producer: Producer,
     /// Written with data rings, read for space rings.
-    bell: UnixStream,
-    spin: Spin,
+    pub(super) bell: UnixStream,
+    /// The largest payload of one record.
+    max_record: usize,
+    /// The room (a record's payload bytes) the last step that found the ring full waited
+    /// for.
+    need: usize,
+    /// Set while a message is partly in the ring (an async send cancelled half-way leaves
+    /// it set, and the connection then refuses to send: the peer would get a torn message).
+    pub(super) mid_message: bool,
 }
 
+/// This side's reading end of the peer's ring.
 #[derive(Debug)]
-pub(crate) struct RxSide {
+pub(crate) struct Receiver {
+    region: Arc<SharedRegion>,
+    ring: RingId,
+    pub(super) spin: Spin,
+    pub(super) state: RxState,
+}
+
+/// What a [`Receiver`]'s steps change.
+#[derive(Debug)]
+pub(crate) struct RxState {
     consumer: Consumer,
     /// Read for data rings, written with space rings.
-    bell: UnixStream,
-    spin: Spin,
-    peer_closed: bool,
+    pub(super) bell: UnixStream,
+    pub(super) peer_closed: bool,
     /// A record partly handed out by `recv_into` or `read`: the bytes already given.
     held: Option<(Record, usize)>,
-    /// What a receive that timed out had gathered of a message.
+    /// What has arrived of the message being received and is not yet handed out.
     gathered: Vec<u8>,
 }
 
-impl Link {
-    /// Sets up this side of a connection over `region`. `tx_bell` carries this side's data
-    /// rings (and the peer's space rings), `rx_bell` the other way round; `limit` is the
-    /// largest message the peer may send (for a byte-type pipe, 0: records are then
-    /// limited by the ring only).
-    pub(crate) fn new(
-        region: SharedRegion,
-        end: End,
-        tx_bell: UnixStream,
-        rx_bell: UnixStream,
-        limit: u32,
-    ) -> io::Result<Link> {
-        for bell in [&tx_bell, &rx_bell] {
-            bell.set_nonblocking(false)?;
-            bell.set_read_timeout(None)?;
-        }
-        let (tx_ring, rx_ring) = match end {
-            End::Server => (RingId::ToClient, RingId::ToServer),
-            End::Client => (RingId::ToServer, RingId::ToClient),
-        };
-        let capacity = region.capacity();
-        let limit = if limit == 0 { capacity as u32 } else { limit };
-        let producer = Producer::new(capacity);
-        let cpu = crate::sys::thread::current_cpu();
-        region
-            .control(tx_ring)
-            .producer_cpu
-            .store(cpu, Ordering::Relaxed);
-        region
-            .control(rx_ring)
-            .consumer_cpu
-            .store(cpu, Ordering::Relaxed);
-        Ok(Link {
-            max_record: producer.max_record(),
-            tx: Mutex::new(TxSide {
-                producer,
-                bell: tx_bell,
-                spin: Spin::new(),
-            }),
-            rx: Mutex::new(RxSide {
-                consumer: Consumer::new(capacity, limit),
-                bell: rx_bell,
-                spin: Spin::new(),
-                peer_closed: false,
-                held: None,
-                gathered: Vec::new(),
-            }),
-            region,
-            tx_ring,
-            rx_ring,
-        })
-    }
+/// A send in progress: the message, how much of it is in the ring, and whether it is one
+/// message or stream bytes.
+#[derive(Debug)]
+pub(crate) struct Outgoing<'m> {
+    message: &'m [u8],
+    sent: usize,
+    whole: bool,
+}
 
-    fn lock_tx(&self) -> MutexGuard<'_, TxSide> {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lock_rx(&self) -> MutexGuard<'_, RxSide> {
-        self.rx.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn tx_parts(&self) -> (&RingControl, RingBytes<'_>) {
-        (
-            self.region.control(self.tx_ring),
-            self.region.data(self.tx_ring),
-        )
-    }
-
-    fn rx_parts(&self) -> (&RingControl, RingBytes<'_>) {
-        (
-            self.region.control(self.rx_ring),
-            self.region.data(self.rx_ring),
-        )
-    }
-
-    /// The largest message [`loan`](Self::loan) can place in the ring in one piece.
-    pub(crate) fn max_loan(&self) -> usize {
-        self.max_record
-    }
-
-    /// Sends `message` as one message (`whole`), or as stream bytes (each record its own
+impl<'m> Outgoing<'m> {
+    /// `message` to send as one message (`whole`), or as stream bytes (each record its own
     /// unit, as a byte-type pipe wants).
-    pub(crate) fn send(&self, message: &[u8], whole: bool) -> Result<(), LinkError> {
-        let mut tx = self.lock_tx();
-        let (ctl, data) = self.tx_parts();
-        let mut sent = 0;
-        loop {
-            let want = (message.len() - sent).min(self.max_record);
-            // A message that fits one record goes in one (a receiver can then borrow it in
-            // place); a longer one streams in whatever pieces fit, 256 bytes at least.
-            let min = if message.len() <= self.max_record {
-                want
-            } else {
-                want.min(256)
-            };
-            let slot = self.room(&mut tx, min, want)?;
-            let n = slot.room.min(want);
-            data.copy_in(slot.payload(), &message[sent..sent + n]);
-            let message_len = if whole { message.len() } else { n };
-            if tx.producer.commit(ctl, &data, slot, n, message_len as u32) {
-                wait::ring(&tx.bell);
-            }
-            sent += n;
-            if sent == message.len() {
-                return Ok(());
-            }
+    pub(crate) fn new(message: &'m [u8], whole: bool) -> Outgoing<'m> {
+        Outgoing {
+            message,
+            sent: 0,
+            whole,
         }
     }
 
-    /// Waits for room for a record of `min..=want` bytes.
-    fn room(
-        &self,
-        tx: &mut TxSide,
-        min: usize,
-        want: usize,
-    ) -> Result<super::ring::Slot, LinkError> {
-        let (ctl, data) = self.tx_parts();
+    /// Bytes placed in the ring so far.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn sent(&self) -> usize {
+        self.sent
+    }
+}
+
+impl Sender {
+    /// The ring's control block and data.
+    pub(super) fn parts(&self) -> (&RingControl, RingBytes<'_>) {
+        (self.region.control(self.ring), self.region.data(self.ring))
+    }
+
+    /// The ring's control block and data, with what the steps change.
+    pub(super) fn split(&mut self) -> (&RingControl, RingBytes<'_>, &mut Spin, &mut TxState) {
+        let Sender {
+            region,
+            ring,
+            spin,
+            state,
+        } = self;
+        (region.control(*ring), region.data(*ring), spin, state)
+    }
+
+    /// The largest message [`loan`](Link::loan) can place in the ring in one piece.
+    pub(crate) fn max_loan(&self) -> usize {
+        self.state.max_record
+    }
+
+    /// Spins, then sleeps on the doorbell, until `step` gives a value (a step that gives
+    /// none sets [`TxState::need`]).
+    fn wait<T>(
+        &mut self,
+        mut step: impl FnMut(&mut TxState, &RingControl, &RingBytes<'_>) -> Result<Option<T>, LinkError>,
+    ) -> Result<T, LinkError> {
+        let (ctl, data, spin, state) = self.split();
         loop {
-            let TxSide {
-                producer,
-                bell,
-                spin,
-            } = &mut *tx;
             let found = spin.spin(&ctl.producer_cpu, &ctl.consumer_cpu, None, || {
-                producer.reserve(ctl, &data, min, want)
+                step(state, ctl, &data)
             })?;
-            if let Some(slot) = found {
-                return Ok(slot);
+            if let Some(value) = found {
+                return Ok(value);
             }
-            if producer.prepare_sleep(ctl, min)? {
-                let rang = wait::sleep(bell, None);
-                ctl.producer_waiting.store(0, Ordering::Relaxed);
+            if state.must_sleep(ctl)? {
+                let rang = wait::sleep(&state.bell, None);
+                state.woke(ctl);
                 spin.slept();
                 if rang? == Rang::PeerClosed {
                     return Err(LinkError::Closed { mid_message: false });
@@ -217,147 +225,357 @@ impl Link {
         }
     }
 
-    /// The next record, waiting until `deadline`.
-    fn next_record(&self, rx: &mut RxSide, deadline: Option<Instant>) -> Result<Record, LinkError> {
-        let (ctl, data) = self.rx_parts();
+    /// Sends all of `message`, waiting for room as long as it takes.
+    pub(crate) fn send(&mut self, message: &[u8], whole: bool) -> Result<(), LinkError> {
+        let mut out = Outgoing::new(message, whole);
+        self.wait(|state, ctl, data| {
+            state
+                .push(ctl, data, &mut out)
+                .map(|done| done.then_some(()))
+        })
+    }
+
+    /// Waits for room for a message of `len` bytes in one record (`len <= max_loan()`).
+    fn room_for(&mut self, len: usize) -> Result<Slot, LinkError> {
+        self.wait(|state, ctl, data| {
+            state.need = len;
+            Ok(state.producer.reserve(ctl, data, len, len)?)
+        })
+    }
+}
+
+impl TxState {
+    /// Places as much of `out` in the ring as fits now; `true` when all of it is in.
+    pub(super) fn push(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+        out: &mut Outgoing<'_>,
+    ) -> Result<bool, LinkError> {
         loop {
-            let RxSide {
-                consumer,
-                bell,
-                spin,
-                peer_closed,
-                ..
-            } = &mut *rx;
-            if *peer_closed {
-                return match consumer.peek(ctl, &data)? {
-                    Some(record) => Ok(record),
-                    None => Err(LinkError::Closed {
-                        mid_message: consumer.mid_message(),
-                    }),
-                };
+            let message = out.message;
+            let want = (message.len() - out.sent).min(self.max_record);
+            // A message that fits one record goes in one (a receiver can then borrow it in
+            // place); a longer one streams in whatever pieces fit, 256 bytes at least.
+            let min = if message.len() <= self.max_record {
+                want
+            } else {
+                want.min(256)
+            };
+            let Some(slot) = self.producer.reserve(ctl, data, min, want)? else {
+                self.need = min;
+                return Ok(false);
+            };
+            let n = slot.room.min(want);
+            data.copy_in(slot.payload(), &message[out.sent..out.sent + n]);
+            let message_len = if out.whole { message.len() } else { n };
+            self.mid_message = out.whole && out.sent + n < message.len();
+            if self.producer.commit(ctl, data, slot, n, message_len as u32) {
+                wait::ring(&self.bell);
             }
+            out.sent += n;
+            if out.sent == message.len() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Says this side sleeps until a record of [`need`](Self::need) bytes fits; `false`
+    /// when it fits already (then no sleep).
+    pub(super) fn must_sleep(&self, ctl: &RingControl) -> Result<bool, LinkError> {
+        Ok(self.producer.prepare_sleep(ctl, self.need)?)
+    }
+
+    /// After a sleep: no longer waiting.
+    pub(super) fn woke(&self, ctl: &RingControl) {
+        ctl.producer_waiting.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Receiver {
+    /// The ring's control block and data.
+    pub(super) fn parts(&self) -> (&RingControl, RingBytes<'_>) {
+        (self.region.control(self.ring), self.region.data(self.ring))
+    }
+
+    /// The ring's control block and data, with what the steps change.
+    pub(super) fn split(&mut self) -> (&RingControl, RingBytes<'_>, &mut Spin, &mut RxState) {
+        let Receiver {
+            region,
+            ring,
+            spin,
+            state,
+        } = self;
+        (region.control(*ring), region.data(*ring), spin, state)
+    }
+
+    /// Spins, then sleeps on the doorbell, until `step` gives a value or `deadline`
+    /// passes (then `step` has a last look).
+    fn wait<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut step: impl FnMut(&mut RxState, &RingControl, &RingBytes<'_>) -> Result<Option<T>, LinkError>,
+    ) -> Result<T, LinkError> {
+        let (ctl, data, spin, state) = self.split();
+        loop {
             let found = spin.spin(&ctl.consumer_cpu, &ctl.producer_cpu, deadline, || {
-                consumer.peek(ctl, &data)
+                step(state, ctl, &data)
             })?;
-            if let Some(record) = found {
-                return Ok(record);
+            if let Some(value) = found {
+                return Ok(value);
             }
-            if consumer.prepare_sleep(ctl) {
-                let rang = wait::sleep(bell, deadline);
-                ctl.consumer_waiting.store(0, Ordering::Relaxed);
+            if state.must_sleep(ctl) {
+                let rang = wait::sleep(&state.bell, deadline);
+                state.woke(ctl);
                 spin.slept();
                 match rang? {
                     Rang::Maybe => {}
-                    Rang::PeerClosed => *peer_closed = true,
-                    Rang::TimedOut => match consumer.peek(ctl, &data)? {
-                        Some(record) => return Ok(record),
-                        None => return Err(LinkError::Timeout),
-                    },
+                    Rang::PeerClosed => state.peer_closed = true,
+                    Rang::TimedOut => {
+                        return step(state, ctl, &data)?.ok_or(LinkError::Timeout);
+                    }
                 }
             }
         }
     }
 
-    fn consume(&self, rx: &mut RxSide, record: Record) {
-        let (ctl, _) = self.rx_parts();
-        if rx.consumer.consume(ctl, record) {
-            wait::ring(&rx.bell);
-        }
-    }
-
     /// Receives the next whole message (or the rest of one `recv_into` began).
-    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, LinkError> {
-        let mut rx = self.lock_rx();
-        let (_, data) = self.rx_parts();
-        let mut out = std::mem::take(&mut rx.gathered);
-        loop {
-            let (record, done) = match rx.held.take() {
-                Some(held) => held,
-                None => match self.next_record(&mut rx, deadline) {
-                    Ok(record) => (record, 0),
-                    Err(e) => {
-                        rx.gathered = out;
-                        return Err(e);
-                    }
-                },
-            };
-            if record.first && done == 0 {
-                out.reserve_exact(record.message_len as usize);
-            }
-            let at = out.len();
-            out.resize(at + record.len - done, 0);
-            data.copy_out(record.offset + done, &mut out[at..]);
-            self.consume(&mut rx, record);
-            if record.last {
-                return Ok(out);
-            }
-        }
+    pub(crate) fn recv(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>, LinkError> {
+        self.wait(deadline, RxState::pull)
     }
 
     /// Receives into `buf`: the next message, or the rest of one; `(bytes, complete)`.
-    pub(crate) fn recv_into(&self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
-        let mut rx = self.lock_rx();
-        let (_, data) = self.rx_parts();
-        let mut n = 0;
-        if !rx.gathered.is_empty() {
-            n = buf.len().min(rx.gathered.len());
-            buf[..n].copy_from_slice(&rx.gathered[..n]);
-            rx.gathered.drain(..n);
-            if !rx.gathered.is_empty() {
-                return Ok((n, false));
-            }
+    pub(crate) fn recv_into(&mut self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
+        let mut filled = 0;
+        self.wait(None, |state, ctl, data| {
+            state.pull_into(ctl, data, buf, &mut filled)
+        })
+    }
+
+    /// Reads stream bytes: what one record (or the rest of one) holds, up to `buf.len()`;
+    /// `Ok(0)` when the peer has closed and everything was read.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> Result<usize, LinkError> {
+        if buf.is_empty() {
+            return Ok(0);
         }
+        self.wait(None, |state, ctl, data| state.read_now(ctl, data, buf))
+    }
+
+    /// Waits for the next record and takes it out of the ring's accounting as
+    /// `recv_borrowed` needs: `Some` when it is a whole message in place.
+    fn next_whole(&mut self, deadline: Option<Instant>) -> Result<Option<Record>, LinkError> {
+        if self.state.held.is_some() || !self.state.gathered.is_empty() {
+            return Ok(None);
+        }
+        let record = self.wait(deadline, |state, ctl, data| state.peek(ctl, data))?;
+        if record.first && record.last {
+            return Ok(Some(record));
+        }
+        self.state.held = Some((record, 0));
+        Ok(None)
+    }
+
+    /// Frees `record` for the peer.
+    fn consume(&mut self, record: Record) {
+        let ctl = self.region.control(self.ring);
+        self.state.consume(ctl, record);
+    }
+}
+
+impl RxState {
+    /// The next record, if one is there; `Closed` when none is and the peer is gone.
+    fn peek(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+    ) -> Result<Option<Record>, LinkError> {
+        match self.consumer.peek(ctl, data)? {
+            Some(record) => Ok(Some(record)),
+            None if self.peer_closed => Err(LinkError::Closed {
+                mid_message: self.consumer.mid_message(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The record being handed out and how much of it was, or the next one.
+    fn next(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+    ) -> Result<Option<(Record, usize)>, LinkError> {
+        match self.held.take() {
+            Some(held) => Ok(Some(held)),
+            None => Ok(self.peek(ctl, data)?.map(|record| (record, 0))),
+        }
+    }
+
+    fn consume(&mut self, ctl: &RingControl, record: Record) {
+        if self.consumer.consume(ctl, record) {
+            wait::ring(&self.bell);
+        }
+    }
+
+    /// Takes in what has arrived of the current message; the message when all of it has.
+    pub(super) fn pull(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+    ) -> Result<Option<Vec<u8>>, LinkError> {
         loop {
-            let (record, done) = match rx.held.take() {
-                Some(held) => held,
-                None if n > 0 && n == buf.len() => return Ok((n, false)),
-                None => (self.next_record(&mut rx, None)?, 0),
+            let Some((record, done)) = self.next(ctl, data)? else {
+                return Ok(None);
             };
-            let k = (buf.len() - n).min(record.len - done);
-            data.copy_out(record.offset + done, &mut buf[n..n + k]);
-            n += k;
-            if done + k < record.len {
-                rx.held = Some((record, done + k));
-                return Ok((n, false));
+            if record.first && done == 0 {
+                self.gathered.reserve_exact(record.message_len as usize);
             }
-            self.consume(&mut rx, record);
+            let at = self.gathered.len();
+            self.gathered.resize(at + record.len - done, 0);
+            data.copy_out(record.offset + done, &mut self.gathered[at..]);
+            self.consume(ctl, record);
             if record.last {
-                return Ok((n, true));
+                return Ok(Some(std::mem::take(&mut self.gathered)));
             }
         }
     }
 
-    /// Reads stream bytes: what one record (or the rest of one) holds, up to `buf.len()`;
-    /// `Ok(0)` when the peer has closed and everything was read. With `stop`, returns early
-    /// at the end of a message (it does anyway: one record at a time).
-    pub(crate) fn read(&self, buf: &mut [u8]) -> Result<usize, LinkError> {
-        if buf.is_empty() {
-            return Ok(0);
+    /// Fills `buf` from `*filled` on with the current message; `(bytes, complete)` once
+    /// the message ends or `buf` is full, `None` while waiting for more with room left.
+    pub(super) fn pull_into(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Result<Option<(usize, bool)>, LinkError> {
+        if *filled == 0 && !self.gathered.is_empty() {
+            let n = buf.len().min(self.gathered.len());
+            buf[..n].copy_from_slice(&self.gathered[..n]);
+            self.gathered.drain(..n);
+            *filled = n;
+            if !self.gathered.is_empty() {
+                return Ok(Some((n, false)));
+            }
         }
-        let mut rx = self.lock_rx();
-        let (_, data) = self.rx_parts();
-        if !rx.gathered.is_empty() {
-            let n = buf.len().min(rx.gathered.len());
-            buf[..n].copy_from_slice(&rx.gathered[..n]);
-            rx.gathered.drain(..n);
-            return Ok(n);
+        loop {
+            if *filled > 0 && *filled == buf.len() && self.held.is_none() {
+                return Ok(Some((*filled, false)));
+            }
+            let Some((record, done)) = self.next(ctl, data)? else {
+                return Ok(None);
+            };
+            let k = (buf.len() - *filled).min(record.len - done);
+            data.copy_out(record.offset + done, &mut buf[*filled..*filled + k]);
+            *filled += k;
+            if done + k < record.len {
+                self.held = Some((record, done + k));
+                return Ok(Some((*filled, false)));
+            }
+            self.consume(ctl, record);
+            if record.last {
+                return Ok(Some((*filled, true)));
+            }
         }
-        let (record, done) = match rx.held.take() {
-            Some(held) => held,
-            None => match self.next_record(&mut rx, None) {
-                Ok(record) => (record, 0),
-                Err(LinkError::Closed { mid_message: false }) => return Ok(0),
-                Err(e) => return Err(e),
-            },
+    }
+
+    /// Stream bytes now: what one record (or the rest of one) holds, up to `buf.len()`
+    /// (not empty); `Some(0)` at the end of the stream, `None` while nothing is there.
+    pub(super) fn read_now(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, LinkError> {
+        if !self.gathered.is_empty() {
+            let n = buf.len().min(self.gathered.len());
+            buf[..n].copy_from_slice(&self.gathered[..n]);
+            self.gathered.drain(..n);
+            return Ok(Some(n));
+        }
+        let (record, done) = match self.next(ctl, data) {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(None),
+            Err(LinkError::Closed { mid_message: false }) => return Ok(Some(0)),
+            Err(e) => return Err(e),
         };
         let k = buf.len().min(record.len - done);
         data.copy_out(record.offset + done, &mut buf[..k]);
         if done + k < record.len {
-            rx.held = Some((record, done + k));
+            self.held = Some((record, done + k));
         } else {
-            self.consume(&mut rx, record);
+            self.consume(ctl, record);
         }
-        Ok(k)
+        Ok(Some(k))
+    }
+
+    /// Says this side sleeps until data comes; `false` when some came already.
+    pub(super) fn must_sleep(&self, ctl: &RingControl) -> bool {
+        self.consumer.prepare_sleep(ctl)
+    }
+
+    /// After a sleep: no longer waiting.
+    pub(super) fn woke(&self, ctl: &RingControl) {
+        ctl.consumer_waiting.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A shared-memory connection for the blocking API, shared by the handles of one pipe
+/// connection.
+#[derive(Debug)]
+pub(crate) struct Link {
+    tx: Mutex<Sender>,
+    rx: Mutex<Receiver>,
+    max_record: usize,
+}
+
+impl Link {
+    /// Sets up this side of a connection, as [`halves`] does.
+    pub(crate) fn new(
+        region: SharedRegion,
+        end: End,
+        tx_bell: UnixStream,
+        rx_bell: UnixStream,
+        limit: u32,
+    ) -> Link {
+        let (tx, rx) = halves(region, end, tx_bell, rx_bell, limit);
+        Link {
+            max_record: tx.max_loan(),
+            tx: Mutex::new(tx),
+            rx: Mutex::new(rx),
+        }
+    }
+
+    fn lock_tx(&self) -> MutexGuard<'_, Sender> {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_rx(&self) -> MutexGuard<'_, Receiver> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The largest message [`loan`](Self::loan) can place in the ring in one piece.
+    pub(crate) fn max_loan(&self) -> usize {
+        self.max_record
+    }
+
+    /// Sends `message` as one message (`whole`), or as stream bytes.
+    pub(crate) fn send(&self, message: &[u8], whole: bool) -> Result<(), LinkError> {
+        self.lock_tx().send(message, whole)
+    }
+
+    /// Receives the next whole message (or the rest of one `recv_into` began).
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, LinkError> {
+        self.lock_rx().recv(deadline)
+    }
+
+    /// Receives into `buf`: the next message, or the rest of one; `(bytes, complete)`.
+    pub(crate) fn recv_into(&self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
+        self.lock_rx().recv_into(buf)
+    }
+
+    /// Reads stream bytes (see [`Receiver::read`]).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> Result<usize, LinkError> {
+        self.lock_rx().read(buf)
     }
 
     /// Waits for room for a message of `len` bytes in one record (`len <=
@@ -365,13 +583,8 @@ impl Link {
     pub(crate) fn loan(&self, len: usize) -> Result<Loan<'_>, LinkError> {
         debug_assert!(len <= self.max_record);
         let mut tx = self.lock_tx();
-        let slot = self.room(&mut tx, len, len)?;
-        Ok(Loan {
-            link: self,
-            tx,
-            slot,
-            len,
-        })
+        let slot = tx.room_for(len)?;
+        Ok(Loan { tx, slot, len })
     }
 
     /// Waits for the next message and, when it lies in the ring in one record (a message
@@ -382,30 +595,24 @@ impl Link {
         deadline: Option<Instant>,
     ) -> Result<Borrowed<'_>, LinkError> {
         let mut rx = self.lock_rx();
-        if rx.held.is_none() && rx.gathered.is_empty() {
-            let record = self.next_record(&mut rx, deadline)?;
-            if record.first && record.last {
-                return Ok(Borrowed::InPlace {
-                    link: self,
-                    rx,
-                    record,
-                });
-            }
-            rx.held = Some((record, 0));
+        if let Some(record) = rx.next_whole(deadline)? {
+            return Ok(Borrowed::InPlace { rx, record });
         }
-        drop(rx);
-        self.recv(deadline).map(Borrowed::Owned)
+        rx.recv(deadline).map(Borrowed::Owned)
     }
 
     /// Ends this side's sending: the peer reads what was sent, then end-of-stream.
     pub(crate) fn finish_sending(&self) -> io::Result<()> {
-        self.lock_tx().bell.shutdown(std::net::Shutdown::Write)
+        self.lock_tx()
+            .state
+            .bell
+            .shutdown(std::net::Shutdown::Write)
     }
 
     /// Ends both directions (the peer's receives and sends fail).
     pub(crate) fn shutdown(&self) {
-        let _ = self.lock_tx().bell.shutdown(std::net::Shutdown::Both);
-        let _ = self.lock_rx().bell.shutdown(std::net::Shutdown::Both);
+        let _ = self.lock_tx().state.bell.shutdown(std::net::Shutdown::Both);
+        let _ = self.lock_rx().state.bell.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -413,16 +620,15 @@ impl Link {
 /// (dropping it publishes nothing).
 #[derive(Debug)]
 pub(crate) struct Loan<'a> {
-    link: &'a Link,
-    tx: MutexGuard<'a, TxSide>,
-    slot: super::ring::Slot,
+    tx: MutexGuard<'a, Sender>,
+    slot: Slot,
     len: usize,
 }
 
 impl Loan<'_> {
     /// The lent bytes, to read back.
     pub(crate) fn bytes(&self) -> &[u8] {
-        let (_, data) = self.link.tx_parts();
+        let (_, data) = self.tx.parts();
         // SAFETY: the slot was reserved by this producer, whose lock `self.tx` holds, and is
         // not yet published, so no one else writes it; mutable slices of it borrow `self`
         // mutably, so none exists while this one lives.
@@ -431,7 +637,7 @@ impl Loan<'_> {
 
     /// The lent bytes, to write.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        let (_, data) = self.link.tx_parts();
+        let (_, data) = self.tx.parts();
         // SAFETY: the slot was reserved by this producer, whose lock `self.tx` holds, and is
         // not yet published, so no one else writes it; the slice borrows `self` mutably, so
         // no second one exists.
@@ -440,13 +646,12 @@ impl Loan<'_> {
 
     /// Publishes the message.
     pub(crate) fn commit(mut self) {
-        let (ctl, data) = self.link.tx_parts();
-        if self
-            .tx
+        let (ctl, data, _, state) = self.tx.split();
+        if state
             .producer
             .commit(ctl, &data, self.slot, self.len, self.len as u32)
         {
-            wait::ring(&self.tx.bell);
+            wait::ring(&state.bell);
         }
     }
 }
@@ -456,8 +661,7 @@ impl Loan<'_> {
 pub(crate) enum Borrowed<'a> {
     /// The message in the ring.
     InPlace {
-        link: &'a Link,
-        rx: MutexGuard<'a, RxSide>,
+        rx: MutexGuard<'a, Receiver>,
         record: Record,
     },
     /// A message that was not in one piece.
@@ -468,8 +672,8 @@ impl Borrowed<'_> {
     /// The message's bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
-            Borrowed::InPlace { link, record, .. } => {
-                let (_, data) = link.rx_parts();
+            Borrowed::InPlace { rx, record } => {
+                let (_, data) = rx.parts();
                 // SAFETY: the record is published to this consumer, whose lock `rx` this
                 // value holds, and is consumed only when it is dropped, so a peer that keeps
                 // the protocol does not write it meanwhile (one that breaks it changes
@@ -483,8 +687,8 @@ impl Borrowed<'_> {
 
 impl Drop for Borrowed<'_> {
     fn drop(&mut self) {
-        if let Borrowed::InPlace { link, rx, record } = self {
-            link.consume(rx, *record);
+        if let Borrowed::InPlace { rx, record } = self {
+            rx.consume(*record);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! because the tokio reactor can wait on a socket.
 
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,11 @@ const MIN_SPIN: Duration = Duration::from_micros(4);
 const MAX_SPIN: Duration = Duration::from_micros(128);
 const FIRST_SPIN: Duration = Duration::from_micros(32);
 
+/// The longest spin of a tokio task, which must not hold a runtime thread for long: it
+/// waits through the reactor instead.
+#[cfg(feature = "tokio")]
+const BRIEF_SPIN: Duration = Duration::from_micros(4);
+
 /// How many waits pass between two looks at which CPU this thread runs on.
 const CPU_REFRESH: u32 = 1024;
 
@@ -25,13 +31,29 @@ const CPU_REFRESH: u32 = 1024;
 #[derive(Debug)]
 pub(crate) struct Spin {
     budget: Duration,
+    min: Duration,
+    max: Duration,
     waits: u32,
 }
 
 impl Spin {
+    /// The spin of a thread that may wait as it likes.
     pub(crate) fn new() -> Spin {
         Spin {
             budget: FIRST_SPIN,
+            min: MIN_SPIN,
+            max: MAX_SPIN,
+            waits: 0,
+        }
+    }
+
+    /// The spin of a tokio task: a few microseconds at most.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn brief() -> Spin {
+        Spin {
+            budget: BRIEF_SPIN,
+            min: BRIEF_SPIN,
+            max: BRIEF_SPIN,
             waits: 0,
         }
     }
@@ -62,12 +84,12 @@ impl Spin {
             for _ in 0..64 {
                 std::hint::spin_loop();
                 if let Some(value) = ready()? {
-                    self.budget = (self.budget * 2).min(MAX_SPIN);
+                    self.budget = (self.budget * 2).min(self.max);
                     return Ok(Some(value));
                 }
             }
             if Instant::now() >= until {
-                self.budget = (self.budget / 2).max(MIN_SPIN);
+                self.budget = (self.budget / 2).max(self.min);
                 return Ok(None);
             }
         }
@@ -107,18 +129,37 @@ pub(crate) fn sleep(bell: &UnixStream, deadline: Option<Instant>) -> io::Result<
             Rang::Maybe
         });
     }
-    // A peer could keep the socket full; a bounded number of reads is enough to go on.
+    Ok(match take_rings(bell.as_fd())? {
+        Taken::Closed => Rang::PeerClosed,
+        Taken::Rings { .. } => Rang::Maybe,
+    })
+}
+
+/// What [`take_rings`] found on the doorbell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Rings (or none): `drained` when the socket is now empty.
+    Rings { drained: bool },
+    /// The peer closed its end.
+    Closed,
+}
+
+/// Takes in the rings the peer sent, so that the next sleep waits for a new one; never
+/// waits. A peer could keep the socket full: a bounded number of reads is enough to go on.
+pub(crate) fn take_rings(bell: BorrowedFd<'_>) -> io::Result<Taken> {
     let mut sink = [0u8; 256];
     for _ in 0..16 {
         match crate::sys::recv_now(bell, &mut sink) {
-            Ok(0) => return Ok(Rang::PeerClosed),
+            Ok(0) => return Ok(Taken::Closed),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(Rang::PeerClosed),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(Taken::Rings { drained: true })
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(Taken::Closed),
             Err(e) => return Err(e),
         }
     }
-    Ok(Rang::Maybe)
+    Ok(Taken::Rings { drained: false })
 }
 
 /// Rings the peer's doorbell: one byte, never waiting (a full socket already holds rings

@@ -9,9 +9,11 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::stream::AsyncStream;
-use crate::pipe::connection::READ_BUFFER;
+use crate::pipe::connection::{link_error, READ_BUFFER};
 use crate::pipe::framing::{FrameReader, FrameWriter, RecvError};
 use crate::pipe::info::{into_io, Failure, Info, MessagePart};
+use crate::pipe::shm::reactor::{async_halves, AsyncReceiver, AsyncSender};
+use crate::pipe::shm::{LinkError, Parts};
 use crate::pipe::PipeError;
 use crate::security::{Access, PeerCredentials};
 use crate::wire::{self, PipeMode};
@@ -27,6 +29,10 @@ use crate::wire::{self, PipeMode};
 /// Cancelling a `send` future half-way leaves a partial message on the wire; the
 /// connection then refuses further sends with [`PipeError::Disconnected`]. Cancelling a
 /// `recv` loses nothing.
+///
+/// On a shared-memory connection ([`is_shared_memory`](Self::is_shared_memory)) a task
+/// that finds nothing to receive (or no room to send) spins a few microseconds, then waits
+/// through the reactor on a doorbell socket: it never holds the runtime's thread longer.
 #[derive(Debug)]
 pub struct PipeConnection {
     recv: PipeRecvHalf,
@@ -42,6 +48,8 @@ pub struct PipeRecvHalf {
     reader: FrameReader,
     broken: Option<String>,
     sending: Arc<Sending>,
+    /// The shared-memory data path, when the handshake chose it.
+    shm: Option<AsyncReceiver>,
 }
 
 /// The sending half of a [`PipeConnection`].
@@ -52,6 +60,8 @@ pub struct PipeSendHalf {
     writer: FrameWriter,
     broken: Option<String>,
     sending: Arc<Sending>,
+    /// The shared-memory data path, when the handshake chose it.
+    shm: Option<AsyncSender>,
 }
 
 /// What the two halves share about sending: a message is written under `lock`, and
@@ -78,7 +88,39 @@ fn check_usable(info: &Info, broken: &Option<String>) -> Result<(), PipeError> {
     }
 }
 
+/// The error for a failure of the shared-memory path (`end` shuts the connection down when
+/// the peer broke the protocol); the half is unusable after.
+fn shm_failure(
+    info: &Info,
+    broken: &mut Option<String>,
+    e: LinkError,
+    end: impl FnOnce(),
+) -> PipeError {
+    let error = link_error(info, e, None, end);
+    *broken = Some(error.to_string());
+    error
+}
+
 impl PipeConnection {
+    /// A connection whose data travels through shared memory when `parts` are given.
+    ///
+    /// # Errors
+    ///
+    /// When the doorbells cannot be registered with the runtime.
+    pub(crate) fn with_shm(
+        stream: AsyncStream,
+        info: Info,
+        parts: Option<Parts>,
+    ) -> io::Result<PipeConnection> {
+        let mut conn = PipeConnection::new(stream, info);
+        if let Some(parts) = parts {
+            let (tx, rx) = async_halves(parts)?;
+            conn.send.shm = Some(tx);
+            conn.recv.shm = Some(rx);
+        }
+        Ok(conn)
+    }
+
     pub(crate) fn new(stream: AsyncStream, info: Info) -> PipeConnection {
         let buffer = match info.pipe_type {
             PipeMode::Message => READ_BUFFER,
@@ -93,6 +135,7 @@ impl PipeConnection {
                 reader: FrameReader::new(info.max_message, buffer),
                 broken: None,
                 sending: Arc::clone(&sending),
+                shm: None,
             },
             send: PipeSendHalf {
                 stream,
@@ -100,6 +143,7 @@ impl PipeConnection {
                 writer: FrameWriter::default(),
                 broken: None,
                 sending,
+                shm: None,
             },
         }
     }
@@ -107,6 +151,13 @@ impl PipeConnection {
     /// The pipe's name.
     pub fn name(&self) -> &str {
         &self.recv.info.name
+    }
+
+    /// Whether this connection's data travels through shared memory
+    /// ([`PipeOptions::shared_memory`](crate::pipe::PipeOptions::shared_memory)) rather
+    /// than the socket.
+    pub fn is_shared_memory(&self) -> bool {
+        self.recv.shm.is_some()
     }
 
     /// The pipe's type: byte or message.
@@ -206,6 +257,10 @@ impl PipeRecvHalf {
     /// `sender_mid_frame`: whether a close frame now would cut into a message being sent.
     async fn recv_with(&mut self, sender_mid_frame: bool) -> Result<Vec<u8>, PipeError> {
         self.prepare()?;
+        if let Some(shm) = &mut self.shm {
+            let result = shm.recv().await;
+            return result.map_err(|e| self.shm_failure(e));
+        }
         loop {
             let stream = &self.stream;
             let result = self.reader.recv_message(
@@ -226,6 +281,12 @@ impl PipeRecvHalf {
         sender_mid_frame: bool,
     ) -> Result<MessagePart, PipeError> {
         self.prepare()?;
+        if let Some(shm) = &mut self.shm {
+            return match shm.recv_into(buf).await {
+                Ok((len, complete)) => Ok(MessagePart { len, complete }),
+                Err(e) => Err(self.shm_failure(e)),
+            };
+        }
         loop {
             let stream = &self.stream;
             let result = self
@@ -244,6 +305,13 @@ impl PipeRecvHalf {
             .readable()
             .await
             .map_err(|e| self.info.io_failure("receive failed", e))
+    }
+
+    fn shm_failure(&mut self, e: LinkError) -> PipeError {
+        let shm = self.shm.as_ref();
+        shm_failure(&self.info, &mut self.broken, e, || {
+            shm.inspect(|shm| shm.shutdown());
+        })
     }
 
     fn prepare(&self) -> Result<(), PipeError> {
@@ -288,6 +356,17 @@ impl PipeRecvHalf {
             return Poll::Ready(Err(into_io(e)));
         }
         let stop = self.info.read_mode == PipeMode::Message;
+        if let Some(shm) = &mut self.shm {
+            let whole = stop && self.info.pipe_type == PipeMode::Message;
+            return match shm.poll_read(cx, buf.initialize_unfilled(), whole) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(n)) => {
+                    buf.advance(n);
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(into_io(self.shm_failure(e)))),
+            };
+        }
         loop {
             let stream = &self.stream;
             let out = buf.initialize_unfilled();
@@ -331,6 +410,9 @@ impl PipeSendHalf {
     pub async fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
         check_usable(&self.info, &self.broken)?;
         self.info.check_can_write()?;
+        if self.shm.is_some() {
+            return self.send_shm(message).await;
+        }
         if self.info.pipe_type == PipeMode::Byte {
             let result = self.stream.send_all(message).await;
             return result.map_err(|e| self.info.io_failure("send failed", e));
@@ -371,15 +453,40 @@ impl PipeSendHalf {
         }
     }
 
+    async fn send_shm(&mut self, message: &[u8]) -> Result<(), PipeError> {
+        let whole = self.info.pipe_type == PipeMode::Message;
+        if whole {
+            self.info.check_size(message.len())?;
+        }
+        let shm = self.shm.as_mut().expect("shared memory");
+        if shm.is_mid_message() {
+            self.broken = Some("an earlier send was cancelled in the middle of a message".into());
+            return Err(self
+                .info
+                .broken("an earlier send was cancelled mid-message"));
+        }
+        let result = shm.send(message, whole).await;
+        result.map_err(|e| self.shm_failure(e))
+    }
+
+    fn shm_failure(&mut self, e: LinkError) -> PipeError {
+        let shm = self.shm.as_ref();
+        shm_failure(&self.info, &mut self.broken, e, || {
+            shm.inspect(|shm| shm.shutdown());
+        })
+    }
+
     /// Half-closes: no more data from this end; the receiving half still receives.
     ///
     /// # Errors
     ///
     /// [`PipeError::Io`] when the socket refuses.
     pub fn finish_sending(&self) -> Result<(), PipeError> {
-        self.stream
-            .shutdown_write()
-            .map_err(|e| PipeError::io(&self.info.name, "cannot shut down sending", e))
+        let done = match &self.shm {
+            Some(shm) => shm.finish_sending(),
+            None => self.stream.shutdown_write(),
+        };
+        done.map_err(|e| PipeError::io(&self.info.name, "cannot shut down sending", e))
     }
 
     fn poll_write_bytes(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
@@ -391,6 +498,13 @@ impl PipeSendHalf {
                 io::ErrorKind::Unsupported,
                 "AsyncWrite is for byte-type pipes; send messages with send().await",
             )));
+        }
+        if let Some(shm) = &mut self.shm {
+            return match shm.poll_write(cx, buf) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(into_io(self.shm_failure(e)))),
+            };
         }
         loop {
             match self.stream.try_write_vectored(&[io::IoSlice::new(buf)]) {
@@ -443,7 +557,7 @@ impl AsyncWrite for PipeConnection {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().send.stream.shutdown_write())
+        Poll::Ready(self.get_mut().send.finish_sending().map_err(into_io))
     }
 }
 
@@ -462,6 +576,6 @@ impl AsyncWrite for PipeSendHalf {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().stream.shutdown_write())
+        Poll::Ready(self.get_mut().finish_sending().map_err(into_io))
     }
 }

@@ -2,8 +2,10 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
+use tokio::io::Interest;
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
@@ -12,7 +14,7 @@ use super::PipeConnection;
 use crate::name::Name;
 use crate::pipe::admission::{Gate, ServerCore};
 use crate::pipe::endpoint::Binding;
-use crate::pipe::handshake;
+use crate::pipe::{handshake, shm};
 use crate::pipe::{PipeError, PipeOptions};
 
 /// A named pipe server for tokio: the async twin of [`crate::pipe::PipeServer`].
@@ -145,9 +147,13 @@ async fn serve_handshake(
     };
     let asked_for_memory = matches!(&request, Ok(r) if r.shared_memory);
     let (response, admitted) = core.admit(request, peer.as_ref());
+    let options = &core.options;
+    let offer = match (&stream, options.shared_memory) {
+        (AsyncStream::Unix(_), Some(capacity)) if asked_for_memory => Some(capacity),
+        _ => None,
+    };
     let mut answer = response.encode();
-    if asked_for_memory && admitted.is_some() {
-        // The tokio server keeps every connection on the socket.
+    if asked_for_memory && admitted.is_some() && offer.is_none() {
         answer.extend_from_slice(&crate::wire::DataPath::Socket.encode());
     }
     if let Err(e) = stream.write_all(&answer).await {
@@ -159,7 +165,19 @@ async fn serve_handshake(
         stream.linger_and_close().await;
         return None;
     };
-    let options = &core.options;
+    let parts = match offer {
+        Some(capacity) => {
+            let limit = shm::limit_for(options.mode, options.max_message);
+            match offer_shared_memory(pipe_name, &mut stream, capacity, limit).await {
+                Ok(parts) => parts,
+                Err(e) => {
+                    tracing::info!(pipe = %pipe_name, ?peer, "cannot set up the data path: {e}");
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
     let fd_ok = match &stream {
         AsyncStream::Unix(s) => {
             crate::sys::set_socket_buffers(s, options.in_buffer, options.out_buffer)
@@ -171,10 +189,45 @@ async fn serve_handshake(
     if let Err(e) = fd_ok {
         tracing::warn!(pipe = %pipe_name, "cannot set buffer sizes: {e}");
     }
-    Some(PipeConnection::new(
-        stream,
-        core.connection_info(admitted, peer),
-    ))
+    tracing::debug!(pipe = %pipe_name, ?peer, access = %admitted.client_access, shared_memory = parts.is_some(), "client connected");
+    let info = core.connection_info(admitted, peer);
+    match PipeConnection::with_shm(stream, info, parts) {
+        Ok(conn) => Some(conn),
+        Err(e) => {
+            tracing::warn!(pipe = %pipe_name, "cannot register the shared-memory doorbells: {e}");
+            None
+        }
+    }
+}
+
+/// Offers a local client that asked for it the shared-memory data path, or (when no region
+/// can be made) answers that the data stays on the socket.
+async fn offer_shared_memory(
+    pipe_name: &str,
+    stream: &mut AsyncStream,
+    capacity: usize,
+    limit: u32,
+) -> io::Result<Option<shm::Parts>> {
+    let AsyncStream::Unix(socket) = &*stream else {
+        unreachable!("shared memory is offered on local sockets only")
+    };
+    let offered = loop {
+        socket.writable().await?;
+        match socket.try_io(Interest::WRITABLE, || {
+            shm::offer(socket.as_fd(), capacity, limit)
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            done => break done,
+        }
+    };
+    match offered {
+        Ok(parts) => Ok(Some(parts)),
+        Err(e) => {
+            tracing::warn!(pipe = %pipe_name, "serving a client over the socket: {e}");
+            let socket_path = crate::wire::DataPath::Socket.encode();
+            stream.write_all(&socket_path).await.map(|()| None)
+        }
+    }
 }
 
 impl PipeServer {

@@ -1,0 +1,290 @@
+//! The shared-memory path for tokio: a [`Sender`] or [`Receiver`] that waits through the
+//! reactor. A task spins a few microseconds at most ([`Spin::brief`]); then it sets its
+//! waiting word and awaits its doorbell socket, registered with the reactor, so the
+//! runtime's thread is free until the peer rings (or closes: the socket's end-of-file).
+//!
+//! Every future here is cancel-safe for receiving: what arrived of a message is kept in the
+//! receiver. A send cancelled half-way leaves [`TxState::mid_message`] set, which the
+//! connection checks before the next send.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::task::{Context, Poll};
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use tokio::io::Interest;
+
+use super::link::{LinkError, Outgoing, Receiver, Sender};
+use super::wait::{take_rings, Spin, Taken};
+use super::Parts;
+
+/// The two sides of a shared-memory connection for the tokio halves of one connection,
+/// registered with the current runtime.
+///
+/// # Errors
+///
+/// When a doorbell cannot be duplicated or registered.
+pub(crate) fn async_halves(parts: Parts) -> io::Result<(AsyncSender, AsyncReceiver)> {
+    let (mut tx, mut rx) = parts.into_halves();
+    let (tx_bell, rx_bell) = (Bell::new(&tx.state.bell)?, Bell::new(&rx.state.bell)?);
+    let (tx_other, rx_other) = (rx.state.bell.try_clone()?, tx.state.bell.try_clone()?);
+    tx.spin = Spin::brief();
+    rx.spin = Spin::brief();
+    Ok((
+        AsyncSender {
+            inner: tx,
+            bell: tx_bell,
+            other: tx_other,
+        },
+        AsyncReceiver {
+            inner: rx,
+            bell: rx_bell,
+            other: rx_other,
+        },
+    ))
+}
+
+/// A doorbell registered with the reactor: a second descriptor of the one the steps ring,
+/// so that the steps need no reactor.
+#[derive(Debug)]
+struct Bell(tokio::net::UnixStream);
+
+impl Bell {
+    fn new(bell: &UnixStream) -> io::Result<Bell> {
+        let ours = bell.try_clone()?;
+        ours.set_nonblocking(true)?;
+        tokio::net::UnixStream::from_std(ours).map(Bell)
+    }
+
+    fn socket(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// Takes in the rings that came; `true` when the peer closed. Clears the reactor's
+    /// readiness when the socket is empty, so that the next wait waits.
+    fn take(&self) -> io::Result<bool> {
+        let taken = take_rings(self.socket())?;
+        if taken == (Taken::Rings { drained: true }) {
+            let _ = self.0.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+        Ok(taken == Taken::Closed)
+    }
+
+    /// Waits until the peer rings or closes; `true` when it closed.
+    async fn sleep(&self) -> io::Result<bool> {
+        self.0.readable().await?;
+        self.take()
+    }
+
+    /// [`sleep`](Self::sleep) as a poll: `Ready(closed)` once the peer rang or closed.
+    fn poll_sleep(&self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        match self.0.poll_read_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => Poll::Ready(self.take()),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = rustix::net::shutdown(self.socket(), rustix::net::Shutdown::Both);
+    }
+}
+
+/// The sending side of a tokio shared-memory connection.
+#[derive(Debug)]
+pub(crate) struct AsyncSender {
+    inner: Sender,
+    bell: Bell,
+    /// The receiving side's doorbell, to end the whole connection.
+    other: UnixStream,
+}
+
+impl AsyncSender {
+    /// Whether a cancelled send left a message partly in the ring.
+    pub(crate) fn is_mid_message(&self) -> bool {
+        self.inner.state.mid_message
+    }
+
+    /// Sends `message` as one message (`whole`) or as stream bytes, waiting for room.
+    pub(crate) async fn send(&mut self, message: &[u8], whole: bool) -> Result<(), LinkError> {
+        let mut out = Outgoing::new(message, whole);
+        let AsyncSender { inner, bell, .. } = self;
+        let (ctl, data, spin, state) = inner.split();
+        loop {
+            let done = spin.spin(&ctl.producer_cpu, &ctl.consumer_cpu, None, || {
+                state
+                    .push(ctl, &data, &mut out)
+                    .map(|done| done.then_some(()))
+            })?;
+            if done.is_some() {
+                return Ok(());
+            }
+            if state.must_sleep(ctl)? {
+                let closed = bell.sleep().await;
+                state.woke(ctl);
+                spin.slept();
+                if closed? {
+                    return Err(LinkError::Closed { mid_message: false });
+                }
+            }
+        }
+    }
+
+    /// Writes what fits of `bytes` as stream bytes; `Pending` while the ring is full.
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<Result<usize, LinkError>> {
+        let AsyncSender { inner, bell, .. } = self;
+        let (ctl, data, _, state) = inner.split();
+        loop {
+            let mut out = Outgoing::new(bytes, false);
+            let done = state.push(ctl, &data, &mut out)?;
+            if done || out.sent() > 0 {
+                return Poll::Ready(Ok(out.sent()));
+            }
+            if !state.must_sleep(ctl)? {
+                continue;
+            }
+            match bell.poll_sleep(cx) {
+                // The waiting word stays set: the peer rings when it frees room.
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(closed) => {
+                    state.woke(ctl);
+                    if closed? {
+                        return Poll::Ready(Err(LinkError::Closed { mid_message: false }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends this side's sending: the peer reads what was sent, then end-of-stream.
+    pub(crate) fn finish_sending(&self) -> io::Result<()> {
+        crate::sys::shutdown_write(self.bell.socket())
+    }
+
+    /// Ends the connection: both doorbells, both directions (the peer's receives and sends
+    /// fail).
+    pub(crate) fn shutdown(&self) {
+        self.bell.shutdown();
+        let _ = self.other.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The receiving side of a tokio shared-memory connection.
+#[derive(Debug)]
+pub(crate) struct AsyncReceiver {
+    inner: Receiver,
+    bell: Bell,
+    /// The sending side's doorbell, to end the whole connection.
+    other: UnixStream,
+}
+
+impl AsyncReceiver {
+    /// Receives the next whole message (or the rest of one `recv_into` began).
+    pub(crate) async fn recv(&mut self) -> Result<Vec<u8>, LinkError> {
+        let AsyncReceiver { inner, bell, .. } = self;
+        let (ctl, data, spin, state) = inner.split();
+        loop {
+            let found = spin.spin(&ctl.consumer_cpu, &ctl.producer_cpu, None, || {
+                state.pull(ctl, &data)
+            })?;
+            if let Some(message) = found {
+                return Ok(message);
+            }
+            if state.must_sleep(ctl) {
+                let closed = bell.sleep().await;
+                state.woke(ctl);
+                spin.slept();
+                if closed? {
+                    state.peer_closed = true;
+                }
+            }
+        }
+    }
+
+    /// Receives into `buf`: the next message or the rest of one; `(bytes, complete)`.
+    /// Waits only while nothing has been copied, so that a cancelled call loses nothing:
+    /// it may return fewer bytes than `buf` holds when the rest has not arrived yet.
+    pub(crate) async fn recv_into(&mut self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
+        let AsyncReceiver { inner, bell, .. } = self;
+        let (ctl, data, spin, state) = inner.split();
+        loop {
+            let mut filled = 0;
+            let found = spin.spin(&ctl.consumer_cpu, &ctl.producer_cpu, None, || {
+                match state.pull_into(ctl, &data, buf, &mut filled)? {
+                    None if filled > 0 => Ok::<_, LinkError>(Some((filled, false))),
+                    found => Ok(found),
+                }
+            })?;
+            if let Some(part) = found {
+                return Ok(part);
+            }
+            if state.must_sleep(ctl) {
+                let closed = bell.sleep().await;
+                state.woke(ctl);
+                spin.slept();
+                if closed? {
+                    state.peer_closed = true;
+                }
+            }
+        }
+    }
+
+    /// Reads stream bytes now or registers for the next ring: one record (or the rest of
+    /// one) up to `buf.len()`, or with `whole_messages` what [`recv_into`](Self::recv_into)
+    /// would give; `Ready(0)` at the end of the stream.
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        whole_messages: bool,
+    ) -> Poll<Result<usize, LinkError>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let AsyncReceiver { inner, bell, .. } = self;
+        let (ctl, data, _, state) = inner.split();
+        loop {
+            let found = if whole_messages {
+                let mut filled = 0;
+                match state.pull_into(ctl, &data, buf, &mut filled) {
+                    Ok(None) if filled > 0 => Some(filled),
+                    Ok(found) => found.map(|(n, _)| n),
+                    Err(LinkError::Closed { mid_message: false }) => Some(0),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            } else {
+                state.read_now(ctl, &data, buf)?
+            };
+            if let Some(n) = found {
+                return Poll::Ready(Ok(n));
+            }
+            if !state.must_sleep(ctl) {
+                continue;
+            }
+            match bell.poll_sleep(cx) {
+                // The waiting word stays set: the peer rings when it publishes.
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(closed) => {
+                    state.woke(ctl);
+                    if closed? {
+                        state.peer_closed = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the connection: both doorbells, both directions (the peer's receives and sends
+    /// fail).
+    pub(crate) fn shutdown(&self) {
+        self.bell.shutdown();
+        let _ = self.other.shutdown(std::net::Shutdown::Both);
+    }
+}
