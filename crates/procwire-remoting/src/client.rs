@@ -69,6 +69,7 @@ impl Connection {
                 let pipe = ClientOptions::new()
                     .read_mode(PipeMode::Message)
                     .max_message_size(max as u32)
+                    .shared_memory(true)
                     .open_async(parsed.authority.as_str())
                     .await?;
                 Ok(Connection::over(PipeTransport::new(pipe), parsed.base(), max))

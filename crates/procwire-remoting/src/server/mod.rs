@@ -268,6 +268,7 @@ impl TcpChannel {
 pub struct PipeChannel {
     name: String,
     access: AccessList,
+    shared_memory: bool,
 }
 
 impl PipeChannel {
@@ -276,12 +277,21 @@ impl PipeChannel {
         PipeChannel {
             name: name.into(),
             access: AccessList::owner_only(),
+            shared_memory: true,
         }
     }
 
     /// Who may connect.
     pub fn access_list(mut self, access: AccessList) -> Self {
         self.access = access;
+        self
+    }
+
+    /// Whether calls from local clients travel through shared memory rather than the
+    /// socket after the handshake (on by default; procwire's clients ask for it, others
+    /// stay on the socket).
+    pub fn shared_memory(mut self, offer: bool) -> Self {
+        self.shared_memory = offer;
         self
     }
 }
@@ -485,6 +495,7 @@ impl RemotingServer {
             .mode(PipeMode::Message)
             .max_message_size(self.inner.limits.max_message.min(u32::MAX as usize) as u32)
             .access_list(channel.access.clone())
+            .shared_memory(channel.shared_memory)
             .create_async(channel.name.as_str())?;
         let server = self.clone();
         let task = tokio::spawn(async move {
