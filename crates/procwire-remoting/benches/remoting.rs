@@ -4,11 +4,15 @@
 //! `PROCWIRE_BENCH_ROLE` set (as in procwire's pipe benchmark). Each iteration is one
 //! round trip of a 64-byte payload:
 //!
-//! - `raw_pipe`: a procwire message pipe (tokio API), `send` 64 B and `recv` the echo —
-//!   the transport that remoting's pipe channel uses, with nothing on top.
-//! - `remoting_pipe`, `remoting_tcp`: `echo(data: Vec<u8>) -> Vec<u8>` through a
-//!   `#[remote]` client on the pipe and tcp channels (binary formatter).
+//! - `raw_pipe_socket`, `raw_pipe_shm`: a procwire message pipe (tokio API), `send` 64 B
+//!   and `recv` the echo, on the socket and through shared memory — the transports that
+//!   remoting's pipe channel uses, with nothing on top.
+//! - `remoting_pipe_shm`, `remoting_pipe_socket`, `remoting_tcp`: `echo(data: Vec<u8>) ->
+//!   Vec<u8>` through a `#[remote]` client on the pipe channel (shared memory, and a pipe
+//!   that does not offer it) and the tcp channel (binary formatter).
 //! - `tarpc_tcp`: the same method through tarpc 0.38 (bincode over TCP loopback).
+//! - `*_batch`: 64 calls in flight on one connection; `*_4x32`: 4 connections with 32
+//!   calls in flight on each.
 //!
 //! Run with `cargo bench -p procwire-remoting --bench remoting`; results are in
 //! `docs/performance.md`. Pin with `taskset -c 0` for the one-CPU view.
@@ -21,7 +25,7 @@ use futures::StreamExt;
 use procwire::pipe::{ClientOptions, PipeOptions};
 use procwire::wire::PipeMode;
 use procwire_remoting::{remote, Proxy, RegistryBuilder, RemotingServer, TcpChannel};
-use tarpc::server::Channel;
+use tarpc::server::Channel as _;
 
 const ROLE_VAR: &str = "PROCWIRE_BENCH_ROLE";
 const SMALL: usize = 64;
@@ -102,6 +106,7 @@ fn peer(role: &str) -> ExitCode {
                 let name = format!("procwire-rbench-{}", std::process::id());
                 let server = PipeOptions::new()
                     .mode(PipeMode::Message)
+                    .shared_memory(true)
                     .create_async(name.as_str())
                     .expect("pipe");
                 println!("{name}");
@@ -126,7 +131,10 @@ fn peer(role: &str) -> ExitCode {
                 let pipe = server
                     .listen_pipe(procwire_remoting::PipeChannel::new(&name))
                     .expect("pipe");
-                println!("{} {}", tcp.local(), pipe.local());
+                let socket_only = procwire_remoting::PipeChannel::new(format!("{name}-socket"))
+                    .shared_memory(false);
+                let socket_pipe = server.listen_pipe(socket_only).expect("pipe");
+                println!("{} {} {}", tcp.local(), pipe.local(), socket_pipe.local());
                 std::future::pending::<()>().await;
             }
             "tarpc" => {
@@ -191,17 +199,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-#[divan::bench]
-fn raw_pipe(bencher: Bencher<'_, '_>) {
+fn raw_pipe(bencher: Bencher<'_, '_>, shared_memory: bool) {
     let peer = Peer::start("pipe-echo");
     let rt = runtime();
     let mut pipe = rt
         .block_on(
             ClientOptions::new()
                 .read_mode(PipeMode::Message)
+                .shared_memory(shared_memory)
                 .open_async(peer.addr.as_str()),
         )
         .expect("open");
+    assert_eq!(pipe.is_shared_memory(), shared_memory);
     let data = vec![7u8; SMALL];
     bencher.bench_local(|| {
         rt.block_on(async {
@@ -211,47 +220,94 @@ fn raw_pipe(bencher: Bencher<'_, '_>) {
     });
 }
 
-fn remoting(bencher: Bencher<'_, '_>, tcp: bool) {
-    let peer = Peer::start("remoting");
-    let (tcp_url, pipe_url) = peer.addr.split_once(' ').expect("two addresses");
-    let base = if tcp { tcp_url } else { pipe_url };
-    let rt = runtime();
-    let client = rt.block_on(async {
-        EchoClient::new(
-            Proxy::connect(&format!("{base}/Bench/Echo"))
-                .await
-                .expect("connect"),
-        )
-    });
-    let data = vec![7u8; SMALL];
-    bencher.bench_local(|| rt.block_on(client.echo(data.clone())).unwrap());
+#[divan::bench]
+fn raw_pipe_socket(bencher: Bencher<'_, '_>) {
+    raw_pipe(bencher, false);
 }
 
 #[divan::bench]
-fn remoting_pipe(bencher: Bencher<'_, '_>) {
-    remoting(bencher, false);
+fn raw_pipe_shm(bencher: Bencher<'_, '_>) {
+    raw_pipe(bencher, true);
+}
+
+/// Which of the remoting peer's channels a benchmark calls through.
+#[derive(Clone, Copy)]
+enum Channel {
+    Tcp = 0,
+    PipeShm = 1,
+    PipeSocket = 2,
+}
+
+/// A remoting peer and `connections` clients of its `channel`.
+fn remoting_clients(
+    rt: &tokio::runtime::Runtime,
+    channel: Channel,
+    connections: usize,
+) -> (Peer, Vec<EchoClient>) {
+    let peer = Peer::start("remoting");
+    let base = peer
+        .addr
+        .split(' ')
+        .nth(channel as usize)
+        .expect("three addresses");
+    let clients = (0..connections)
+        .map(|_| {
+            rt.block_on(async {
+                let proxy = Proxy::connect(&format!("{base}/Bench/Echo")).await;
+                EchoClient::new(proxy.expect("connect"))
+            })
+        })
+        .collect();
+    (peer, clients)
+}
+
+fn remoting(bencher: Bencher<'_, '_>, channel: Channel) {
+    let rt = runtime();
+    let (_peer, clients) = remoting_clients(&rt, channel, 1);
+    let data = vec![7u8; SMALL];
+    bencher.bench_local(|| rt.block_on(clients[0].echo(data.clone())).unwrap());
+}
+
+#[divan::bench]
+fn remoting_pipe_shm(bencher: Bencher<'_, '_>) {
+    remoting(bencher, Channel::PipeShm);
+}
+
+#[divan::bench]
+fn remoting_pipe_socket(bencher: Bencher<'_, '_>) {
+    remoting(bencher, Channel::PipeSocket);
 }
 
 #[divan::bench]
 fn remoting_tcp(bencher: Bencher<'_, '_>) {
-    remoting(bencher, true);
+    remoting(bencher, Channel::Tcp);
+}
+
+/// A tarpc peer and `connections` clients of it.
+fn tarpc_clients(rt: &tokio::runtime::Runtime, connections: usize) -> (Peer, Vec<TarpcEchoClient>) {
+    let peer = Peer::start("tarpc");
+    let clients = (0..connections)
+        .map(|_| {
+            rt.block_on(async {
+                let stream = tokio::net::TcpStream::connect(peer.addr.as_str())
+                    .await
+                    .expect("tarpc connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let transport = tarpc_transport(stream);
+                TarpcEchoClient::new(tarpc::client::Config::default(), transport).spawn()
+            })
+        })
+        .collect();
+    (peer, clients)
 }
 
 #[divan::bench]
 fn tarpc_tcp(bencher: Bencher<'_, '_>) {
-    let peer = Peer::start("tarpc");
     let rt = runtime();
-    let client = rt.block_on(async {
-        let stream = tokio::net::TcpStream::connect(peer.addr.as_str())
-            .await
-            .expect("tarpc connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let transport = tarpc_transport(stream);
-        TarpcEchoClient::new(tarpc::client::Config::default(), transport).spawn()
-    });
+    let (_peer, clients) = tarpc_clients(&rt, 1);
     let data = vec![7u8; SMALL];
     bencher.bench_local(|| {
-        rt.block_on(client.echo(tarpc::context::current(), data.clone()))
+        rt.block_on(clients[0].echo(tarpc::context::current(), data.clone()))
             .unwrap()
     });
 }
@@ -259,48 +315,63 @@ fn tarpc_tcp(bencher: Bencher<'_, '_>) {
 /// Calls in flight at once in the `*_batch` benchmarks.
 const BATCH: usize = 64;
 
-/// 64 calls in flight on one connection per iteration: calls per second with pipelining.
-#[divan::bench]
-fn remoting_tcp_batch(bencher: Bencher<'_, '_>) {
-    let peer = Peer::start("remoting");
-    let (tcp_url, _) = peer.addr.split_once(' ').expect("two addresses");
+/// `connections` x `in_flight` calls at once per iteration: calls per second with
+/// pipelining.
+fn remoting_many(bencher: Bencher<'_, '_>, channel: Channel, connections: usize, in_flight: usize) {
     let rt = runtime();
-    let client = rt.block_on(async {
-        EchoClient::new(
-            Proxy::connect(&format!("{tcp_url}/Bench/Echo"))
-                .await
-                .expect("connect"),
-        )
-    });
+    let (_peer, clients) = remoting_clients(&rt, channel, connections);
     let data = vec![7u8; SMALL];
     bencher
-        .counter(divan::counter::ItemsCount::new(BATCH))
+        .counter(divan::counter::ItemsCount::new(connections * in_flight))
         .bench_local(|| {
-            rt.block_on(futures::future::join_all(
-                (0..BATCH).map(|_| client.echo(data.clone())),
-            ))
+            rt.block_on(futures::future::join_all(clients.iter().flat_map(
+                |client| (0..in_flight).map(|_| client.echo(data.clone())),
+            )))
+        });
+}
+
+/// 64 calls in flight on one connection per iteration.
+#[divan::bench]
+fn remoting_tcp_batch(bencher: Bencher<'_, '_>) {
+    remoting_many(bencher, Channel::Tcp, 1, BATCH);
+}
+
+/// 4 connections with 32 calls in flight on each.
+#[divan::bench]
+fn remoting_tcp_4x32(bencher: Bencher<'_, '_>) {
+    remoting_many(bencher, Channel::Tcp, 4, 32);
+}
+
+/// As `remoting_tcp_batch`, on the shared-memory pipe channel.
+#[divan::bench]
+fn remoting_pipe_shm_batch(bencher: Bencher<'_, '_>) {
+    remoting_many(bencher, Channel::PipeShm, 1, BATCH);
+}
+
+/// As [`remoting_many`], through tarpc.
+fn tarpc_many(bencher: Bencher<'_, '_>, connections: usize, in_flight: usize) {
+    let rt = runtime();
+    let (_peer, clients) = tarpc_clients(&rt, connections);
+    let data = vec![7u8; SMALL];
+    bencher
+        .counter(divan::counter::ItemsCount::new(connections * in_flight))
+        .bench_local(|| {
+            rt.block_on(futures::future::join_all(clients.iter().flat_map(
+                |client| {
+                    (0..in_flight).map(|_| client.echo(tarpc::context::current(), data.clone()))
+                },
+            )))
         });
 }
 
 /// As `remoting_tcp_batch`, through tarpc.
 #[divan::bench]
 fn tarpc_tcp_batch(bencher: Bencher<'_, '_>) {
-    let peer = Peer::start("tarpc");
-    let rt = runtime();
-    let client = rt.block_on(async {
-        let stream = tokio::net::TcpStream::connect(peer.addr.as_str())
-            .await
-            .expect("tarpc connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let transport = tarpc_transport(stream);
-        TarpcEchoClient::new(tarpc::client::Config::default(), transport).spawn()
-    });
-    let data = vec![7u8; SMALL];
-    bencher
-        .counter(divan::counter::ItemsCount::new(BATCH))
-        .bench_local(|| {
-            rt.block_on(futures::future::join_all(
-                (0..BATCH).map(|_| client.echo(tarpc::context::current(), data.clone())),
-            ))
-        });
+    tarpc_many(bencher, 1, BATCH);
+}
+
+/// As `remoting_tcp_4x32`, through tarpc.
+#[divan::bench]
+fn tarpc_tcp_4x32(bencher: Bencher<'_, '_>) {
+    tarpc_many(bencher, 4, 32);
 }

@@ -45,7 +45,11 @@ fn pipe_channel_calls_travel_through_shared_memory_when_offered() {
         for expected in 1..=100 {
             assert_eq!(c.count().await.unwrap(), expected);
         }
-        assert_eq!(regions(), 1, "the connection's data path is a shared region");
+        assert_eq!(
+            regions(),
+            1,
+            "the connection's data path is a shared region"
+        );
         assert_eq!(c.caller_pid().await.unwrap(), Some(std::process::id()));
         // Large arguments and results stream through the 1 MiB rings.
         let long = "x".repeat(3 << 20);
@@ -72,7 +76,11 @@ fn pipe_channel_calls_travel_through_shared_memory_when_offered() {
         let _server = server(&name, false);
         let c = client(&name).await;
         assert_eq!(c.count().await.unwrap(), 1);
-        assert_eq!(regions(), 0, "a server that does not offer keeps the socket");
+        assert_eq!(
+            regions(),
+            0,
+            "a server that does not offer keeps the socket"
+        );
     });
 }
 
