@@ -2,11 +2,16 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use procwire::pipe::{ClientOptions, MessagePart};
+use procwire::wire::PipeMode;
 
 pub(crate) fn run() -> anyhow::Result<()> {
     named_pipe()?;
+    println!();
+    data_paths()?;
     println!();
     file_mapping()?;
     println!();
@@ -70,6 +75,106 @@ fn named_pipe() -> anyhow::Result<()> {
     }
     println!("== Named pipe: done (two processes, one request, one response)");
     Ok(())
+}
+
+/// How many round trips the data-path comparison times, after `WARM_UP` untimed ones.
+const ROUND_TRIPS: usize = 3000;
+const WARM_UP: usize = 300;
+/// The size of its messages.
+const MESSAGE: usize = 64;
+
+/// The two data paths of a local pipe: a server process echoes; this process sends it the
+/// same messages over the socket, then over shared memory, and times each round trip.
+fn data_paths() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the procwire executable")?;
+    let name = format!(r"\\.\pipe\DataPaths-demo-{}", std::process::id());
+    println!("== Pipe data paths: the socket and shared memory, {name}");
+    println!("$ procwire pipe serve {name} --shm --ring-size 64KiB --echo --quiet --clients 2 &");
+    let mut server = Command::new(&exe)
+        .args(["pipe", "serve", &name, "--shm", "--ring-size", "64KiB"])
+        .args(["--echo", "--quiet", "--clients", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the server process")?;
+    let pid = server.id();
+    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
+    let result = (|| {
+        let mut line = String::new();
+        server_out.read_line(&mut line)?;
+        if line.is_empty() {
+            bail!("the server process exited before listening");
+        }
+        print!("[server pid {pid}] {line}");
+        println!(
+            "(this process, pid {}, sends {ROUND_TRIPS} messages of {MESSAGE} bytes and waits \
+             for each echo)",
+            std::process::id()
+        );
+        let socket = median_round_trip(&name, false)?;
+        println!("  over the socket:      median round trip {socket:.1?}");
+        let shared = median_round_trip(&name, true)?;
+        let ratio = socket.as_secs_f64() / shared.as_secs_f64().max(1e-9);
+        println!(
+            "  over shared memory:   median round trip {shared:.1?} (the socket takes {ratio:.1}x as long)"
+        );
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = server.kill();
+    }
+    for line in server_out.lines().map_while(Result::ok) {
+        println!("[server pid {pid}] {line}");
+    }
+    let status = server.wait()?;
+    result?;
+    if !status.success() {
+        bail!("the server process failed: {status}");
+    }
+    println!(
+        "== Pipe data paths: done (same API, same handshake; shared memory skips the kernel \
+         while both sides are busy)"
+    );
+    Ok(())
+}
+
+/// Connects to the echo server `name` (asking for shared memory or not) and returns the
+/// median of `ROUND_TRIPS` round trips of one `MESSAGE`-byte message.
+fn median_round_trip(name: &str, shared_memory: bool) -> anyhow::Result<Duration> {
+    let mut options = ClientOptions::new()
+        .read_mode(PipeMode::Message)
+        .shared_memory(shared_memory)
+        .timeout(Duration::from_secs(5));
+    for uid in crate::owner::trusted() {
+        options = options.require_owner(uid);
+    }
+    let mut pipe = options.open(name)?;
+    if pipe.is_shared_memory() != shared_memory {
+        bail!("pipe `{name}`: the server did not take the data path asked for");
+    }
+    let message = [b'x'; MESSAGE];
+    let mut echo = [0u8; MESSAGE];
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for i in 0..WARM_UP + ROUND_TRIPS {
+        let start = Instant::now();
+        pipe.send(&message)?;
+        let part = pipe.recv_into(&mut echo)?;
+        let elapsed = start.elapsed();
+        if part
+            != (MessagePart {
+                len: MESSAGE,
+                complete: true,
+            })
+            || echo != message
+        {
+            bail!("pipe `{name}`: the echo differs from the message sent");
+        }
+        if i >= WARM_UP {
+            times.push(elapsed);
+        }
+    }
+    pipe.disconnect();
+    times.sort_unstable();
+    Ok(times[times.len() / 2])
 }
 
 /// The file-mapping sample: a server process creates `Local\HelloWorld…` and writes the
