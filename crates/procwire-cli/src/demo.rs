@@ -1,7 +1,8 @@
 //! `procwire demo`: the samples end to end, as separate processes, with their transcript.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -20,31 +21,43 @@ pub(crate) fn run() -> anyhow::Result<()> {
     remoting()
 }
 
+/// Starts `procwire ARGS...` as a server process with its standard output piped, and prints
+/// the first line it writes (that it listens); fails if it exits before writing one.
+fn start_server(exe: &Path, args: &[&str]) -> anyhow::Result<(Child, BufReader<ChildStdout>)> {
+    let mut server = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the server process")?;
+    let mut out = BufReader::new(server.stdout.take().context("no server stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    if line.is_empty() {
+        let _ = server.wait();
+        bail!("the server process exited before listening");
+    }
+    print!("[server pid {}] {line}", server.id());
+    Ok((server, out))
+}
+
 /// The named-pipe sample: a server process answers a client process.
 fn named_pipe() -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the procwire executable")?;
     let name = format!(r"\\.\pipe\HelloWorld-demo-{}", std::process::id());
     println!("== Named pipe: {name}");
     println!("$ procwire pipe serve {name} --reply \"Default response from server\" --clients 1 &");
-    let mut server = Command::new(&exe)
-        .args([
+    let (mut server, server_out) = start_server(
+        &exe,
+        &[
             "pipe",
             "serve",
             &name,
             "--reply",
             "Default response from server",
-        ])
-        .args(["--clients", "1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the server process")?;
-    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
-    let mut line = String::new();
-    server_out.read_line(&mut line)?;
-    if line.is_empty() {
-        bail!("the server process exited before listening");
-    }
-    print!("[server pid {}] {line}", server.id());
+            "--clients",
+            "1",
+        ],
+    )?;
 
     println!("$ echo \"Default request from client\" | procwire pipe connect {name}");
     let mut client = Command::new(&exe)
@@ -90,21 +103,23 @@ fn data_paths() -> anyhow::Result<()> {
     let name = format!(r"\\.\pipe\DataPaths-demo-{}", std::process::id());
     println!("== Pipe data paths: the socket and shared memory, {name}");
     println!("$ procwire pipe serve {name} --shm --ring-size 64KiB --echo --quiet --clients 2 &");
-    let mut server = Command::new(&exe)
-        .args(["pipe", "serve", &name, "--shm", "--ring-size", "64KiB"])
-        .args(["--echo", "--quiet", "--clients", "2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the server process")?;
+    let (mut server, server_out) = start_server(
+        &exe,
+        &[
+            "pipe",
+            "serve",
+            &name,
+            "--shm",
+            "--ring-size",
+            "64KiB",
+            "--echo",
+            "--quiet",
+            "--clients",
+            "2",
+        ],
+    )?;
     let pid = server.id();
-    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
-    let result = (|| {
-        let mut line = String::new();
-        server_out.read_line(&mut line)?;
-        if line.is_empty() {
-            bail!("the server process exited before listening");
-        }
-        print!("[server pid {pid}] {line}");
+    let result = (|| -> anyhow::Result<()> {
         println!(
             "(this process, pid {}, sends {ROUND_TRIPS} messages of {MESSAGE} bytes and waits \
              for each echo)",
@@ -253,8 +268,9 @@ fn mailslot() -> anyhow::Result<()> {
     let name = format!(r"\\.\mailslot\HelloWorld-demo-{}", std::process::id());
     println!("== Mailslot: {name}");
     println!("$ procwire mailslot serve {name} --every 1s --messages 3 &");
-    let mut server = Command::new(&exe)
-        .args([
+    let (mut server, server_out) = start_server(
+        &exe,
+        &[
             "mailslot",
             "serve",
             &name,
@@ -262,17 +278,8 @@ fn mailslot() -> anyhow::Result<()> {
             "1s",
             "--messages",
             "3",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the mailslot server process")?;
-    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
-    let mut line = String::new();
-    server_out.read_line(&mut line)?;
-    if line.is_empty() {
-        bail!("the mailslot server exited before listening");
-    }
-    print!("[server pid {}] {line}", server.id());
+        ],
+    )?;
     let messages = [
         "Message one for mailslot",
         "Message two for mailslot",
