@@ -1,12 +1,18 @@
 //! `procwire demo`: the samples end to end, as separate processes, with their transcript.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use procwire::pipe::{ClientOptions, MessagePart};
+use procwire::wire::PipeMode;
 
 pub(crate) fn run() -> anyhow::Result<()> {
     named_pipe()?;
+    println!();
+    data_paths()?;
     println!();
     file_mapping()?;
     println!();
@@ -15,31 +21,43 @@ pub(crate) fn run() -> anyhow::Result<()> {
     remoting()
 }
 
+/// Starts `procwire ARGS...` as a server process with its standard output piped, and prints
+/// the first line it writes (that it listens); fails if it exits before writing one.
+fn start_server(exe: &Path, args: &[&str]) -> anyhow::Result<(Child, BufReader<ChildStdout>)> {
+    let mut server = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the server process")?;
+    let mut out = BufReader::new(server.stdout.take().context("no server stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    if line.is_empty() {
+        let _ = server.wait();
+        bail!("the server process exited before listening");
+    }
+    print!("[server pid {}] {line}", server.id());
+    Ok((server, out))
+}
+
 /// The named-pipe sample: a server process answers a client process.
 fn named_pipe() -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the procwire executable")?;
     let name = format!(r"\\.\pipe\HelloWorld-demo-{}", std::process::id());
     println!("== Named pipe: {name}");
     println!("$ procwire pipe serve {name} --reply \"Default response from server\" --clients 1 &");
-    let mut server = Command::new(&exe)
-        .args([
+    let (mut server, server_out) = start_server(
+        &exe,
+        &[
             "pipe",
             "serve",
             &name,
             "--reply",
             "Default response from server",
-        ])
-        .args(["--clients", "1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the server process")?;
-    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
-    let mut line = String::new();
-    server_out.read_line(&mut line)?;
-    if line.is_empty() {
-        bail!("the server process exited before listening");
-    }
-    print!("[server pid {}] {line}", server.id());
+            "--clients",
+            "1",
+        ],
+    )?;
 
     println!("$ echo \"Default request from client\" | procwire pipe connect {name}");
     let mut client = Command::new(&exe)
@@ -70,6 +88,108 @@ fn named_pipe() -> anyhow::Result<()> {
     }
     println!("== Named pipe: done (two processes, one request, one response)");
     Ok(())
+}
+
+/// How many round trips the data-path comparison times, after `WARM_UP` untimed ones.
+const ROUND_TRIPS: usize = 3000;
+const WARM_UP: usize = 300;
+/// The size of its messages.
+const MESSAGE: usize = 64;
+
+/// The two data paths of a local pipe: a server process echoes; this process sends it the
+/// same messages over the socket, then over shared memory, and times each round trip.
+fn data_paths() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the procwire executable")?;
+    let name = format!(r"\\.\pipe\DataPaths-demo-{}", std::process::id());
+    println!("== Pipe data paths: the socket and shared memory, {name}");
+    println!("$ procwire pipe serve {name} --shm --ring-size 64KiB --echo --quiet --clients 2 &");
+    let (mut server, server_out) = start_server(
+        &exe,
+        &[
+            "pipe",
+            "serve",
+            &name,
+            "--shm",
+            "--ring-size",
+            "64KiB",
+            "--echo",
+            "--quiet",
+            "--clients",
+            "2",
+        ],
+    )?;
+    let pid = server.id();
+    let result = (|| -> anyhow::Result<()> {
+        println!(
+            "(this process, pid {}, sends {ROUND_TRIPS} messages of {MESSAGE} bytes and waits \
+             for each echo)",
+            std::process::id()
+        );
+        let socket = median_round_trip(&name, false)?;
+        println!("  over the socket:      median round trip {socket:.1?}");
+        let shared = median_round_trip(&name, true)?;
+        let ratio = socket.as_secs_f64() / shared.as_secs_f64().max(1e-9);
+        println!(
+            "  over shared memory:   median round trip {shared:.1?} (the socket takes {ratio:.1}x as long)"
+        );
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = server.kill();
+    }
+    for line in server_out.lines().map_while(Result::ok) {
+        println!("[server pid {pid}] {line}");
+    }
+    let status = server.wait()?;
+    result?;
+    if !status.success() {
+        bail!("the server process failed: {status}");
+    }
+    println!(
+        "== Pipe data paths: done (same API, same handshake; shared memory skips the kernel \
+         while both sides are busy)"
+    );
+    Ok(())
+}
+
+/// Connects to the echo server `name` (asking for shared memory or not) and returns the
+/// median of `ROUND_TRIPS` round trips of one `MESSAGE`-byte message.
+fn median_round_trip(name: &str, shared_memory: bool) -> anyhow::Result<Duration> {
+    let mut options = ClientOptions::new()
+        .read_mode(PipeMode::Message)
+        .shared_memory(shared_memory)
+        .timeout(Duration::from_secs(5));
+    for uid in crate::owner::trusted() {
+        options = options.require_owner(uid);
+    }
+    let mut pipe = options.open(name)?;
+    if pipe.is_shared_memory() != shared_memory {
+        bail!("pipe `{name}`: the server did not take the data path asked for");
+    }
+    let message = [b'x'; MESSAGE];
+    let mut echo = [0u8; MESSAGE];
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for i in 0..WARM_UP + ROUND_TRIPS {
+        let start = Instant::now();
+        pipe.send(&message)?;
+        let part = pipe.recv_into(&mut echo)?;
+        let elapsed = start.elapsed();
+        if part
+            != (MessagePart {
+                len: MESSAGE,
+                complete: true,
+            })
+            || echo != message
+        {
+            bail!("pipe `{name}`: the echo differs from the message sent");
+        }
+        if i >= WARM_UP {
+            times.push(elapsed);
+        }
+    }
+    pipe.disconnect();
+    times.sort_unstable();
+    Ok(times[times.len() / 2])
 }
 
 /// The file-mapping sample: a server process creates `Local\HelloWorld…` and writes the
@@ -148,8 +268,9 @@ fn mailslot() -> anyhow::Result<()> {
     let name = format!(r"\\.\mailslot\HelloWorld-demo-{}", std::process::id());
     println!("== Mailslot: {name}");
     println!("$ procwire mailslot serve {name} --every 1s --messages 3 &");
-    let mut server = Command::new(&exe)
-        .args([
+    let (mut server, server_out) = start_server(
+        &exe,
+        &[
             "mailslot",
             "serve",
             &name,
@@ -157,17 +278,8 @@ fn mailslot() -> anyhow::Result<()> {
             "1s",
             "--messages",
             "3",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the mailslot server process")?;
-    let mut server_out = BufReader::new(server.stdout.take().context("no server stdout")?);
-    let mut line = String::new();
-    server_out.read_line(&mut line)?;
-    if line.is_empty() {
-        bail!("the mailslot server exited before listening");
-    }
-    print!("[server pid {}] {line}", server.id());
+        ],
+    )?;
     let messages = [
         "Message one for mailslot",
         "Message two for mailslot",

@@ -12,6 +12,7 @@ mod pipe;
 mod remoting;
 mod shm;
 mod shutdown;
+mod size;
 mod tls;
 
 use std::io;

@@ -101,6 +101,32 @@ pub(crate) struct ServeArgs {
     /// The largest message, in bytes.
     #[arg(long)]
     max_message: Option<u32>,
+    /// Offer local clients that ask for it (`connect --shm`) the shared-memory data path:
+    /// each such connection gets a sealed memory region of its own, one ring per direction.
+    /// Other clients (Python, TCP, an older procwire) are served over the socket as before.
+    #[arg(long)]
+    shm: bool,
+    /// The size of each shared-memory ring: a power of two from 4KiB to 1GiB, such as
+    /// `64KiB` or `1MiB` (default: 1MiB).
+    #[arg(long, requires = "shm", value_parser = parse_ring_size)]
+    ring_size: Option<usize>,
+    /// Print only the listening line and errors: nothing per client or message (for
+    /// measurements, where printing would take longer than the exchange).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A `--ring-size`: a size the library takes as it is (a power of two in `RING_SIZES`).
+fn parse_ring_size(s: &str) -> Result<usize, String> {
+    let size = crate::size::parse_size(s)?;
+    let sizes = procwire::pipe::RING_SIZES;
+    match usize::try_from(size) {
+        Ok(size) if size.is_power_of_two() && sizes.contains(&size) => Ok(size),
+        _ => Err(format!(
+            "a ring of {size} bytes is not offered; write a power of two from 4KiB to 1GiB, \
+             such as 64KiB or 1MiB"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +150,11 @@ pub(crate) struct ConnectArgs {
     /// by this user or by root: in Global, another user could have taken the name first.
     #[arg(long)]
     any_owner: bool,
+    /// Ask for the shared-memory data path (a server started with `--shm` offers it);
+    /// otherwise, and on another machine, data goes over the socket. With -v, says which
+    /// path was taken.
+    #[arg(long)]
+    shm: bool,
 }
 
 pub(crate) fn run(cmd: PipeCommand) -> anyhow::Result<()> {
@@ -163,17 +194,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         options = options.tls(crate::tls::server_tls(cert, key)?);
     }
+    let ring_size = args.ring_size.unwrap_or(procwire::pipe::DEFAULT_RING_SIZE);
+    if args.shm {
+        options = options.shared_memory_ring_size(ring_size);
+    }
     let shutdown = Shutdown::install()?;
     let server = options.create(args.name.as_str())?;
+    let offer = if args.shm {
+        format!(" (shared memory offered, rings of {ring_size} bytes)")
+    } else {
+        String::new()
+    };
     match server.tcp_addr() {
-        Some(addr) => println!("listening on {} and tcp {addr}", server.name()),
-        None => println!("listening on {}", server.name()),
+        Some(addr) => println!("listening on {} and tcp {addr}{offer}", server.name()),
+        None => println!("listening on {}{offer}", server.name()),
     }
     io::stdout().flush()?;
     let answer = Arc::new(Answer {
         echo: args.echo,
         reply: args.reply,
         send: args.send,
+        shm: args.shm,
+        quiet: args.quiet,
     });
     let mut served = 0;
     let mut workers = Vec::new();
@@ -216,6 +258,28 @@ struct Answer {
     echo: bool,
     reply: Option<String>,
     send: Option<String>,
+    /// Whether shared memory is offered: then each connection says which path it took.
+    shm: bool,
+    /// Print nothing per client or message.
+    quiet: bool,
+}
+
+impl Answer {
+    /// Prints a line of the server's log, unless told to be quiet.
+    fn log(&self, line: std::fmt::Arguments<'_>) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+}
+
+/// The data path of a connection, in words.
+fn data_path(pipe: &PipeConnection) -> &'static str {
+    if pipe.is_shared_memory() {
+        "shared memory"
+    } else {
+        "socket"
+    }
 }
 
 fn describe(client: &PipeConnection) -> String {
@@ -227,10 +291,18 @@ fn describe(client: &PipeConnection) -> String {
 
 fn serve_client(mut client: PipeConnection, answer: &Answer) -> Result<(), PipeError> {
     let who = describe(&client);
-    println!("{who} connected ({} access)", client.access());
+    if answer.shm {
+        let path = data_path(&client);
+        answer.log(format_args!(
+            "{who} connected ({} access, {path})",
+            client.access()
+        ));
+    } else {
+        answer.log(format_args!("{who} connected ({} access)", client.access()));
+    }
     if let Some(text) = &answer.send {
         client.send(text.as_bytes())?;
-        println!("{who}: sent {text:?}");
+        answer.log(format_args!("{who}: sent {text:?}"));
         client.disconnect();
         return Ok(());
     }
@@ -242,10 +314,12 @@ fn serve_client(mut client: PipeConnection, answer: &Answer) -> Result<(), PipeE
         loop {
             let n = client.read(&mut buf).map_err(|e| io_to_pipe(&client, e))?;
             if n == 0 {
-                println!("{who} disconnected");
+                answer.log(format_args!("{who} disconnected"));
                 return Ok(());
             }
-            print!("{}", String::from_utf8_lossy(&buf[..n]));
+            if !answer.quiet {
+                print!("{}", String::from_utf8_lossy(&buf[..n]));
+            }
             if answer.echo {
                 client.send(&buf[..n])?;
             }
@@ -255,17 +329,17 @@ fn serve_client(mut client: PipeConnection, answer: &Answer) -> Result<(), PipeE
         let message = match client.recv() {
             Ok(m) => m,
             Err(PipeError::Disconnected { detail, .. }) => {
-                println!("{who} disconnected: {detail}");
+                answer.log(format_args!("{who} disconnected: {detail}"));
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
-        println!("{who}: received {}", preview(&message));
+        answer.log(format_args!("{who}: received {}", preview(&message)));
         if answer.echo {
             client.send(&message)?;
         } else if let Some(reply) = &answer.reply {
             client.send(reply.as_bytes())?;
-            println!("{who}: sent {reply:?}");
+            answer.log(format_args!("{who}: sent {reply:?}"));
         }
         io::stdout().flush().ok();
     }
@@ -311,8 +385,16 @@ fn connect(args: ConnectArgs) -> anyhow::Result<()> {
         })
         .read_mode(mode)
         .timeout(args.timeout)
+        .shared_memory(args.shm)
         .open(args.name.as_str())?;
     let name = pipe.name().to_owned();
+    match (args.shm, pipe.is_shared_memory()) {
+        (_, true) => tracing::info!("connected to pipe `{name}` over shared memory"),
+        (true, false) => tracing::info!(
+            "connected to pipe `{name}` over the socket (the server offers no shared memory)"
+        ),
+        (false, false) => tracing::info!("connected to pipe `{name}` over the socket"),
+    }
     // Set once standard input has ended, before the half close that tells the server so.
     let input_done = Arc::new(AtomicBool::new(false));
     let sender = if pipe.access().can_write() {

@@ -36,9 +36,9 @@ pub(crate) enum GrantArg {
 pub(crate) struct CreateArgs {
     /// The mapping's name, such as `HelloWorld`, `Local\HelloWorld` or `Global\Telemetry`.
     name: String,
-    /// The size in bytes; K, M and G suffixes are KiB, MiB and GiB. Defaults to the length
+    /// The size in bytes, or with a suffix: `64K` or `64KiB`, `1M` or `1MiB`, `1G` or `1GiB`. Defaults to the length
     /// of --from or of --file.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = crate::size::parse_size)]
     size: Option<u64>,
     /// Write this text at offset 0 (followed by a NUL, as a C string).
     #[arg(long, conflicts_with = "from")]
@@ -63,11 +63,11 @@ pub(crate) struct ReadArgs {
     /// The mapping's name.
     name: String,
     /// Where to start reading.
-    #[arg(long, default_value = "0", value_parser = parse_size)]
+    #[arg(long, default_value = "0", value_parser = crate::size::parse_size)]
     offset: u64,
     /// How many bytes to print, raw and without a newline. Without it, the text from
     /// --offset up to the first NUL is printed as one line.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = crate::size::parse_size)]
     len: Option<u64>,
 }
 
@@ -78,7 +78,7 @@ pub(crate) struct WriteArgs {
     /// The text to write (followed by a NUL unless --no-nul).
     text: String,
     /// Where to write it.
-    #[arg(long, default_value = "0", value_parser = parse_size)]
+    #[arg(long, default_value = "0", value_parser = crate::size::parse_size)]
     offset: u64,
     /// Do not add a NUL after the text.
     #[arg(long)]
@@ -89,21 +89,6 @@ pub(crate) struct WriteArgs {
 pub(crate) struct RmArgs {
     /// The mapping's name.
     name: String,
-}
-
-/// `4096`, `64K`, `1M`, `2G`.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let (digits, shift) = match s.as_bytes().last() {
-        Some(b'k' | b'K') => (&s[..s.len() - 1], 10),
-        Some(b'm' | b'M') => (&s[..s.len() - 1], 20),
-        Some(b'g' | b'G') => (&s[..s.len() - 1], 30),
-        _ => (s, 0),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size; write bytes, or a number with K, M or G"))?;
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 pub(crate) fn run(cmd: ShmCommand) -> anyhow::Result<()> {
@@ -259,20 +244,4 @@ fn write(args: WriteArgs) -> anyhow::Result<()> {
     view.write_at(0, &bytes)?;
     view.flush()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_parse_with_suffixes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(65536));
-        assert_eq!(parse_size("1m"), Ok(1 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("99999999999G").is_err());
-    }
 }

@@ -32,7 +32,8 @@ mod connection;
 mod endpoint;
 mod error;
 mod framing;
-// The frame reader and handshake assembler, for the fuzz targets (`cargo fuzz` sets the cfg).
+// The frame reader, the handshake assembler and the shm ring, for the fuzz targets (`cargo
+// fuzz` sets the cfg).
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

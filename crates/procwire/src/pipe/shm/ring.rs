@@ -70,8 +70,8 @@ const _: () = assert!(std::mem::size_of::<RingControl>() == CONTROL_LEN);
 unsafe impl crate::sys::shm::Atomics for RingControl {}
 
 impl RingControl {
-    /// A zeroed block, as a fresh region holds (for the tests and models).
-    #[cfg(test)]
+    /// A zeroed block, as a fresh region holds (for the tests, models and fuzz targets).
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn new() -> RingControl {
         RingControl {
             head: AtomicU64::new(0),
@@ -132,6 +132,12 @@ impl Producer {
     /// A producer at the start of an empty ring of `capacity` bytes.
     pub(crate) fn new(capacity: usize) -> Producer {
         Producer { head: 0, capacity }
+    }
+
+    /// Bytes this producer has written (published or not, padding included).
+    #[cfg(fuzzing)]
+    pub(crate) fn head(&self) -> u64 {
+        self.head
     }
 
     /// The largest record payload this producer writes (a quarter of the ring, so that a
@@ -264,6 +270,12 @@ impl Consumer {
             limit: limit.min(PAD - 1),
             current: None,
         }
+    }
+
+    /// Bytes this consumer has freed.
+    #[cfg(fuzzing)]
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail
     }
 
     /// Whether part of a message has been taken and the rest has not arrived.
