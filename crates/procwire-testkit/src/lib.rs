@@ -12,7 +12,9 @@
 //! }
 //! ```
 //!
-//! and starts helpers with [`helper`].
+//! and starts helpers with [`helper`]. Benchmarks that run a peer process use [`bench`].
+
+pub mod bench;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;

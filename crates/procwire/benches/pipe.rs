@@ -1,18 +1,20 @@
 //! Message pipes against raw Unix stream sockets, between two processes.
 //!
 //! Every benchmark talks to a peer process: this same binary, started again with
-//! `PROCWIRE_BENCH_ROLE` set, which serves one connection (an echo server or a sink) and
-//! exits when the connection closes. `main` checks the variable first and only runs divan
-//! when it is unset.
+//! `PROCWIRE_BENCH_ROLE` set (`procwire_testkit::bench`), which serves one connection (an
+//! echo server or a sink) and exits when the connection closes. `main` checks the variable
+//! first and only runs divan when it is unset.
 //!
 //! - `round_trip`: 64-byte messages sent to an echo peer and read back.
 //! - `throughput`: a batch of 64 KiB or 1 MiB messages (8 MiB in all) sent one way to a
 //!   sink, which acknowledges the batch with one byte; the acknowledgement is part of the
 //!   time.
 //!
-//! - `shm_round_trip` and `shm_throughput`: the same over shared-memory pipes (copying, and
-//!   zero-copy with loans and borrowed receives), beside the floor of shared memory: two
-//!   processes spinning on an atomic in a mapping, and the socket pipe again.
+//! - `shm_round_trip` (64 B and 4 KiB) and `shm_throughput`: the same over shared-memory
+//!   pipes (copying, and zero-copy with loans and borrowed receives), beside the floor of
+//!   shared memory (two processes busy-waiting on an atomic in a mapping, the message
+//!   copied in and out) and the socket pipe again. The round-trip cases live in
+//!   `round_trip_cases/`, shared with the iceoryx2 comparison of `crates/procwire-bench`.
 //!
 //! The raw baselines use `std::os::unix::net` directly, with the kernel's default buffers,
 //! as procwire does. Run with `cargo bench -p procwire --bench pipe`; results are in
@@ -23,24 +25,18 @@
 //! `taskset -c 0` (both on one CPU), or set `PROCWIRE_BENCH_PEER_CPUS=1` and run under
 //! `taskset -c 0` (the peer is then started with `taskset -c 1`: one CPU each).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+mod round_trip_cases;
+
+use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
 
 use divan::counter::BytesCount;
 use divan::Bencher;
-use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
-use procwire::wire::PipeMode;
-
-/// Names the peer's role; unset in the benchmark process itself.
-const ROLE_VAR: &str = "PROCWIRE_BENCH_ROLE";
-/// The pipe name or socket path the peer serves.
-const ADDR_VAR: &str = "PROCWIRE_BENCH_ADDR";
-/// When set, the CPU list the peer is pinned to (through `taskset -c`).
-const PEER_CPUS_VAR: &str = "PROCWIRE_BENCH_PEER_CPUS";
+use procwire::pipe::PipeConnection;
+use procwire::pipe::PipeError;
+use procwire_testkit::bench::{bench_name, bench_peer_role, peer_ready, serve_peer, BenchPeer};
+use round_trip_cases::{pipe_server, pipe_session};
 
 /// The round-trip message size.
 const SMALL: usize = 64;
@@ -52,9 +48,9 @@ const SIZES: &[usize] = &[64 << 10, 1 << 20];
 const SINK_BUFFER: usize = 1 << 20;
 
 fn main() -> ExitCode {
-    match std::env::var(ROLE_VAR) {
-        Ok(role) => peer::run(&role),
-        Err(_) => {
+    match bench_peer_role() {
+        Some(role) => serve_peer(&role, peer::serve),
+        None => {
             divan::main();
             ExitCode::SUCCESS
         }
@@ -65,93 +61,19 @@ fn main() -> ExitCode {
 mod peer {
     use super::*;
 
-    /// Serves one connection in `role`, at the address in `PROCWIRE_BENCH_ADDR`.
-    pub(crate) fn run(role: &str) -> ExitCode {
-        let Ok(addr) = std::env::var(ADDR_VAR) else {
-            eprintln!("bench peer: {ADDR_VAR} is not set");
-            return ExitCode::FAILURE;
-        };
-        // The parent holds our stdin: when it goes away, so do we.
-        std::thread::spawn(|| {
-            let _ = io::copy(&mut io::stdin(), &mut io::sink());
-            std::process::exit(2);
-        });
-        let result = match role {
-            "pipe-echo" => pipe_server(&addr, false, pipe_echo),
-            "pipe-sink-recv" => pipe_server(&addr, false, pipe_sink_recv),
-            "pipe-sink-recv-into" => pipe_server(&addr, false, pipe_sink_recv_into),
-            "shm-echo" => pipe_server(&addr, true, pipe_echo_into),
-            "shm-echo-in-place" => pipe_server(&addr, true, pipe_echo_in_place),
-            "shm-sink-recv-into" => pipe_server(&addr, true, pipe_sink_recv_into),
-            "shm-sink-in-place" => pipe_server(&addr, true, pipe_sink_in_place),
-            "atomic-echo" => atomic_echo(&addr),
-            "raw-echo" => raw_server(&addr, raw_echo),
-            "raw-sink" => raw_server(&addr, raw_sink),
+    /// Serves one connection in `role`, at `addr`.
+    pub(crate) fn serve(role: &str, addr: &str) -> Result<(), String> {
+        if let Some(result) = round_trip_cases::serve(role, addr) {
+            return result;
+        }
+        match role {
+            "pipe-sink-recv" => pipe_server(addr, false, pipe_sink_recv),
+            "pipe-sink-recv-into" => pipe_server(addr, false, pipe_sink_recv_into),
+            "shm-sink-recv-into" => pipe_server(addr, true, pipe_sink_recv_into),
+            "shm-sink-in-place" => pipe_server(addr, true, pipe_sink_in_place),
+            "raw-echo" => raw_server(addr, raw_echo),
+            "raw-sink" => raw_server(addr, raw_sink),
             _ => Err(format!("unknown role `{role}`")),
-        };
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("bench peer {role}: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    }
-
-    fn ready() -> Result<(), String> {
-        let mut out = io::stdout().lock();
-        writeln!(out, "ready")
-            .and_then(|()| out.flush())
-            .map_err(|e| e.to_string())
-    }
-
-    fn pipe_server(
-        name: &str,
-        shared_memory: bool,
-        serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
-    ) -> Result<(), String> {
-        let server = PipeOptions::new()
-            .mode(PipeMode::Message)
-            .shared_memory(shared_memory)
-            .create(name)
-            .map_err(|e| e.to_string())?;
-        ready()?;
-        let mut conn = server.accept().map_err(|e| e.to_string())?;
-        match serve(&mut conn) {
-            Ok(()) | Err(PipeError::Disconnected { .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    /// Sends every message back.
-    fn pipe_echo(conn: &mut PipeConnection) -> Result<(), PipeError> {
-        loop {
-            let message = conn.recv()?;
-            conn.send(&message)?;
-        }
-    }
-
-    /// Sends every message back, received with `recv_into` a reused buffer.
-    fn pipe_echo_into(conn: &mut PipeConnection) -> Result<(), PipeError> {
-        let mut buf = vec![0u8; SINK_BUFFER];
-        loop {
-            let part = conn.recv_into(&mut buf)?;
-            conn.send(&buf[..part.len])?;
-        }
-    }
-
-    /// Sends every message back without a copy: read in place, written into a loan.
-    fn pipe_echo_in_place(conn: &mut PipeConnection) -> Result<(), PipeError> {
-        let mut scratch = [0u8; SMALL];
-        loop {
-            let len = {
-                let message = conn.recv_borrowed()?;
-                scratch[..message.len()].copy_from_slice(&message);
-                message.len()
-            };
-            let mut loan = conn.loan(len)?;
-            loan.copy_from_slice(&scratch[..len]);
-            loan.send()?;
         }
     }
 
@@ -161,32 +83,6 @@ mod peer {
             if conn.recv_borrowed()?.is_empty() {
                 conn.send(b"k")?;
             }
-        }
-    }
-
-    /// The floor: waits for the counter at offset 0 of the mapping to change, spinning, and
-    /// answers by copying it to offset 64, until the counter reads `u64::MAX`.
-    fn atomic_echo(name: &str) -> Result<(), String> {
-        let mapping = procwire::mapping::Mapping::open(name, procwire::security::Access::ReadWrite)
-            .map_err(|e| e.to_string())?;
-        let view = mapping.view_all().map_err(|e| e.to_string())?;
-        let (ping, pong) = (
-            view.atomic_u64(0).map_err(|e| e.to_string())?,
-            view.atomic_u64(64).map_err(|e| e.to_string())?,
-        );
-        ready()?;
-        let mut last = 0;
-        loop {
-            let now = ping.load(Ordering::Acquire);
-            if now == last {
-                std::hint::spin_loop();
-                continue;
-            }
-            if now == u64::MAX {
-                return Ok(());
-            }
-            last = now;
-            pong.store(now, Ordering::Release);
         }
     }
 
@@ -219,7 +115,7 @@ mod peer {
 
     fn raw_server(path: &str, serve: fn(UnixStream) -> io::Result<()>) -> Result<(), String> {
         let listener = UnixListener::bind(path).map_err(|e| format!("bind {path}: {e}"))?;
-        ready()?;
+        peer_ready()?;
         let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
         drop(listener);
         let _ = std::fs::remove_file(path);
@@ -261,127 +157,18 @@ mod peer {
     }
 }
 
-/// A running peer process, stopped when dropped.
-struct Peer {
-    child: Child,
-    /// The raw socket path to remove afterwards, if any.
-    path: Option<PathBuf>,
+/// A raw socket connection and its peer.
+struct RawSession {
+    conn: UnixStream,
+    _peer: BenchPeer,
 }
 
-impl Peer {
-    /// Starts this binary as `role` serving `addr`, and waits until it is listening.
-    fn spawn(role: &str, addr: &str) -> Peer {
-        let exe = std::env::current_exe().expect("own executable");
-        let mut command = match std::env::var(PEER_CPUS_VAR) {
-            Ok(cpus) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(exe);
-                c
-            }
-            Err(_) => Command::new(exe),
-        };
-        let mut child = command
-            .env(ROLE_VAR, role)
-            .env(ADDR_VAR, addr)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the peer process");
-        let stdout = child.stdout.take().expect("peer stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let peer = Peer { child, path: None };
-        assert_eq!(line.trim(), "ready", "peer `{role}` did not start");
-        peer
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // The peer exits on its own once the connection closes; give it a moment.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(path) = &self.path {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// A connection and its peer. The connection is dropped first, so the peer can see the
-/// end of the stream and exit cleanly.
-struct Session<C> {
-    conn: C,
-    _peer: Peer,
-}
-
-/// A name for this run's next object: unique per benchmark process and call.
-fn unique(tag: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("procwire-bench-{}-{n}-{tag}", std::process::id())
-}
-
-fn pipe_session(role: &str) -> Session<PipeConnection> {
-    let name = format!(r"\\.\pipe\{}", unique(role));
-    let peer = Peer::spawn(role, &name);
-    let conn = ClientOptions::new()
-        .read_mode(PipeMode::Message)
-        .shared_memory(role.starts_with("shm-"))
-        .open(name.as_str())
-        .expect("connect to the peer's pipe");
-    assert_eq!(conn.is_shared_memory(), role.starts_with("shm-"));
-    Session { conn, _peer: peer }
-}
-
-/// Two counters in a mapping, on cache lines of their own, and the peer that echoes one
-/// into the other.
-struct AtomicSession {
-    view: procwire::mapping::View,
-    _mapping: procwire::mapping::Mapping,
-    _peer: Peer,
-}
-
-impl AtomicSession {
-    fn new() -> AtomicSession {
-        let name = unique("atomic");
-        let mapping = procwire::mapping::Mapping::create(name.as_str(), 4096).expect("mapping");
-        let view = mapping.view_all().expect("view");
-        let peer = Peer::spawn("atomic-echo", &name);
-        AtomicSession {
-            view,
-            _mapping: mapping,
-            _peer: peer,
-        }
-    }
-
-    fn words(&self) -> (&AtomicU64, &AtomicU64) {
-        (
-            self.view.atomic_u64(0).expect("ping"),
-            self.view.atomic_u64(64).expect("pong"),
-        )
-    }
-}
-
-impl Drop for AtomicSession {
-    fn drop(&mut self) {
-        self.words().0.store(u64::MAX, Ordering::Release);
-    }
-}
-
-fn raw_session(role: &str) -> Session<UnixStream> {
-    let path = std::env::temp_dir().join(format!("{}.sock", unique(role)));
-    let mut peer = Peer::spawn(role, path.to_str().expect("UTF-8 temp dir"));
-    peer.path = Some(path.clone());
+fn raw_session(role: &str) -> RawSession {
+    let path = std::env::temp_dir().join(format!("{}.sock", bench_name(role)));
+    let mut peer = BenchPeer::spawn(role, path.to_str().expect("UTF-8 temp dir"));
+    peer.remove_on_drop(path.clone());
     let conn = UnixStream::connect(&path).expect("connect to the peer's socket");
-    Session { conn, _peer: peer }
+    RawSession { conn, _peer: peer }
 }
 
 /// 64-byte messages to an echo peer and back: latency of one request and its answer.
@@ -489,61 +276,37 @@ mod throughput {
     }
 }
 
-/// 64-byte round trips through shared memory, against the floor (a spinning atomic
-/// ping-pong) and the socket pipe, in the same run.
+/// Round trips of 64 B and 4 KiB through shared memory, against the floor (an atomic
+/// ping-pong in a mapping, the message copied in and out) and the socket pipe, in the same
+/// run. The same cases, beside iceoryx2, are `crates/procwire-bench`'s `shm_compare`.
 #[divan::bench_group(sample_count = 3000, sample_size = 100)]
 mod shm_round_trip {
-    use super::*;
+    use super::round_trip_cases::{self, SIZES};
+    use divan::Bencher;
 
-    /// The floor: store a counter, spin until the peer echoes it.
-    #[divan::bench]
-    fn atomic_floor(bencher: Bencher<'_, '_>) {
-        let s = AtomicSession::new();
-        let (ping, pong) = s.words();
-        let mut n = 0u64;
-        bencher.bench_local(|| {
-            n += 1;
-            ping.store(n, Ordering::Release);
-            while pong.load(Ordering::Acquire) != n {
-                std::hint::spin_loop();
-            }
-        });
+    /// The floor: copy the message into the mapping, bump a counter, busy-wait for the
+    /// peer's answer.
+    #[divan::bench(args = SIZES)]
+    fn atomic_floor(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::atomic_floor(bencher, size);
     }
 
     /// The socket pipe: `send`, then `recv_into`.
-    #[divan::bench]
-    fn socket_pipe(bencher: Bencher<'_, '_>) {
-        round_trip_into(bencher, "pipe-echo");
+    #[divan::bench(args = SIZES)]
+    fn socket_pipe(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::socket_pipe(bencher, size);
     }
 
     /// The shared-memory pipe: `send`, then `recv_into` (one copy each way).
-    #[divan::bench]
-    fn shm_pipe(bencher: Bencher<'_, '_>) {
-        round_trip_into(bencher, "shm-echo");
+    #[divan::bench(args = SIZES)]
+    fn shm_pipe(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::shm_pipe(bencher, size);
     }
 
     /// The shared-memory pipe without copies: a loan sent, the answer borrowed in place.
-    #[divan::bench]
-    fn shm_pipe_zero_copy(bencher: Bencher<'_, '_>) {
-        let mut s = pipe_session("shm-echo-in-place");
-        bencher.bench_local(|| {
-            let mut loan = s.conn.loan(SMALL).unwrap();
-            loan.fill(7);
-            loan.send().unwrap();
-            let answer = s.conn.recv_borrowed().unwrap();
-            assert_eq!(answer.len(), SMALL);
-        });
-    }
-
-    fn round_trip_into(bencher: Bencher<'_, '_>, role: &str) {
-        let mut s = pipe_session(role);
-        let message = [7u8; SMALL];
-        let mut answer = [0u8; SMALL];
-        bencher.bench_local(|| {
-            s.conn.send(&message).unwrap();
-            let part = s.conn.recv_into(&mut answer).unwrap();
-            assert!(part.complete && part.len == SMALL);
-        });
+    #[divan::bench(args = SIZES)]
+    fn shm_pipe_zero_copy(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::shm_pipe_zero_copy(bencher, size);
     }
 }
 

@@ -1,0 +1,218 @@
+//! Round trips through shared memory between two processes, in one run: the floor (an
+//! atomic ping-pong in a mapping, the message copied in and out), iceoryx2, the procwire
+//! socket pipe, and the procwire shared-memory pipe copying and zero-copy; 64 B and 4 KiB.
+//!
+//! iceoryx2 has no request/response of its own in this comparison: as in its own
+//! benchmarks, a request/response is two publish/subscribe services, `ping` and `pong`,
+//! with a `[u8; N]` payload; the benchmark publishes on `ping` and busy-waits on `pong`,
+//! the peer busy-waits on `ping` and echoes each payload on `pong` (no WaitSet, no event:
+//! nobody sleeps in the kernel). The floor and iceoryx2 wait with the same
+//! [`spin_until`]: spinning, then yielding the CPU between polls, so that they also run
+//! when both processes share one CPU.
+//!
+//! The procwire cases and the peer harness are those of `procwire`'s `pipe` benchmark
+//! (`crates/procwire/benches/round_trip_cases`, `procwire_testkit::bench`): every peer is
+//! this binary started again in a role. Pinning, as LIMITS.md asks:
+//!
+//! ```text
+//! cargo bench -p procwire-bench --features iceoryx2 --bench shm_compare --no-run
+//! PROCWIRE_BENCH_PEER_CPUS=1 taskset -c 0 BENCH --bench   # cross-core: one process per CPU
+//! taskset -c 0 BENCH --bench                              # both on CPU 0
+//! ```
+//!
+//! Results are in `docs/performance.md`.
+
+#[path = "../../procwire/benches/round_trip_cases/mod.rs"]
+mod round_trip_cases;
+
+use std::process::ExitCode;
+
+use divan::Bencher;
+use procwire_testkit::bench::{bench_name, bench_peer_role, serve_peer, spin_until};
+use round_trip_cases::SIZES;
+
+fn main() -> ExitCode {
+    match bench_peer_role() {
+        Some(role) => serve_peer(&role, serve),
+        None => {
+            divan::main();
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The peer: the procwire roles, and the iceoryx2 echo.
+fn serve(role: &str, addr: &str) -> Result<(), String> {
+    if let Some(result) = round_trip_cases::serve(role, addr) {
+        return result;
+    }
+    match role {
+        "iceoryx2-echo-64" => ice::echo::<64>(addr),
+        "iceoryx2-echo-4096" => ice::echo::<4096>(addr),
+        _ => Err(format!("unknown role `{role}`")),
+    }
+}
+
+/// iceoryx2's side: two publish/subscribe services make one request/response.
+mod ice {
+    use super::*;
+    use iceoryx2::port::publisher::Publisher;
+    use iceoryx2::port::subscriber::Subscriber;
+    use iceoryx2::prelude::*;
+
+    /// What a message starts with to tell the echo peer to stop.
+    const STOP: u8 = 0;
+    /// What every benchmark message is filled with.
+    const FILL: u8 = 7;
+
+    /// One end: a node, a publisher on one service and a subscriber on the other.
+    pub(crate) struct Ports<const N: usize> {
+        publisher: Publisher<ipc::Service, [u8; N], ()>,
+        subscriber: Subscriber<ipc::Service, [u8; N], ()>,
+        // Dropped last: the ports belong to it.
+        _node: Node<ipc::Service>,
+    }
+
+    impl<const N: usize> Ports<N> {
+        /// Opens (or creates) the services `{prefix}/ping` and `{prefix}/pong`, and publishes
+        /// on `publish`'s, subscribes to the other's.
+        fn open(prefix: &str, publish: &str, subscribe: &str) -> Result<Ports<N>, String> {
+            let err = |e: &dyn std::fmt::Debug| format!("iceoryx2: {e:?}");
+            let node = NodeBuilder::new()
+                .create::<ipc::Service>()
+                .map_err(|e| err(&e))?;
+            let service = |which: &str| {
+                let name = ServiceName::new(&format!("{prefix}/{which}")).map_err(|e| err(&e))?;
+                node.service_builder(&name)
+                    .publish_subscribe::<[u8; N]>()
+                    .max_publishers(1)
+                    .max_subscribers(1)
+                    .history_size(0)
+                    .open_or_create()
+                    .map_err(|e| err(&e))
+            };
+            let (outgoing, incoming) = (service(publish)?, service(subscribe)?);
+            let publisher = outgoing.publisher_builder().create().map_err(|e| err(&e))?;
+            let subscriber = incoming
+                .subscriber_builder()
+                .create()
+                .map_err(|e| err(&e))?;
+            Ok(Ports {
+                publisher,
+                subscriber,
+                _node: node,
+            })
+        }
+
+        /// Loans a sample, writes `payload` into it and publishes it.
+        fn send(&self, payload: [u8; N]) -> Result<(), String> {
+            let sample = self
+                .publisher
+                .loan_uninit()
+                .map_err(|e| format!("iceoryx2 loan: {e:?}"))?;
+            sample
+                .write_payload(payload)
+                .send()
+                .map(drop)
+                .map_err(|e| format!("iceoryx2 send: {e:?}"))
+        }
+    }
+
+    /// The echo peer: takes each `ping` sample, publishes a copy of it on `pong`; stops at
+    /// a message that starts with [`STOP`].
+    pub(crate) fn echo<const N: usize>(prefix: &str) -> Result<(), String> {
+        set_log_level(LogLevel::Error);
+        let ports = Ports::<N>::open(prefix, "pong", "ping")?;
+        procwire_testkit::bench::peer_ready()?;
+        loop {
+            let request = spin_until(|| ports.subscriber.receive().transpose())
+                .map_err(|e| format!("iceoryx2 receive: {e:?}"))?;
+            if request.payload()[0] == STOP {
+                return Ok(());
+            }
+            ports.send(*request.payload())?;
+        }
+    }
+
+    /// The benchmark's end and its echo peer. Dropping it stops the peer.
+    pub(crate) struct Session<const N: usize> {
+        ports: Ports<N>,
+        _peer: procwire_testkit::bench::BenchPeer,
+    }
+
+    impl<const N: usize> Session<N> {
+        pub(crate) fn new() -> Session<N> {
+            set_log_level(LogLevel::Error);
+            let prefix = bench_name("iceoryx2");
+            // Our subscriber exists before the peer's publisher, and the peer's before ours
+            // publishes: no sample is sent before its subscriber is there.
+            let ports = Ports::<N>::open(&prefix, "ping", "pong").expect("iceoryx2 ports");
+            let peer =
+                procwire_testkit::bench::BenchPeer::spawn(&format!("iceoryx2-echo-{N}"), &prefix);
+            Session { ports, _peer: peer }
+        }
+
+        /// One round trip: `message` out on `ping`, busy-wait for its echo on `pong`.
+        pub(crate) fn round_trip(&self, message: [u8; N]) {
+            self.ports.send(message).unwrap();
+            let answer = spin_until(|| self.ports.subscriber.receive().unwrap());
+            assert_eq!(answer.payload()[N - 1], FILL);
+        }
+    }
+
+    impl<const N: usize> Drop for Session<N> {
+        fn drop(&mut self) {
+            let _ = self.ports.send([STOP; N]);
+        }
+    }
+
+    /// A round trip of `N` bytes: loan, write, publish; busy-wait for the echo, read in
+    /// place.
+    pub(crate) fn round_trip<const N: usize>(bencher: Bencher<'_, '_>) {
+        let session = Session::<N>::new();
+        let message = [FILL; N];
+        bencher.bench_local(|| session.round_trip(message));
+    }
+}
+
+/// Round trips of 64 B and 4 KiB through shared memory, every case in the same run.
+#[divan::bench_group(sample_count = 3000, sample_size = 100)]
+mod shm_round_trip {
+    use super::*;
+
+    /// The floor: copy the message into a mapping, bump a counter, busy-wait for the
+    /// peer's answer.
+    #[divan::bench(args = SIZES)]
+    fn atomic_floor(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::atomic_floor(bencher, size);
+    }
+
+    /// iceoryx2 0.10: publish on `ping` (loan, write), busy-wait on `pong` for the echo.
+    #[divan::bench(args = SIZES)]
+    fn iceoryx2(bencher: Bencher<'_, '_>, size: usize) {
+        match size {
+            64 => ice::round_trip::<64>(bencher),
+            4096 => ice::round_trip::<4096>(bencher),
+            _ => unreachable!("no iceoryx2 payload type of {size} bytes"),
+        }
+    }
+
+    /// The procwire socket pipe: `send`, then `recv_into`.
+    #[divan::bench(args = SIZES)]
+    fn socket_pipe(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::socket_pipe(bencher, size);
+    }
+
+    /// The procwire shared-memory pipe: `send`, then `recv_into` (one copy each way).
+    #[divan::bench(args = SIZES)]
+    fn shm_pipe(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::shm_pipe(bencher, size);
+    }
+
+    /// The procwire shared-memory pipe without copies: a loan sent, the answer borrowed
+    /// in place.
+    #[divan::bench(args = SIZES)]
+    fn shm_pipe_zero_copy(bencher: Bencher<'_, '_>, size: usize) {
+        round_trip_cases::shm_pipe_zero_copy(bencher, size);
+    }
+}

@@ -1,0 +1,231 @@
+//! The round-trip cases that every two-process comparison shares: the floor of shared
+//! memory (an atomic ping-pong in a mapping), the socket pipe, and the shared-memory pipe
+//! copying and zero-copy, for any message size up to [`MAX_MESSAGE`].
+//!
+//! Included as a module by `benches/pipe.rs` and by the iceoryx2 comparison in
+//! `crates/procwire-bench`, so that both run the same code; each binary's peer hands the
+//! roles it does not know itself to [`serve`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use divan::Bencher;
+use procwire::mapping::{Mapping, View};
+use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
+use procwire::security::Access;
+use procwire::wire::PipeMode;
+use procwire_testkit::bench::{bench_name, peer_ready, spin_until, BenchPeer};
+
+/// The round-trip message sizes: a small message and a page.
+pub const SIZES: &[usize] = &[64, 4 << 10];
+/// The largest message the echo peers take.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+/// Serves `role` at `addr` if it is one of the roles here (`None` otherwise).
+pub fn serve(role: &str, addr: &str) -> Option<Result<(), String>> {
+    Some(match role {
+        "pipe-echo" => pipe_server(addr, false, pipe_echo),
+        "pipe-echo-into" => pipe_server(addr, false, pipe_echo_into),
+        "shm-echo" => pipe_server(addr, true, pipe_echo_into),
+        "shm-echo-in-place" => pipe_server(addr, true, pipe_echo_in_place),
+        "atomic-echo" => atomic_echo(addr),
+        _ => return None,
+    })
+}
+
+/// In the peer: creates the pipe `name` in message mode, says it is ready, and `serve`s
+/// the first connection until the client goes away.
+pub fn pipe_server(
+    name: &str,
+    shared_memory: bool,
+    serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
+) -> Result<(), String> {
+    let server = PipeOptions::new()
+        .mode(PipeMode::Message)
+        .shared_memory(shared_memory)
+        .create(name)
+        .map_err(|e| e.to_string())?;
+    peer_ready()?;
+    let mut conn = server.accept().map_err(|e| e.to_string())?;
+    match serve(&mut conn) {
+        Ok(()) | Err(PipeError::Disconnected { .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends every message back (`recv`: a new `Vec` each).
+fn pipe_echo(conn: &mut PipeConnection) -> Result<(), PipeError> {
+    loop {
+        let message = conn.recv()?;
+        conn.send(&message)?;
+    }
+}
+
+/// Sends every message back, received with `recv_into` a reused buffer.
+fn pipe_echo_into(conn: &mut PipeConnection) -> Result<(), PipeError> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let part = conn.recv_into(&mut buf)?;
+        conn.send(&buf[..part.len])?;
+    }
+}
+
+/// Sends every message back without the pipe copying: read in place, written into a loan
+/// (through a scratch buffer, since the borrowed message and the loan cannot coexist).
+fn pipe_echo_in_place(conn: &mut PipeConnection) -> Result<(), PipeError> {
+    let mut scratch = vec![0u8; MAX_MESSAGE];
+    loop {
+        let len = {
+            let message = conn.recv_borrowed()?;
+            scratch[..message.len()].copy_from_slice(&message);
+            message.len()
+        };
+        let mut loan = conn.loan(len)?;
+        loan.copy_from_slice(&scratch[..len]);
+        loan.send()?;
+    }
+}
+
+/// A pipe connection and its peer. The connection is dropped first, so the peer sees the
+/// end of the stream and exits cleanly.
+pub struct PipeSession {
+    /// The client end.
+    pub conn: PipeConnection,
+    _peer: BenchPeer,
+}
+
+/// Connects to a new peer serving `role` (shared memory when the role starts with `shm-`).
+pub fn pipe_session(role: &str) -> PipeSession {
+    let name = format!(r"\\.\pipe\{}", bench_name(role));
+    let peer = BenchPeer::spawn(role, &name);
+    let shared_memory = role.starts_with("shm-");
+    let conn = ClientOptions::new()
+        .read_mode(PipeMode::Message)
+        .shared_memory(shared_memory)
+        .open(name.as_str())
+        .expect("connect to the peer's pipe");
+    assert_eq!(conn.is_shared_memory(), shared_memory);
+    PipeSession { conn, _peer: peer }
+}
+
+// The floor's mapping: the two counters on cache lines of their own, the message size,
+// then a buffer for each direction.
+const PING: usize = 0;
+const PONG: usize = 64;
+const SIZE: usize = 128;
+const PING_DATA: usize = 4096;
+const PONG_DATA: usize = PING_DATA + MAX_MESSAGE;
+const FLOOR_MAPPING: usize = PONG_DATA + MAX_MESSAGE;
+
+/// The floor, in the peer: waits (spinning) for the counter at [`PING`] to change, copies
+/// the message out of its buffer and into the other, and answers by storing the counter at
+/// [`PONG`]; stops when the counter reads `u64::MAX`.
+fn atomic_echo(name: &str) -> Result<(), String> {
+    let mapping = Mapping::open(name, Access::ReadWrite).map_err(|e| e.to_string())?;
+    let view = mapping.view_all().map_err(|e| e.to_string())?;
+    let word = |at| view.atomic_u64(at).map_err(|e| e.to_string());
+    let (ping, pong) = (word(PING)?, word(PONG)?);
+    let size = word(SIZE)?.load(Ordering::Acquire) as usize;
+    let mut buf = vec![0u8; size];
+    peer_ready()?;
+    let mut last = 0;
+    loop {
+        let now = spin_until(|| Some(ping.load(Ordering::Acquire)).filter(|&n| n != last));
+        if now == u64::MAX {
+            return Ok(());
+        }
+        last = now;
+        view.read_at(PING_DATA, &mut buf)
+            .map_err(|e| e.to_string())?;
+        view.write_at(PONG_DATA, &buf).map_err(|e| e.to_string())?;
+        pong.store(now, Ordering::Release);
+    }
+}
+
+/// The floor's mapping and its peer.
+struct AtomicSession {
+    view: View,
+    _mapping: Mapping,
+    _peer: BenchPeer,
+}
+
+impl AtomicSession {
+    fn new(size: usize) -> AtomicSession {
+        let name = bench_name("atomic");
+        let mapping = Mapping::create(name.as_str(), FLOOR_MAPPING as u64).expect("mapping");
+        let view = mapping.view_all().expect("view");
+        view.atomic_u64(SIZE)
+            .expect("size word")
+            .store(size as u64, Ordering::Release);
+        let peer = BenchPeer::spawn("atomic-echo", &name);
+        AtomicSession {
+            view,
+            _mapping: mapping,
+            _peer: peer,
+        }
+    }
+
+    fn words(&self) -> (&AtomicU64, &AtomicU64) {
+        (
+            self.view.atomic_u64(PING).expect("ping"),
+            self.view.atomic_u64(PONG).expect("pong"),
+        )
+    }
+}
+
+impl Drop for AtomicSession {
+    fn drop(&mut self) {
+        self.words().0.store(u64::MAX, Ordering::Release);
+    }
+}
+
+/// The floor: copy `size` bytes into the mapping and bump a counter; busy-wait for the
+/// peer to echo the counter (having copied the bytes into the answer buffer); copy the
+/// answer out.
+pub fn atomic_floor(bencher: Bencher<'_, '_>, size: usize) {
+    let s = AtomicSession::new(size);
+    let (ping, pong) = s.words();
+    let message = vec![7u8; size];
+    let mut answer = vec![0u8; size];
+    let mut n = 0u64;
+    bencher.bench_local(|| {
+        n += 1;
+        s.view.write_at(PING_DATA, &message).unwrap();
+        ping.store(n, Ordering::Release);
+        spin_until(|| (pong.load(Ordering::Acquire) == n).then_some(()));
+        s.view.read_at(PONG_DATA, &mut answer).unwrap();
+    });
+}
+
+/// The socket pipe: `send`, then `recv_into`.
+pub fn socket_pipe(bencher: Bencher<'_, '_>, size: usize) {
+    round_trip_into(bencher, "pipe-echo-into", size);
+}
+
+/// The shared-memory pipe: `send`, then `recv_into` (one copy each way on each side).
+pub fn shm_pipe(bencher: Bencher<'_, '_>, size: usize) {
+    round_trip_into(bencher, "shm-echo", size);
+}
+
+/// The shared-memory pipe without copies: a loan filled and sent, the answer borrowed in
+/// place.
+pub fn shm_pipe_zero_copy(bencher: Bencher<'_, '_>, size: usize) {
+    let mut s = pipe_session("shm-echo-in-place");
+    bencher.bench_local(|| {
+        let mut loan = s.conn.loan(size).unwrap();
+        loan.fill(7);
+        loan.send().unwrap();
+        let answer = s.conn.recv_borrowed().unwrap();
+        assert_eq!(answer.len(), size);
+    });
+}
+
+fn round_trip_into(bencher: Bencher<'_, '_>, role: &str, size: usize) {
+    let mut s = pipe_session(role);
+    let message = vec![7u8; size];
+    let mut answer = vec![0u8; size];
+    bencher.bench_local(|| {
+        s.conn.send(&message).unwrap();
+        let part = s.conn.recv_into(&mut answer).unwrap();
+        assert!(part.complete && part.len == size);
+    });
+}
