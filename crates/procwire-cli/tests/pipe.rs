@@ -376,7 +376,6 @@ fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    util::exit_with_parent();
     let name = std::env::var(PIPE).unwrap();
     match role.as_str() {
         "client-dies-mid-message" => {

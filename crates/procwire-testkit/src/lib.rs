@@ -327,9 +327,12 @@ pub fn say(line: &str) {
     std::io::stdout().flush().unwrap();
 }
 
-/// The role this process was started in by [`helper`], or `None` in a normal test run.
+/// The role this process was started in by [`helper`], or `None` in a normal test run. In a
+/// helper it also starts [`exit_with_parent`], so that the helper ends with its test.
 pub fn helper_role() -> Option<String> {
-    std::env::var(ROLE_VAR).ok()
+    let role = std::env::var(ROLE_VAR).ok()?;
+    exit_with_parent();
+    Some(role)
 }
 
 /// Re-executes this test binary as a helper: it runs only the test `helper_process`, whose

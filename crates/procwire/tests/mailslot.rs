@@ -32,7 +32,6 @@ fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    procwire_testkit::exit_with_parent();
     let slot = std::env::var(SLOT).unwrap();
     match role.as_str() {
         "writer" => {

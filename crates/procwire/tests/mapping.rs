@@ -19,7 +19,6 @@ fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    procwire_testkit::exit_with_parent();
     let name = std::env::var(NAME).unwrap();
     match role.as_str() {
         "create-and-hang" => {

@@ -300,7 +300,6 @@ fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    procwire_testkit::exit_with_parent();
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let name = var("PIPE");
     match role.as_str() {

@@ -40,14 +40,12 @@ fn counter(view: &View, slot: usize) -> &AtomicU64 {
     view.atomic_u64(slot * 8).unwrap()
 }
 
-/// Not a test of its own: the body of the helper processes. Without the role variables it
-/// does nothing.
+/// Not a test of its own: the body of the helper processes. Without a role it does nothing.
 #[test]
 fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    procwire_testkit::exit_with_parent();
     let name = std::env::var(NAME).unwrap();
     let data = || {
         Mapping::open(data_name(&name).as_str(), Access::ReadWrite)
