@@ -369,7 +369,10 @@ fn bad_input_ends_in_clear_errors() {
     std::fs::write(&shm_path, b"someone else's").unwrap();
     fails_with(
         cli(&["shm", "create", &name, "--size", "10"]),
-        "belongs to uid 0, and no procwire object claims it",
+        &format!(
+            "belongs to uid {}, and no procwire object claims it",
+            procwire::security::AccessList::owner_only().owner()
+        ),
     );
     fails_with(cli(&["shm", "rm", &name]), "so it is left alone");
     assert_eq!(std::fs::read(&shm_path).unwrap(), b"someone else's");
