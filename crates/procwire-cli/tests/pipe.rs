@@ -12,7 +12,13 @@ use procwire::name::{NameClass, Namespace};
 use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
 use procwire::security::Access;
 use procwire::wire::{self, PipeMode, Request, Response, Status};
-use util::{procwire, procwire_for_others, run, serve, unique_name, Proc, Watchdog};
+use util::{
+    helper, helper_role, procwire, procwire_for_others, run, say, serve, unique_name, Proc,
+    Watchdog,
+};
+
+/// The variable that names a helper's pipe.
+const PIPE: &str = "PROCWIRE_TEST_PIPE";
 
 fn message_client(name: &str) -> PipeConnection {
     ClientOptions::new()
@@ -248,33 +254,6 @@ fn a_live_name_cannot_be_taken_and_a_dead_one_is_reclaimed() {
     assert_eq!(pipe.recv().unwrap(), b"after restart");
 }
 
-#[test]
-fn a_name_of_the_wrong_kind_or_nobody_is_a_clear_error() {
-    let name = unique_name("kind");
-    let e = ClientOptions::new().open(name.as_str()).unwrap_err();
-    assert!(matches!(e, PipeError::NotFound { .. }), "{e}");
-
-    let path = Namespace::Local
-        .directory(NameClass::Pipe)
-        .unwrap()
-        .join(&name);
-    std::fs::write(&path, b"not a socket").unwrap();
-    let e = ClientOptions::new().open(name.as_str()).unwrap_err();
-    assert!(
-        matches!(&e, PipeError::WrongKind { found, .. } if found == "a regular file"),
-        "{e}"
-    );
-    let e = PipeOptions::new().create(name.as_str()).unwrap_err();
-    assert!(matches!(e, PipeError::WrongKind { .. }), "{e}");
-    std::fs::remove_file(&path).unwrap();
-
-    let e = ClientOptions::new()
-        .open(format!(r"\\.\mailslot\{name}").as_str())
-        .unwrap_err();
-    assert!(matches!(e, PipeError::InvalidName(_)), "{e}");
-    assert!(e.to_string().contains("mailslot name"), "{e}");
-}
-
 /// Connects a raw socket and completes a handshake by hand.
 fn raw_client(name: &str) -> UnixStream {
     let path = Namespace::Local
@@ -390,48 +369,27 @@ fn oversize_frame_is_refused_with_a_reason_and_others_go_on() {
     assert_eq!(pipe.recv().unwrap(), b"small");
 }
 
-/// Re-executes this test binary as a helper process with a role.
-fn helper(role: &str, name: &str) -> Proc {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "helper_process",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("PROCWIRE_TEST_ROLE", role)
-    .env(util::PARENT_VAR, std::process::id().to_string())
-    .env("PROCWIRE_TEST_PIPE", name);
-    Proc::spawn(cmd)
-}
-
-/// Not a test of its own: the body of the helper processes above. Without the role
-/// variables it does nothing.
+/// Not a test of its own: the body of the helper processes above. Without a role it does
+/// nothing.
 #[test]
 fn helper_process() {
-    let (Ok(role), Ok(name)) = (
-        std::env::var("PROCWIRE_TEST_ROLE"),
-        std::env::var("PROCWIRE_TEST_PIPE"),
-    ) else {
+    let Some(role) = helper_role() else {
         return;
     };
-    util::exit_with_parent();
+    let name = std::env::var(PIPE).unwrap();
     match role.as_str() {
         "client-dies-mid-message" => {
             let mut s = raw_client(&name);
             s.write_all(&(1u32 << 20).to_be_bytes()).unwrap();
             s.write_all(&[1u8; 1000]).unwrap();
-            println!("READY");
-            std::io::stdout().flush().unwrap();
+            say("READY");
             std::thread::sleep(Duration::from_secs(60));
         }
         "server-dies-mid-message" => {
             let server = PipeOptions::new().create(name.as_str()).unwrap();
-            println!("READY");
-            std::io::stdout().flush().unwrap();
+            say("READY");
             let mut client = server.accept().unwrap();
-            println!("SENDING");
-            std::io::stdout().flush().unwrap();
+            say("SENDING");
             // Blocks once the socket buffers are full: the test kills us here.
             client.send(&vec![3u8; 8 << 20]).unwrap();
             std::thread::sleep(Duration::from_secs(60));
@@ -444,7 +402,7 @@ fn helper_process() {
 fn a_server_killed_mid_message_gives_the_client_a_clear_error() {
     let _wd = Watchdog::new(Duration::from_secs(30));
     let name = unique_name("server-dies");
-    let mut server = helper("server-dies-mid-message", &name);
+    let mut server = helper("server-dies-mid-message", &[(PIPE, &name)]);
     server.wait_for("READY");
     let mut pipe = message_client(&name);
     server.wait_for("SENDING");
@@ -466,7 +424,7 @@ fn a_client_killed_mid_message_leaves_the_server_serving() {
     let _wd = Watchdog::new(Duration::from_secs(30));
     let name = unique_name("client-dies");
     let mut server = serve(&name, &["--echo"]);
-    let mut client = helper("client-dies-mid-message", &name);
+    let mut client = helper("client-dies-mid-message", &[(PIPE, &name)]);
     client.wait_for("READY");
     client.kill();
     let line = server.wait_for("disconnected");

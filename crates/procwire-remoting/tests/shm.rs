@@ -1,12 +1,11 @@
 //! Remoting over the pipe channel's shared-memory path, across real processes: a server in
 //! a helper process (this test binary re-executed), calls from here.
 
-use std::io::Write;
 use std::time::Duration;
 
 use procwire_remoting::sample::{self, SampleObjectClient};
 use procwire_remoting::{Lease, PipeChannel, Proxy, RemotingServer};
-use procwire_testkit::{helper, helper_role, unique_name, Proc, Watchdog};
+use procwire_testkit::{helper, helper_role, say, unique_name, Proc, Watchdog};
 
 fn server(name: &str, offer: bool) -> Proc {
     let offer = if offer { "yes" } else { "no" };
@@ -90,7 +89,6 @@ fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    procwire_testkit::exit_with_parent();
     assert_eq!(role, "server");
     let name = std::env::var("PIPE").unwrap();
     let offer = std::env::var("OFFER").unwrap() == "yes";
@@ -104,8 +102,7 @@ fn helper_process() {
         let _listener = server
             .listen_pipe(PipeChannel::new(&name).shared_memory(offer))
             .unwrap();
-        println!("READY");
-        std::io::stdout().flush().unwrap();
+        say("READY");
         std::future::pending::<()>().await;
     });
 }

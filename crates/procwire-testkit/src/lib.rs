@@ -12,7 +12,9 @@
 //! }
 //! ```
 //!
-//! and starts helpers with [`helper`]. Benchmarks that run a peer process use [`bench`].
+//! and starts helpers with [`helper`] (or [`helper_on_cpu`], [`helper_as_user`], or
+//! [`helper_command`] for a command to change first). Benchmarks that run a peer process
+//! use [`bench`].
 
 pub mod bench;
 
@@ -320,9 +322,20 @@ pub fn copy_for_others(program: &std::path::Path) -> PathBuf {
     copy
 }
 
-/// The role this process was started in by [`helper`], or `None` in a normal test run.
+/// In a helper process: prints `line` on a line of its own (the test harness may have
+/// printed `test helper_process ... ` before it) and flushes it, for the test to wait for.
+pub fn say(line: &str) {
+    use std::io::Write;
+    println!("\n{line}");
+    std::io::stdout().flush().unwrap();
+}
+
+/// The role this process was started in by [`helper`], or `None` in a normal test run. In a
+/// helper it also starts [`exit_with_parent`], so that the helper ends with its test.
 pub fn helper_role() -> Option<String> {
-    std::env::var(ROLE_VAR).ok()
+    let role = std::env::var(ROLE_VAR).ok()?;
+    exit_with_parent();
+    Some(role)
 }
 
 /// Re-executes this test binary as a helper: it runs only the test `helper_process`, whose
@@ -335,6 +348,41 @@ pub fn helper(role: &str, vars: &[(&str, &str)]) -> Proc {
 /// the binary from [`copy_for_others`]).
 pub fn helper_command(exe: PathBuf, role: &str, vars: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(exe);
+    add_helper_args(&mut cmd, role, vars);
+    cmd
+}
+
+/// As [`helper`], pinned to CPU `cpu` through `taskset` when the machine has both (unpinned
+/// otherwise), so that two helpers on two CPUs wake each other across CPUs.
+pub fn helper_on_cpu(cpu: usize, role: &str, vars: &[(&str, &str)]) -> Proc {
+    let exe = std::env::current_exe().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let taskset = std::path::Path::new("/usr/bin/taskset");
+    let mut cmd = if cpus > cpu && taskset.exists() {
+        let mut cmd = Command::new(taskset);
+        cmd.arg("-c").arg(cpu.to_string()).arg(exe);
+        cmd
+    } else {
+        Command::new(exe)
+    };
+    add_helper_args(&mut cmd, role, vars);
+    Proc::spawn(cmd)
+}
+
+/// As [`helper`], run as the user and group `id` (which needs root) from a copy of this
+/// test binary that every user can run ([`copy_for_others`]), in `/` (the test's own
+/// directory may be closed to that user).
+pub fn helper_as_user(id: u32, role: &str, vars: &[(&str, &str)]) -> Proc {
+    use std::os::unix::process::CommandExt;
+    let exe = copy_for_others(&std::env::current_exe().unwrap());
+    let mut cmd = helper_command(exe, role, vars);
+    cmd.uid(id).gid(id).current_dir("/");
+    Proc::spawn(cmd)
+}
+
+/// The arguments and variables that make a test binary run only `helper_process`, in
+/// `role`, with `vars`.
+fn add_helper_args(cmd: &mut Command, role: &str, vars: &[(&str, &str)]) {
     cmd.args([
         "--exact",
         "helper_process",
@@ -346,5 +394,4 @@ pub fn helper_command(exe: PathBuf, role: &str, vars: &[(&str, &str)]) -> Comman
     for (key, value) in vars {
         cmd.env(key, value);
     }
-    cmd
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
 use procwire::wire::PipeMode;
-use procwire_testkit::{helper, helper_role, unique_name, Proc, Watchdog};
+use procwire_testkit::{helper, helper_as_user, helper_role, say, unique_name, Proc, Watchdog};
 
 /// The ring size of the servers here: 64 KiB, so that large messages stream through it.
 const RING: usize = 64 * 1024;
@@ -286,14 +286,10 @@ print(exact(n).decode())
 #[test]
 #[ignore = "needs root: runs a client as uid 65534"]
 fn another_users_client_is_refused_exactly_as_on_the_socket() {
-    use std::os::unix::process::CommandExt;
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = format!(r"Global\{}", unique_name("shm-stranger"));
     let _server = server(&name, "message");
-    let exe = procwire_testkit::copy_for_others(&std::env::current_exe().unwrap());
-    let mut cmd = procwire_testkit::helper_command(exe, "stranger", &[("PIPE", &name)]);
-    cmd.uid(65534).gid(65534);
-    let mut stranger = Proc::spawn(cmd);
+    let mut stranger = helper_as_user(65534, "stranger", &[("PIPE", &name)]);
     let outcome = stranger.wait_for("OUTCOME");
     assert!(outcome.contains("AccessDenied"), "{outcome}");
 }
@@ -304,7 +300,6 @@ fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    procwire_testkit::exit_with_parent();
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let name = var("PIPE");
     match role.as_str() {
@@ -357,11 +352,6 @@ fn helper_process() {
         }
         other => panic!("unknown role {other}"),
     }
-}
-
-fn say(line: &str) {
-    println!("{line}");
-    std::io::stdout().flush().unwrap();
 }
 
 /// The memory region this process got from the server, found among its descriptors.

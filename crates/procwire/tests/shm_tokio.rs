@@ -2,12 +2,11 @@
 //! clients with each other and with the blocking API, a waiting task that leaves its
 //! runtime free, and a peer killed mid-message.
 
-use std::io::Write;
 use std::time::Duration;
 
 use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
 use procwire::wire::PipeMode;
-use procwire_testkit::{helper, helper_role, unique_name, Proc, Watchdog};
+use procwire_testkit::{helper, helper_role, say, unique_name, Proc, Watchdog};
 
 /// The ring size of the servers here: 64 KiB, so that large messages stream through it.
 const RING: usize = 64 * 1024;
@@ -196,7 +195,6 @@ fn helper_process() {
     let Some(role) = helper_role() else {
         return;
     };
-    procwire_testkit::exit_with_parent();
     let name = std::env::var("PIPE").unwrap_or_default();
     match role.as_str() {
         "tokio-echo" => runtime().block_on(tokio_echo(&name, PipeMode::Message)),
@@ -280,9 +278,4 @@ async fn tokio_echo(name: &str, mode: PipeMode) {
             say(&format!("client gone: shm {shm} {end:?}"));
         });
     }
-}
-
-fn say(line: &str) {
-    println!("{line}");
-    std::io::stdout().flush().unwrap();
 }
