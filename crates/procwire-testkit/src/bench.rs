@@ -4,7 +4,7 @@
 //! current executable with [`BENCH_ROLE_VAR`] and [`BENCH_ADDR_VAR`] set, and waits for the
 //! peer to print `ready`. The binary's `main` checks [`bench_peer_role`] first:
 //!
-//! ```ignore
+//! ```text
 //! fn main() -> ExitCode {
 //!     match procwire_testkit::bench::bench_peer_role() {
 //!         Some(role) => procwire_testkit::bench::serve_peer(&role, peer::serve),
