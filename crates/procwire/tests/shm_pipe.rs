@@ -328,15 +328,17 @@ fn helper_process() {
             assert_eq!(pipe.recv().unwrap(), b"hello");
             let region = shared_region();
             // Offsets of docs/protocol.md section 13: ring 0's control block at 64 (its tail
-            // at +64), ring 1's at 192 (its head at +0).
+            // at +128), ring 1's at 320 (its head at +0).
             let outcome = match var("TARGET").as_str() {
                 "tail" => {
-                    region.write_at(&u64::MAX.to_le_bytes(), 64 + 64).unwrap();
-                    pipe.send(b"answer me").unwrap();
+                    region.write_at(&u64::MAX.to_le_bytes(), 64 + 128).unwrap();
+                    // An answer as long as the ring: the server looks at the tail again
+                    // once the room it last saw runs out.
+                    pipe.send(&vec![7u8; RING]).unwrap();
                     pipe.recv()
                 }
                 _ => {
-                    region.write_at(&12_345_677u64.to_le_bytes(), 192).unwrap();
+                    region.write_at(&12_345_677u64.to_le_bytes(), 320).unwrap();
                     pipe.finish_sending().unwrap();
                     pipe.recv()
                 }

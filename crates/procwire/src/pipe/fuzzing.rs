@@ -425,6 +425,12 @@ impl RingProducer {
         self.producer.head()
     }
 
+    /// The consumer's `tail` as this producer last loaded it: room is reserved only up to
+    /// there (a consumer that moves its `tail` back later overwrites only its own data).
+    pub fn tail_seen(&self) -> u64 {
+        self.producer.tail_seen()
+    }
+
     /// The largest payload of one record.
     pub fn max_record(&self) -> usize {
         self.producer.max_record()
@@ -472,7 +478,7 @@ impl RingProducer {
     /// # Errors
     ///
     /// What the peer wrote wrong, in words.
-    pub fn prepare_sleep(&self, min: usize) -> Result<bool, String> {
+    pub fn prepare_sleep(&mut self, min: usize) -> Result<bool, String> {
         self.producer
             .prepare_sleep(&self.ring.ctl, min)
             .map_err(|c| c.0)

@@ -282,7 +282,7 @@ impl TxState {
 
     /// Says this side sleeps until a record of [`need`](Self::need) bytes fits; `false`
     /// when it fits already (then no sleep).
-    pub(super) fn must_sleep(&self, ctl: &RingControl) -> Result<bool, LinkError> {
+    pub(super) fn must_sleep(&mut self, ctl: &RingControl) -> Result<bool, LinkError> {
         Ok(self.producer.prepare_sleep(ctl, self.need)?)
     }
 

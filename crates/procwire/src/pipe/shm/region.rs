@@ -4,8 +4,8 @@
 //! | offset | size | what |
 //! |---|---|---|
 //! | 0 | 16 | header: magic `PWSR`, version 1 (u32 LE), ring capacity (u32 LE), 0 (u32) |
-//! | 64 | 128 | ring 0 control (server → client) |
-//! | 192 | 128 | ring 1 control (client → server) |
+//! | 64 | 256 | ring 0 control (server → client) |
+//! | 320 | 256 | ring 1 control (client → server) |
 //! | 4096 | capacity | ring 0 data |
 //! | 4096 + capacity | capacity | ring 1 data |
 

@@ -37,30 +37,34 @@ pub(crate) const MIN_CAPACITY: usize = 4096;
 /// The largest ring, in bytes.
 pub(crate) const MAX_CAPACITY: usize = 1 << 30;
 
-/// The control words of one ring: the producer's line (`head`, the producer's waiting word
-/// and CPU) and the consumer's line (`tail`, its waiting word and CPU), 64 bytes each so
-/// that the two sides do not write the same cache line.
+/// The control words of one ring, each group on a 64-byte line of its own so that no
+/// side writes a line the other reads on every message: `head` (the producer's, read by
+/// the consumer), the producer's waiting word and CPU (written only around sleeps), `tail`
+/// (the consumer's; the producer reads it only when its last look shows too little room),
+/// and the consumer's waiting word and CPU.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct RingControl {
     /// Bytes ever published (a multiple of 8).
     pub(crate) head: AtomicU64,
+    _head_line: [AtomicU64; 7],
     /// 1 while the producer sleeps waiting for space.
     pub(crate) producer_waiting: AtomicU32,
     /// The CPU the producer last ran on (a hint for spinning).
     pub(crate) producer_cpu: AtomicU32,
-    _producer_line: [AtomicU64; 6],
+    _producer_line: [AtomicU64; 7],
     /// Bytes ever consumed (a multiple of 8).
     pub(crate) tail: AtomicU64,
+    _tail_line: [AtomicU64; 7],
     /// 1 while the consumer sleeps waiting for data.
     pub(crate) consumer_waiting: AtomicU32,
     /// The CPU the consumer last ran on.
     pub(crate) consumer_cpu: AtomicU32,
-    _consumer_line: [AtomicU64; 6],
+    _consumer_line: [AtomicU64; 7],
 }
 
 /// The size of a [`RingControl`].
-pub(crate) const CONTROL_LEN: usize = 128;
+pub(crate) const CONTROL_LEN: usize = 256;
 // (loom's model atomics are larger: the layout holds for the real ones.)
 #[cfg(not(all(loom, test)))]
 const _: () = assert!(std::mem::size_of::<RingControl>() == CONTROL_LEN);
@@ -73,15 +77,18 @@ impl RingControl {
     /// A zeroed block, as a fresh region holds (for the tests, models and fuzz targets).
     #[cfg(any(test, fuzzing))]
     pub(crate) fn new() -> RingControl {
+        let line = || std::array::from_fn(|_| AtomicU64::new(0));
         RingControl {
             head: AtomicU64::new(0),
+            _head_line: line(),
             producer_waiting: AtomicU32::new(0),
             producer_cpu: AtomicU32::new(0),
-            _producer_line: std::array::from_fn(|_| AtomicU64::new(0)),
+            _producer_line: line(),
             tail: AtomicU64::new(0),
+            _tail_line: line(),
             consumer_waiting: AtomicU32::new(0),
             consumer_cpu: AtomicU32::new(0),
-            _consumer_line: std::array::from_fn(|_| AtomicU64::new(0)),
+            _consumer_line: line(),
         }
     }
 }
@@ -109,6 +116,9 @@ pub(crate) fn record_size(len: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct Producer {
     head: u64,
+    /// The consumer's `tail` as last loaded (and checked): room known to be free without
+    /// touching the consumer's line.
+    tail_seen: u64,
     capacity: usize,
 }
 
@@ -131,7 +141,11 @@ impl Slot {
 impl Producer {
     /// A producer at the start of an empty ring of `capacity` bytes.
     pub(crate) fn new(capacity: usize) -> Producer {
-        Producer { head: 0, capacity }
+        Producer {
+            head: 0,
+            tail_seen: 0,
+            capacity,
+        }
     }
 
     /// Bytes this producer has written (published or not, padding included).
@@ -140,14 +154,20 @@ impl Producer {
         self.head
     }
 
+    /// The consumer's `tail` as this producer last loaded it.
+    #[cfg(fuzzing)]
+    pub(crate) fn tail_seen(&self) -> u64 {
+        self.tail_seen
+    }
+
     /// The largest record payload this producer writes (a quarter of the ring, so that a
     /// long message streams while the consumer reads).
     pub(crate) fn max_record(&self) -> usize {
         self.capacity / 4 - RECORD_HEADER
     }
 
-    /// Free bytes, from the consumer's published `tail`.
-    fn free(&self, ctl: &RingControl) -> Result<usize, Corrupt> {
+    /// Free bytes, from the consumer's published `tail` (loaded now and checked).
+    fn free(&mut self, ctl: &RingControl) -> Result<usize, Corrupt> {
         let tail = ctl.tail.load(Ordering::Acquire);
         let used = self.head.wrapping_sub(tail);
         if used > self.capacity as u64 || tail % 8 != 0 {
@@ -156,7 +176,13 @@ impl Producer {
                 self.capacity, self.head
             )));
         }
+        self.tail_seen = tail;
         Ok(self.capacity - used as usize)
+    }
+
+    /// Free bytes as of the last look at `tail` (never more than there are).
+    fn free_seen(&self) -> usize {
+        self.capacity - self.head.wrapping_sub(self.tail_seen) as usize
     }
 
     /// Room for one record of between `min` and `want` payload bytes (`min <= want <=
@@ -169,9 +195,14 @@ impl Producer {
         min: usize,
         want: usize,
     ) -> Result<Option<Slot>, Corrupt> {
-        let free = self.free(ctl)?;
         let offset = (self.head % self.capacity as u64) as usize;
         let to_end = self.capacity - offset;
+        // What was free at the last look suffices for most records; only when it does not
+        // is the consumer's line read again.
+        let mut free = self.free_seen();
+        if free.min(to_end) < record_size(want) {
+            free = self.free(ctl)?;
+        }
         let fits = |room: usize| (room >= record_size(min)).then(|| room.min(record_size(want)));
         if let Some(size) = fits(free.min(to_end)) {
             return Ok(Some(Slot {
@@ -217,7 +248,7 @@ impl Producer {
 
     /// Announces that this producer is about to sleep until there is space; returns
     /// whether it should sleep after all (a record of `min` bytes still does not fit).
-    pub(crate) fn prepare_sleep(&self, ctl: &RingControl, min: usize) -> Result<bool, Corrupt> {
+    pub(crate) fn prepare_sleep(&mut self, ctl: &RingControl, min: usize) -> Result<bool, Corrupt> {
         ctl.producer_waiting.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let offset = (self.head % self.capacity as u64) as usize;
@@ -514,7 +545,7 @@ mod tests {
             c.peek(&ctl, &data).is_err(),
             "padding that does not end the ring"
         );
-        let p = Producer::new(4096);
+        let mut p = Producer::new(4096);
         ctl.tail.store(8, Ordering::Relaxed);
         assert!(p.free(&ctl).is_err(), "tail ahead of head");
     }
