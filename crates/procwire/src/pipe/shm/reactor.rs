@@ -15,7 +15,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use tokio::io::Interest;
 
-use super::link::{LinkError, Outgoing, Receiver, Sender};
+use super::link::{LinkError, Outgoing, Receiver, RxState, Sender};
+use super::region::RingBytes;
+use super::ring::RingControl;
 use super::wait::{take_rings, Spin, Taken};
 use super::Parts;
 
@@ -186,16 +188,20 @@ pub(crate) struct AsyncReceiver {
 }
 
 impl AsyncReceiver {
-    /// Receives the next whole message (or the rest of one `recv_into` began).
-    pub(crate) async fn recv(&mut self) -> Result<Vec<u8>, LinkError> {
+    /// Spins briefly, then waits for the doorbell through the reactor, until `step` gives
+    /// a value.
+    async fn wait<T>(
+        &mut self,
+        mut step: impl FnMut(&mut RxState, &RingControl, &RingBytes<'_>) -> Result<Option<T>, LinkError>,
+    ) -> Result<T, LinkError> {
         let AsyncReceiver { inner, bell, .. } = self;
         let (ctl, data, spin, state) = inner.split();
         loop {
             let found = spin.spin(&ctl.consumer_cpu, &ctl.producer_cpu, None, || {
-                state.pull(ctl, &data)
+                step(state, ctl, &data)
             })?;
-            if let Some(message) = found {
-                return Ok(message);
+            if let Some(value) = found {
+                return Ok(value);
             }
             if state.must_sleep(ctl) {
                 let closed = bell.sleep().await;
@@ -208,32 +214,23 @@ impl AsyncReceiver {
         }
     }
 
+    /// Receives the next whole message (or the rest of one `recv_into` began).
+    pub(crate) async fn recv(&mut self) -> Result<Vec<u8>, LinkError> {
+        self.wait(RxState::pull).await
+    }
+
     /// Receives into `buf`: the next message or the rest of one; `(bytes, complete)`.
     /// Waits only while nothing has been copied, so that a cancelled call loses nothing:
     /// it may return fewer bytes than `buf` holds when the rest has not arrived yet.
     pub(crate) async fn recv_into(&mut self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
-        let AsyncReceiver { inner, bell, .. } = self;
-        let (ctl, data, spin, state) = inner.split();
-        loop {
+        self.wait(|state, ctl, data| {
             let mut filled = 0;
-            let found = spin.spin(&ctl.consumer_cpu, &ctl.producer_cpu, None, || {
-                match state.pull_into(ctl, &data, buf, &mut filled)? {
-                    None if filled > 0 => Ok::<_, LinkError>(Some((filled, false))),
-                    found => Ok(found),
-                }
-            })?;
-            if let Some(part) = found {
-                return Ok(part);
+            match state.pull_into(ctl, data, buf, &mut filled)? {
+                None if filled > 0 => Ok(Some((filled, false))),
+                found => Ok(found),
             }
-            if state.must_sleep(ctl) {
-                let closed = bell.sleep().await;
-                state.woke(ctl);
-                spin.slept();
-                if closed? {
-                    state.peer_closed = true;
-                }
-            }
-        }
+        })
+        .await
     }
 
     /// Reads stream bytes now or registers for the next ring: one record (or the rest of
