@@ -13,7 +13,7 @@ use procwire::security::Access;
 use procwire::wire::{self, PipeMode, Request, Response, Status};
 use procwire_remoting::sample::SampleObjectClient;
 use procwire_remoting::Proxy;
-use util::{procwire, run, unique_name, Proc, Watchdog};
+use util::{procwire, raise_open_file_limit, run, unique_name, Proc, Watchdog};
 
 struct Server {
     proc: Proc,
@@ -615,6 +615,8 @@ fn issue_9_partial_frames_are_bounded_and_time_out() {
 #[test]
 fn issue_9_out_of_descriptors_the_server_recovers() {
     let _wd = Watchdog::new(Duration::from_secs(120));
+    // 800 connections from this process, beside the other tests' own.
+    raise_open_file_limit();
     let mut cmd = std::process::Command::new("prlimit");
     cmd.args(["--nofile=512:512", env!("CARGO_BIN_EXE_procwire")]);
     let s = serve_with(cmd, &[]);

@@ -395,3 +395,15 @@ fn add_helper_args(cmd: &mut Command, role: &str, vars: &[(&str, &str)]) {
         cmd.env(key, value);
     }
 }
+
+/// Raises this process's soft limit on open descriptors to its hard limit, for a test that
+/// holds hundreds of connections itself (an ordinary user's soft limit is often 1024, which
+/// the tests running beside it in the same process share).
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}

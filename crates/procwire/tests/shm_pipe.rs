@@ -331,16 +331,28 @@ fn helper_process() {
             // at +128), ring 1's at 320 (its head at +0).
             let outcome = match var("TARGET").as_str() {
                 "tail" => {
-                    region.write_at(&u64::MAX.to_le_bytes(), 64 + 128).unwrap();
-                    // An answer as long as the ring: the server looks at the tail again
-                    // once the room it last saw runs out.
-                    pipe.send(&vec![7u8; RING]).unwrap();
-                    pipe.recv()
+                    // The server looks at ring 0's tail only when the room it last saw
+                    // runs out, and this side's own receives publish its true tail: keep
+                    // writing garbage over it while an answer four rings long comes back.
+                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let scribbler = {
+                        let (region, done) = (region.try_clone().unwrap(), Arc::clone(&done));
+                        std::thread::spawn(move || {
+                            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                                region.write_at(&u64::MAX.to_le_bytes(), 64 + 128).unwrap();
+                            }
+                        })
+                    };
+                    pipe.send(&vec![7u8; 4 * RING]).unwrap();
+                    let outcome = pipe.recv();
+                    done.store(true, std::sync::atomic::Ordering::Relaxed);
+                    scribbler.join().unwrap();
+                    outcome.map(|m| format!("{} bytes", m.len()))
                 }
                 _ => {
                     region.write_at(&12_345_677u64.to_le_bytes(), 320).unwrap();
                     pipe.finish_sending().unwrap();
-                    pipe.recv()
+                    pipe.recv().map(|m| format!("{} bytes", m.len()))
                 }
             };
             say(&format!("OUTCOME {outcome:?}"));
