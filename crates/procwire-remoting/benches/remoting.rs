@@ -17,17 +17,18 @@
 //! Run with `cargo bench -p procwire-remoting --bench remoting`; results are in
 //! `docs/performance.md`. Pin with `taskset -c 0` for the one-CPU view.
 
-use std::io::{self, BufRead, BufReader};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 use divan::Bencher;
 use futures::StreamExt;
 use procwire::pipe::{ClientOptions, PipeOptions};
 use procwire::wire::PipeMode;
 use procwire_remoting::{remote, Proxy, RegistryBuilder, RemotingServer, TcpChannel};
+use procwire_testkit::bench::{
+    bench_name, bench_peer_role, peer_ready_with, serve_peer, BenchPeer,
+};
 use tarpc::server::Channel as _;
 
-const ROLE_VAR: &str = "PROCWIRE_BENCH_ROLE";
 const SMALL: usize = 64;
 
 #[remote]
@@ -80,36 +81,32 @@ where
 }
 
 fn main() -> ExitCode {
-    match std::env::var(ROLE_VAR) {
-        Ok(role) => peer(&role),
-        Err(_) => {
+    match bench_peer_role() {
+        Some(role) => serve_peer(&role, peer),
+        None => {
             divan::main();
             ExitCode::SUCCESS
         }
     }
 }
 
-/// The peer process: serves, prints its address on one line, runs until stdin closes.
-fn peer(role: &str) -> ExitCode {
-    std::thread::spawn(|| {
-        let _ = io::copy(&mut io::stdin(), &mut io::sink());
-        std::process::exit(0);
-    });
+/// The peer process: serves `addr` (a pipe name) as `role`, says `ready` with the
+/// addresses it chose, and runs until the benchmark closes its standard input.
+fn peer(role: &str, addr: &str) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .expect("runtime");
+        .map_err(|e| e.to_string())?;
     rt.block_on(async {
         match role {
             "pipe-echo" => {
-                let name = format!("procwire-rbench-{}", std::process::id());
                 let server = PipeOptions::new()
                     .mode(PipeMode::Message)
                     .shared_memory(true)
-                    .create_async(name.as_str())
-                    .expect("pipe");
-                println!("{name}");
+                    .create_async(addr)
+                    .map_err(|e| e.to_string())?;
+                peer_ready_with(addr)?;
                 loop {
                     let mut conn = server.accept().await.expect("accept");
                     tokio::spawn(async move {
@@ -127,15 +124,19 @@ fn peer(role: &str) -> ExitCode {
                     .build();
                 let server = RemotingServer::new(registry);
                 let tcp = server.listen_tcp(TcpChannel::loopback(0)).expect("tcp");
-                let name = format!("procwire-rbench-{}", std::process::id());
                 let pipe = server
-                    .listen_pipe(procwire_remoting::PipeChannel::new(&name))
+                    .listen_pipe(procwire_remoting::PipeChannel::new(addr))
                     .expect("pipe");
-                let socket_only = procwire_remoting::PipeChannel::new(format!("{name}-socket"))
+                let socket_only = procwire_remoting::PipeChannel::new(format!("{addr}-socket"))
                     .shared_memory(false);
                 let socket_pipe = server.listen_pipe(socket_only).expect("pipe");
-                println!("{} {} {}", tcp.local(), pipe.local(), socket_pipe.local());
-                std::future::pending::<()>().await;
+                peer_ready_with(&format!(
+                    "{} {} {}",
+                    tcp.local(),
+                    pipe.local(),
+                    socket_pipe.local()
+                ))?;
+                std::future::pending::<Result<(), String>>().await
             }
             "tarpc" => {
                 // TCP_NODELAY on both ends, as procwire does (tarpc's own tcp helpers
@@ -143,7 +144,7 @@ fn peer(role: &str) -> ExitCode {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind");
-                println!("{}", listener.local_addr().expect("addr"));
+                peer_ready_with(&listener.local_addr().expect("addr").to_string())?;
                 loop {
                     let (stream, _) = listener.accept().await.expect("accept");
                     stream.set_nodelay(true).expect("nodelay");
@@ -154,42 +155,14 @@ fn peer(role: &str) -> ExitCode {
                     }));
                 }
             }
-            other => panic!("unknown role {other}"),
+            other => Err(format!("unknown role {other}")),
         }
-    });
-    ExitCode::SUCCESS
+    })
 }
 
-/// A peer process, killed when dropped.
-struct Peer {
-    child: Child,
-    addr: String,
-}
-
-impl Peer {
-    fn start(role: &str) -> Peer {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .env(ROLE_VAR, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the peer");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("peer address");
-        Peer {
-            child,
-            addr: line.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A peer process serving `role`, with a pipe name of its own.
+fn start(role: &str) -> BenchPeer {
+    BenchPeer::spawn(role, &bench_name("remoting"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -200,14 +173,14 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn raw_pipe(bencher: Bencher<'_, '_>, shared_memory: bool) {
-    let peer = Peer::start("pipe-echo");
+    let peer = start("pipe-echo");
     let rt = runtime();
     let mut pipe = rt
         .block_on(
             ClientOptions::new()
                 .read_mode(PipeMode::Message)
                 .shared_memory(shared_memory)
-                .open_async(peer.addr.as_str()),
+                .open_async(peer.info()),
         )
         .expect("open");
     assert_eq!(pipe.is_shared_memory(), shared_memory);
@@ -243,10 +216,10 @@ fn remoting_clients(
     rt: &tokio::runtime::Runtime,
     channel: Channel,
     connections: usize,
-) -> (Peer, Vec<EchoClient>) {
-    let peer = Peer::start("remoting");
+) -> (BenchPeer, Vec<EchoClient>) {
+    let peer = start("remoting");
     let base = peer
-        .addr
+        .info()
         .split(' ')
         .nth(channel as usize)
         .expect("three addresses");
@@ -284,12 +257,15 @@ fn remoting_tcp(bencher: Bencher<'_, '_>) {
 }
 
 /// A tarpc peer and `connections` clients of it.
-fn tarpc_clients(rt: &tokio::runtime::Runtime, connections: usize) -> (Peer, Vec<TarpcEchoClient>) {
-    let peer = Peer::start("tarpc");
+fn tarpc_clients(
+    rt: &tokio::runtime::Runtime,
+    connections: usize,
+) -> (BenchPeer, Vec<TarpcEchoClient>) {
+    let peer = start("tarpc");
     let clients = (0..connections)
         .map(|_| {
             rt.block_on(async {
-                let stream = tokio::net::TcpStream::connect(peer.addr.as_str())
+                let stream = tokio::net::TcpStream::connect(peer.info())
                     .await
                     .expect("tarpc connect");
                 stream.set_nodelay(true).expect("nodelay");

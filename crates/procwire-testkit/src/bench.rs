@@ -62,8 +62,14 @@ pub fn serve_peer(role: &str, serve: fn(&str, &str) -> Result<(), String>) -> Ex
 
 /// In the peer: tells the benchmark process that we are listening.
 pub fn peer_ready() -> Result<(), String> {
+    peer_ready_with("")
+}
+
+/// In the peer: tells the benchmark process that we are listening, and `info` (addresses
+/// chosen only now, such as a TCP port), which [`BenchPeer::info`] returns.
+pub fn peer_ready_with(info: &str) -> Result<(), String> {
     let mut out = io::stdout().lock();
-    writeln!(out, "ready")
+    writeln!(out, "ready {info}")
         .and_then(|()| out.flush())
         .map_err(|e| e.to_string())
 }
@@ -78,6 +84,8 @@ pub fn bench_name(tag: &str) -> String {
 /// A running peer process (this binary again), stopped when dropped.
 pub struct BenchPeer {
     child: Child,
+    /// What the peer said after `ready`.
+    info: String,
     /// A file (a socket path) to remove afterwards.
     remove: Option<PathBuf>,
 }
@@ -106,12 +114,22 @@ impl BenchPeer {
         let stdout = child.stdout.take().expect("peer stdout");
         let mut line = String::new();
         let _ = BufReader::new(stdout).read_line(&mut line);
+        let info = line
+            .trim()
+            .strip_prefix("ready")
+            .map(|i| i.trim().to_owned());
         let peer = BenchPeer {
             child,
+            info: info.clone().unwrap_or_default(),
             remove: None,
         };
-        assert_eq!(line.trim(), "ready", "peer `{role}` did not start");
+        assert!(info.is_some(), "peer `{role}` did not start: {line:?}");
         peer
+    }
+
+    /// What the peer said when it was ready ([`peer_ready_with`]).
+    pub fn info(&self) -> &str {
+        &self.info
     }
 
     /// Removes `path` once the peer has stopped.
@@ -122,7 +140,9 @@ impl BenchPeer {
 
 impl Drop for BenchPeer {
     fn drop(&mut self) {
-        // The peer exits on its own once its connection closes; give it a moment.
+        // The peer exits once its standard input closes (or its connection does); give it
+        // a moment.
+        drop(self.child.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -16,22 +16,15 @@
 //! benchmarks: run under `taskset -c 0` to put both on one CPU, or set
 //! `PROCWIRE_BENCH_PEER_CPUS=1` and run under `taskset -c 0` for one CPU each.
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use divan::Bencher;
 use procwire::mapping::{Mapping, View};
 use procwire::security::Access;
 use procwire::sync::{EventReset, NamedEvent, NamedMutex};
+use procwire_testkit::bench::{bench_name, bench_peer_role, serve_peer, BenchPeer};
 use rustix::thread::futex;
-
-/// Names the peer's role; unset in the benchmark process itself.
-const ROLE_VAR: &str = "PROCWIRE_BENCH_ROLE";
-/// The base name of the objects the peer opens.
-const NAME_VAR: &str = "PROCWIRE_BENCH_NAME";
-/// When set, the CPU list the peer is pinned to (through `taskset -c`).
-const PEER_CPUS_VAR: &str = "PROCWIRE_BENCH_PEER_CPUS";
 
 /// Where the raw pthread mutex lives in its mapping.
 const PTHREAD_AT: usize = 0;
@@ -40,9 +33,9 @@ const PING_AT: usize = 0;
 const PONG_AT: usize = 64;
 
 fn main() -> ExitCode {
-    match std::env::var(ROLE_VAR) {
-        Ok(role) => peer::run(&role),
-        Err(_) => {
+    match bench_peer_role() {
+        Some(role) => serve_peer(&role, peer::run),
+        None => {
             divan::main();
             ExitCode::SUCCESS
         }
@@ -138,33 +131,21 @@ mod raw {
 mod peer {
     use super::*;
 
-    pub(crate) fn run(role: &str) -> ExitCode {
-        let Ok(name) = std::env::var(NAME_VAR) else {
-            eprintln!("bench peer: {NAME_VAR} is not set");
-            return ExitCode::FAILURE;
-        };
-        // The parent holds our stdin: when it goes away, so do we.
-        std::thread::spawn(|| {
-            let _ = io::copy(&mut io::stdin(), &mut io::sink());
-            std::process::exit(0);
-        });
-        let ready = || {
-            let mut out = io::stdout().lock();
-            let _ = writeln!(out, "ready");
-            let _ = out.flush();
-        };
+    /// Serves `role` on the objects named `name` until the benchmark goes away.
+    pub(crate) fn run(role: &str, name: &str) -> Result<(), String> {
+        let ready = procwire_testkit::bench::peer_ready;
         match role {
             "raw-mutex-hammer" => {
-                let mutex = raw::PthreadMutex::attach(view_of(&name));
-                ready();
+                let mutex = raw::PthreadMutex::attach(view_of(name));
+                ready()?;
                 loop {
                     mutex.lock();
                     mutex.unlock();
                 }
             }
             "mutex-hammer" => {
-                let mutex = NamedMutex::open(name.as_str()).expect("open the mutex");
-                ready();
+                let mutex = NamedMutex::open(name).expect("open the mutex");
+                ready()?;
                 loop {
                     match mutex.lock() {
                         Ok(guard) => drop(guard),
@@ -173,12 +154,12 @@ mod peer {
                 }
             }
             "raw-pong" => {
-                let view = view_of(&name);
+                let view = view_of(name);
                 let (ping, pong) = (
                     view.atomic_u32(PING_AT).expect("ping word"),
                     view.atomic_u32(PONG_AT).expect("pong word"),
                 );
-                ready();
+                ready()?;
                 loop {
                     raw::wait(ping);
                     raw::signal(pong);
@@ -187,16 +168,13 @@ mod peer {
             "event-pong" => {
                 let ping = NamedEvent::open(format!("{name}-ping").as_str()).expect("ping");
                 let pong = NamedEvent::open(format!("{name}-pong").as_str()).expect("pong");
-                ready();
+                ready()?;
                 loop {
                     ping.wait().expect("wait for ping");
                     pong.set().expect("set pong");
                 }
             }
-            _ => {
-                eprintln!("bench peer: unknown role `{role}`");
-                ExitCode::FAILURE
-            }
+            _ => Err(format!("unknown role `{role}`")),
         }
     }
 
@@ -208,57 +186,9 @@ mod peer {
     }
 }
 
-/// A running peer process, stopped when dropped.
-struct Peer(Child);
-
-impl Peer {
-    /// Starts this binary as `role` on the objects named `name`, and waits until it is
-    /// ready.
-    fn spawn(role: &str, name: &str) -> Peer {
-        let exe = std::env::current_exe().expect("own executable");
-        let mut command = match std::env::var(PEER_CPUS_VAR) {
-            Ok(cpus) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(exe);
-                c
-            }
-            Err(_) => Command::new(exe),
-        };
-        let mut child = command
-            .env(ROLE_VAR, role)
-            .env(NAME_VAR, name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the peer process");
-        let stdout = child.stdout.take().expect("peer stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let peer = Peer(child);
-        assert_eq!(line.trim(), "ready", "peer `{role}` did not start");
-        peer
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A name for this run's next objects: unique per benchmark process and call.
-fn unique(tag: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("procwire-bench-{}-{n}-{tag}", std::process::id())
-}
-
 /// A fresh 4 KiB mapping and a view of it.
 fn mapping(tag: &str) -> (String, Mapping, View) {
-    let name = unique(tag);
+    let name = bench_name(tag);
     let mapping = Mapping::create(name.as_str(), 4096).expect("create a mapping");
     let view = mapping.view(0, 4096).expect("map it");
     (name, mapping, view)
@@ -283,7 +213,7 @@ mod mutex_uncontended {
     /// `NamedMutex::lock` + dropping the guard.
     #[divan::bench]
     fn procwire(bencher: Bencher<'_, '_>) {
-        let mutex = NamedMutex::create(unique("mutex").as_str()).expect("create");
+        let mutex = NamedMutex::create(bench_name("mutex").as_str()).expect("create");
         bencher.bench_local(|| {
             // Dropping the guard unlocks.
             drop(mutex.lock());
@@ -301,7 +231,7 @@ mod mutex_contended {
     fn raw_pthread_robust(bencher: Bencher<'_, '_>) {
         let (name, _mapping, view) = mapping("raw-contended");
         let mutex = raw::PthreadMutex::init(view);
-        let _peer = Peer::spawn("raw-mutex-hammer", &name);
+        let _peer = BenchPeer::spawn("raw-mutex-hammer", &name);
         bencher.bench_local(|| {
             mutex.lock();
             mutex.unlock();
@@ -311,9 +241,9 @@ mod mutex_contended {
     /// `NamedMutex`, against a peer doing the same.
     #[divan::bench]
     fn procwire(bencher: Bencher<'_, '_>) {
-        let name = unique("contended");
+        let name = bench_name("contended");
         let mutex = NamedMutex::create(name.as_str()).expect("create");
-        let _peer = Peer::spawn("mutex-hammer", &name);
+        let _peer = BenchPeer::spawn("mutex-hammer", &name);
         bencher.bench_local(|| {
             // Dropping the guard unlocks.
             drop(mutex.lock());
@@ -330,7 +260,7 @@ mod event_ping_pong {
     #[divan::bench]
     fn raw_futex(bencher: Bencher<'_, '_>) {
         let (name, _mapping, view) = mapping("raw-pingpong");
-        let _peer = Peer::spawn("raw-pong", &name);
+        let _peer = BenchPeer::spawn("raw-pong", &name);
         let ping = view.atomic_u32(PING_AT).expect("ping word");
         let pong = view.atomic_u32(PONG_AT).expect("pong word");
         bencher.bench_local(|| {
@@ -342,12 +272,12 @@ mod event_ping_pong {
     /// Two auto-reset `NamedEvent`s.
     #[divan::bench]
     fn procwire(bencher: Bencher<'_, '_>) {
-        let name = unique("pingpong");
+        let name = bench_name("pingpong");
         let ping = NamedEvent::create(format!("{name}-ping").as_str(), EventReset::Auto, false)
             .expect("create ping");
         let pong = NamedEvent::create(format!("{name}-pong").as_str(), EventReset::Auto, false)
             .expect("create pong");
-        let _peer = Peer::spawn("event-pong", &name);
+        let _peer = BenchPeer::spawn("event-pong", &name);
         bencher.bench_local(|| {
             ping.set().expect("set ping");
             pong.wait().expect("wait for pong");
