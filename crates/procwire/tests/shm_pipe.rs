@@ -1,7 +1,7 @@
-//! Shared-memory pipes across real processes: a server in a helper process (this test
-//! binary re-executed), clients here or in more helpers; peers killed mid-message, peers
-//! that scribble on the rings, another user, and a Python client that knows nothing of
-//! shared memory.
+//! Shared-memory pipes across real processes, through the blocking and the tokio API: a
+//! server in a helper process (this test binary re-executed), clients here or in more
+//! helpers; peers killed mid-message, peers that scribble on the rings, another user, and
+//! a Python client that knows nothing of shared memory.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
@@ -33,6 +33,22 @@ fn client(name: &str) -> PipeConnection {
     pipe
 }
 
+/// Sizes around the record and ring boundaries, and one far over the ring.
+fn sizes() -> [usize; 9] {
+    let max_record = RING / 4 - 8;
+    [
+        0,
+        1,
+        max_record - 1,
+        max_record,
+        max_record + 1,
+        RING - 1,
+        RING,
+        RING + 1,
+        8 << 20,
+    ]
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -45,21 +61,7 @@ fn messages_of_every_awkward_size_keep_their_boundaries() {
     let name = unique_name("shm-sizes");
     let _server = server(&name, "message");
     let mut pipe = client(&name);
-    let max_record = RING / 4 - 8;
-    for (i, len) in [
-        0,
-        1,
-        max_record - 1,
-        max_record,
-        max_record + 1,
-        RING - 1,
-        RING,
-        RING + 1,
-        8 << 20,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, len) in sizes().into_iter().enumerate() {
         let message = pattern(len, i as u8);
         pipe.send(&message).unwrap();
         let echo = pipe.recv().unwrap();
@@ -304,6 +306,14 @@ fn helper_process() {
     let name = var("PIPE");
     match role.as_str() {
         "echo-server" => echo_server(&name, &var("MODE")),
+        "tokio-echo" => {
+            let mode = if var("MODE") == "byte" {
+                PipeMode::Byte
+            } else {
+                PipeMode::Message
+            };
+            tokio_api::runtime().block_on(tokio_api::tokio_echo(&name, mode));
+        }
         "dies-mid-send" if var("SIDE") == "client" => {
             let mut pipe = client(&name);
             say("SENDING");
@@ -429,5 +439,220 @@ fn echo_server(name: &str, mode: &str) {
             };
             say(&format!("client gone: {end:?}"));
         });
+    }
+}
+
+/// The same pipes through the tokio API: tokio servers and clients with each other and
+/// with the blocking API, a waiting task that leaves its runtime free, a peer killed
+/// mid-message.
+mod tokio_api {
+    use super::*;
+
+    fn tokio_server(name: &str, mode: &str) -> Proc {
+        let mut server = helper("tokio-echo", &[("PIPE", name), ("MODE", mode)]);
+        server.wait_for("READY");
+        server
+    }
+
+    fn tokio_options() -> ClientOptions {
+        ClientOptions::new()
+            .read_mode(PipeMode::Message)
+            .shared_memory(true)
+            .timeout(Duration::from_secs(20))
+    }
+
+    pub(super) fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn echo_round_trips(pipe: &mut procwire::pipe::tokio::PipeConnection) {
+        for (i, len) in sizes().into_iter().enumerate() {
+            let message = pattern(len, i as u8);
+            pipe.send(&message).await.unwrap();
+            let echo = pipe.recv().await.unwrap();
+            assert_eq!(echo.len(), len, "length of message {i}");
+            assert!(echo == message, "contents of the {len}-byte message");
+        }
+    }
+
+    #[test]
+    fn a_tokio_client_and_a_tokio_server_talk_through_shared_memory() {
+        let _wd = Watchdog::new(Duration::from_secs(60));
+        let name = unique_name("shm-tokio");
+        let mut server = tokio_server(&name, "message");
+        runtime().block_on(async {
+            let mut pipe = tokio_options().open_async(name.as_str()).await.unwrap();
+            assert!(
+                pipe.is_shared_memory(),
+                "the tokio server offers shared memory"
+            );
+            echo_round_trips(&mut pipe).await;
+        });
+        let report = server.wait_for("client gone");
+        assert!(
+            report.contains("shm true") && report.contains("Ok"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn the_tokio_and_blocking_apis_meet_on_shared_memory() {
+        let _wd = Watchdog::new(Duration::from_secs(60));
+        // A blocking client of a tokio server.
+        let name = unique_name("shm-tokio-server");
+        let _server = tokio_server(&name, "message");
+        let mut pipe = tokio_options().open(name.as_str()).unwrap();
+        assert!(pipe.is_shared_memory());
+        for (i, len) in sizes().into_iter().enumerate() {
+            let message = pattern(len, i as u8);
+            pipe.send(&message).unwrap();
+            assert!(
+                pipe.recv().unwrap() == message,
+                "{len} bytes, blocking client"
+            );
+        }
+        // A tokio client of a blocking server.
+        let name = unique_name("shm-blocking-server");
+        let _server = server(&name, "message");
+        runtime().block_on(async {
+            let mut pipe = tokio_options().open_async(name.as_str()).await.unwrap();
+            assert!(pipe.is_shared_memory());
+            echo_round_trips(&mut pipe).await;
+        });
+    }
+
+    #[test]
+    fn a_task_waiting_on_shared_memory_leaves_its_runtime_thread_free() {
+        let _wd = Watchdog::new(Duration::from_secs(60));
+        let name = unique_name("shm-tokio-idle");
+        let _server = tokio_server(&name, "message");
+        // One thread: if the receive spun or blocked, the ticker could not run.
+        runtime().block_on(async {
+            let mut pipe = tokio_options().open_async(name.as_str()).await.unwrap();
+            assert!(pipe.is_shared_memory());
+            let ticker = tokio::spawn(async {
+                let mut ticks = 0u32;
+                let mut every = tokio::time::interval(Duration::from_millis(10));
+                loop {
+                    every.tick().await;
+                    ticks += 1;
+                    if ticks == 20 {
+                        return ticks;
+                    }
+                }
+            });
+            // The server answers "late" after 500 ms.
+            pipe.send(b"late").await.unwrap();
+            let answer = pipe.recv().await.unwrap();
+            assert_eq!(answer, b"late");
+            assert!(
+                ticker.is_finished(),
+                "20 ticks of 10 ms ran while the receive waited 500 ms"
+            );
+        });
+    }
+
+    #[test]
+    fn a_tokio_client_whose_server_dies_mid_message_gets_disconnected() {
+        let _wd = Watchdog::new(Duration::from_secs(60));
+        let name = unique_name("shm-tokio-dies");
+        let mut server = helper("dies-mid-send", &[("PIPE", &name)]);
+        server.wait_for("READY");
+        runtime().block_on(async {
+            let mut pipe = tokio_options().open_async(name.as_str()).await.unwrap();
+            assert!(pipe.is_shared_memory());
+            server.wait_for("SENDING");
+            let mut part = [0u8; 1000];
+            let first = pipe.recv_into(&mut part).await.unwrap();
+            assert!(!first.complete);
+            server.kill();
+            match pipe.recv().await.unwrap_err() {
+                PipeError::Disconnected { detail, .. } => {
+                    assert!(detail.contains("middle of a message"), "{detail}")
+                }
+                e => panic!("expected Disconnected, got {e}"),
+            }
+        });
+    }
+
+    #[test]
+    fn byte_type_tokio_pipes_stream_through_shared_memory() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _wd = Watchdog::new(Duration::from_secs(60));
+        let name = unique_name("shm-tokio-bytes");
+        let _server = tokio_server(&name, "byte");
+        runtime().block_on(async {
+            let pipe = ClientOptions::new()
+                .shared_memory(true)
+                .open_async(name.as_str())
+                .await
+                .unwrap();
+            assert!(pipe.is_shared_memory());
+            let (mut rx, mut tx) = pipe.into_split();
+            let data = pattern(3 << 20, 7);
+            let sent = data.clone();
+            let writer = tokio::spawn(async move {
+                tx.write_all(&sent).await.unwrap();
+                tx.shutdown().await.unwrap();
+            });
+            let mut back = Vec::new();
+            rx.read_to_end(&mut back).await.unwrap();
+            writer.await.unwrap();
+            assert_eq!(back.len(), data.len());
+            assert!(back == data, "the stream's bytes in order");
+        });
+    }
+
+    /// A tokio server that echoes every message (or, on a byte pipe, the stream), answering
+    /// `late` after 500 ms, and prints how each client ended.
+    pub(super) async fn tokio_echo(name: &str, mode: PipeMode) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = PipeOptions::new()
+            .mode(mode)
+            .shared_memory_ring_size(RING)
+            .create_async(name)
+            .unwrap();
+        say("READY");
+        loop {
+            let conn = server.accept().await.unwrap();
+            tokio::spawn(async move {
+                let shm = conn.is_shared_memory();
+                let end: Result<(), String> = if mode == PipeMode::Byte {
+                    let (mut rx, mut tx) = conn.into_split();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        match rx.read(&mut buf).await {
+                            Ok(0) => break tx.shutdown().await.map_err(|e| e.to_string()),
+                            Ok(n) => {
+                                if let Err(e) = tx.write_all(&buf[..n]).await {
+                                    break Err(e.to_string());
+                                }
+                            }
+                            Err(e) => break Err(e.to_string()),
+                        }
+                    }
+                } else {
+                    let mut conn = conn;
+                    loop {
+                        match conn.recv().await {
+                            Ok(m) => {
+                                if m == b"late" {
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                }
+                                if let Err(e) = conn.send(&m).await {
+                                    break Err(e.to_string());
+                                }
+                            }
+                            Err(PipeError::Disconnected { .. }) => break Ok(()),
+                            Err(e) => break Err(e.to_string()),
+                        }
+                    }
+                };
+                say(&format!("client gone: shm {shm} {end:?}"));
+            });
+        }
     }
 }

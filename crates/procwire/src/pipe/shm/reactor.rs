@@ -95,6 +95,12 @@ impl Bell {
     }
 }
 
+/// Ends a connection from either side: this side's doorbell and the other's.
+fn end_both(bell: &Bell, other: &UnixStream) {
+    bell.shutdown();
+    let _ = other.shutdown(std::net::Shutdown::Both);
+}
+
 /// The sending side of a tokio shared-memory connection.
 #[derive(Debug)]
 pub(crate) struct AsyncSender {
@@ -173,8 +179,7 @@ impl AsyncSender {
     /// Ends the connection: both doorbells, both directions (the peer's receives and sends
     /// fail).
     pub(crate) fn shutdown(&self) {
-        self.bell.shutdown();
-        let _ = self.other.shutdown(std::net::Shutdown::Both);
+        end_both(&self.bell, &self.other);
     }
 }
 
@@ -281,7 +286,6 @@ impl AsyncReceiver {
     /// Ends the connection: both doorbells, both directions (the peer's receives and sends
     /// fail).
     pub(crate) fn shutdown(&self) {
-        self.bell.shutdown();
-        let _ = self.other.shutdown(std::net::Shutdown::Both);
+        end_both(&self.bell, &self.other);
     }
 }

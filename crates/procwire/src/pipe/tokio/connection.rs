@@ -410,19 +410,27 @@ impl PipeSendHalf {
     pub async fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
         check_usable(&self.info, &self.broken)?;
         self.info.check_can_write()?;
-        if self.shm.is_some() {
-            return self.send_shm(message).await;
+        let whole = self.info.pipe_type == PipeMode::Message;
+        if whole {
+            self.info.check_size(message.len())?;
         }
-        if self.info.pipe_type == PipeMode::Byte {
-            let result = self.stream.send_all(message).await;
-            return result.map_err(|e| self.info.io_failure("send failed", e));
-        }
-        self.info.check_size(message.len())?;
-        if self.writer.is_mid_frame() {
+        let cancelled = match &self.shm {
+            Some(shm) => shm.is_mid_message(),
+            None => self.writer.is_mid_frame(),
+        };
+        if cancelled {
             self.broken = Some("an earlier send was cancelled in the middle of a message".into());
             return Err(self
                 .info
                 .broken("an earlier send was cancelled mid-message"));
+        }
+        if let Some(shm) = &mut self.shm {
+            let result = shm.send(message, whole).await;
+            return result.map_err(|e| self.shm_failure(e));
+        }
+        if !whole {
+            let result = self.stream.send_all(message).await;
+            return result.map_err(|e| self.info.io_failure("send failed", e));
         }
         let sending = Arc::clone(&self.sending);
         let _guard = sending.lock.lock().await;
@@ -451,22 +459,6 @@ impl PipeSendHalf {
                 }
             }
         }
-    }
-
-    async fn send_shm(&mut self, message: &[u8]) -> Result<(), PipeError> {
-        let whole = self.info.pipe_type == PipeMode::Message;
-        if whole {
-            self.info.check_size(message.len())?;
-        }
-        let shm = self.shm.as_mut().expect("shared memory");
-        if shm.is_mid_message() {
-            self.broken = Some("an earlier send was cancelled in the middle of a message".into());
-            return Err(self
-                .info
-                .broken("an earlier send was cancelled mid-message"));
-        }
-        let result = shm.send(message, whole).await;
-        result.map_err(|e| self.shm_failure(e))
     }
 
     fn shm_failure(&mut self, e: LinkError) -> PipeError {
