@@ -220,16 +220,24 @@ fn a_client_killed_mid_message_leaves_the_server_serving_others() {
 fn a_peer_that_scribbles_on_the_rings_gets_a_protocol_error_and_others_go_on() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = unique_name("shm-scribble");
-    let mut server = server(&name, "message");
+    scribblers_are_dropped_and_others_served(server(&name, "message"), &name);
+}
+
+/// Two scribblers on `server` (one on `tail`, one on `head`): each gets Disconnected, the
+/// server names the broken protocol, and a new client is served after each.
+fn scribblers_are_dropped_and_others_served(mut server: Proc, name: &str) {
     for target in ["tail", "head"] {
-        let mut vandal = helper("scribbler", &[("PIPE", &name), ("TARGET", target)]);
+        let mut vandal = helper("scribbler", &[("PIPE", name), ("TARGET", target)]);
         let outcome = vandal.wait_for("OUTCOME");
         assert!(outcome.contains("Disconnected"), "{target}: {outcome}");
         // The server names the broken protocol when it drops the vandal (other clients'
         // ends, printed as Ok, may come first).
         let report = server.wait_for("shared-memory ring");
-        assert!(report.contains("client gone: Err"), "{target}: {report}");
-        let mut pipe = client(&name);
+        assert!(
+            report.contains("client gone: ") && report.contains("Err"),
+            "{target}: {report}"
+        );
+        let mut pipe = client(name);
         pipe.send(b"fine").unwrap();
         assert_eq!(
             pipe.recv().unwrap(),
@@ -341,23 +349,23 @@ fn helper_process() {
             // at +128), ring 1's at 320 (its head at +0).
             let outcome = match var("TARGET").as_str() {
                 "tail" => {
-                    // The server looks at ring 0's tail only when the room it last saw
-                    // runs out, and this side's own receives publish its true tail: keep
-                    // writing garbage over it while an answer four rings long comes back.
-                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let scribbler = {
-                        let (region, done) = (region.try_clone().unwrap(), Arc::clone(&done));
-                        std::thread::spawn(move || {
-                            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                                region.write_at(&u64::MAX.to_le_bytes(), 64 + 128).unwrap();
-                            }
-                        })
-                    };
+                    // The server looks at ring 0's tail only when the room it last saw runs
+                    // out, and this side's receives publish its true tail. So: garbage in
+                    // the tail, then an answer four rings long asked for, and nothing read
+                    // until the server has filled the room it knew of (three records) and
+                    // had to look again.
+                    region.write_at(&u64::MAX.to_le_bytes(), 64 + 128).unwrap();
                     pipe.send(&vec![7u8; 4 * RING]).unwrap();
-                    let outcome = pipe.recv();
-                    done.store(true, std::sync::atomic::Ordering::Relaxed);
-                    scribbler.join().unwrap();
-                    outcome.map(|m| format!("{} bytes", m.len()))
+                    let mut head = [0u8; 8];
+                    loop {
+                        region.read_at(&mut head, 64).unwrap();
+                        if u64::from_le_bytes(head) >= 3 * (RING as u64 / 4) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    pipe.recv().map(|m| format!("{} bytes", m.len()))
                 }
                 _ => {
                     region.write_at(&12_345_677u64.to_le_bytes(), 320).unwrap();
@@ -553,6 +561,13 @@ mod tokio_api {
                 "20 ticks of 10 ms ran while the receive waited 500 ms"
             );
         });
+    }
+
+    #[test]
+    fn a_peer_that_scribbles_on_a_tokio_servers_rings_is_dropped_and_others_go_on() {
+        let _wd = Watchdog::new(Duration::from_secs(60));
+        let name = unique_name("shm-tokio-scribble");
+        scribblers_are_dropped_and_others_served(tokio_server(&name, "message"), &name);
     }
 
     #[test]
