@@ -56,7 +56,9 @@ impl Taking {
         let record = rx.peek().ok()??;
         let capacity = rx.ring().capacity();
         let tail = rx.tail();
-        let published = rx.ring().head().wrapping_sub(tail);
+        // The consumer loads `head` only when what it last saw is taken: what it reads is
+        // bounded by the last `head` it loaded (and checked).
+        let published = rx.head_seen().wrapping_sub(tail);
         assert!(published <= capacity as u64, "a record outside the ring");
         assert!(
             record_size(record.len) <= published,

@@ -71,6 +71,7 @@ mod peer {
             "pipe-sink-recv-into" => pipe_server(addr, false, pipe_sink_recv_into),
             "shm-sink-recv-into" => pipe_server(addr, true, pipe_sink_recv_into),
             "shm-sink-in-place" => pipe_server(addr, true, pipe_sink_in_place),
+            "shm-sink-many" => pipe_server(addr, true, pipe_sink_many),
             "raw-echo" => raw_server(addr, raw_echo),
             "raw-sink" => raw_server(addr, raw_sink),
             _ => Err(format!("unknown role `{role}`")),
@@ -81,6 +82,18 @@ mod peer {
     fn pipe_sink_in_place(conn: &mut PipeConnection) -> Result<(), PipeError> {
         loop {
             if conn.recv_borrowed()?.is_empty() {
+                conn.send(b"k")?;
+            }
+        }
+    }
+
+    /// Takes messages in batches with `recv_many` (in place); an empty one asks for a
+    /// one-byte acknowledgement.
+    fn pipe_sink_many(conn: &mut PipeConnection) -> Result<(), PipeError> {
+        loop {
+            let mut asked = false;
+            conn.recv_many(usize::MAX, |m| asked |= m.is_empty())?;
+            if asked {
                 conn.send(b"k")?;
             }
         }
@@ -318,22 +331,45 @@ mod shm_throughput {
 
     const SHM_SIZES: &[usize] = &[64, 4 << 10, 64 << 10, 1 << 20];
 
-    fn batch(bencher: Bencher<'_, '_>, size: usize, sink: &str, loans: bool) {
+    /// How the benchmark hands its messages to the pipe.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Way {
+        /// `send`, one message at a time.
+        Send,
+        /// `loan`, filled and sent.
+        Loan,
+        /// `send_many`, [`MANY`] messages at a time.
+        Many,
+    }
+
+    /// Messages per `send_many`.
+    const MANY: usize = 256;
+
+    fn batch(bencher: Bencher<'_, '_>, size: usize, sink: &str, way: Way) {
         let mut s = pipe_session(sink);
         let payload = vec![7u8; size];
         let count = (BATCH_BYTES / size).max(1);
+        let many = vec![payload.as_slice(); MANY.min(count)];
         let mut ack = [0u8; 1];
         bencher
             .counter(BytesCount::new(count * size))
             .bench_local(|| {
-                for _ in 0..count {
-                    if loans {
-                        let mut loan = s.conn.loan(size).unwrap();
-                        loan.copy_from_slice(&payload);
-                        loan.send().unwrap();
-                    } else {
-                        s.conn.send(&payload).unwrap();
+                let mut sent = 0;
+                while sent < count {
+                    match way {
+                        Way::Send => s.conn.send(&payload).unwrap(),
+                        Way::Loan => {
+                            let mut loan = s.conn.loan(size).unwrap();
+                            loan.copy_from_slice(&payload);
+                            loan.send().unwrap();
+                        }
+                        Way::Many => {
+                            let n = many.len().min(count - sent);
+                            s.conn.send_many(&many[..n]).unwrap();
+                            sent += n - 1;
+                        }
                     }
+                    sent += 1;
                 }
                 s.conn.send(&[]).unwrap();
                 let part = s.conn.recv_into(&mut ack).unwrap();
@@ -344,18 +380,25 @@ mod shm_throughput {
     /// `send` (one copy in); the sink's `recv_into` copies out.
     #[divan::bench(args = SHM_SIZES)]
     fn copy(bencher: Bencher<'_, '_>, size: usize) {
-        batch(bencher, size, "shm-sink-recv-into", false);
+        batch(bencher, size, "shm-sink-recv-into", Way::Send);
     }
 
     /// Written into loans; the sink reads each in place (no copy out).
     #[divan::bench(args = SHM_SIZES)]
     fn zero_copy(bencher: Bencher<'_, '_>, size: usize) {
-        batch(bencher, size, "shm-sink-in-place", true);
+        batch(bencher, size, "shm-sink-in-place", Way::Loan);
+    }
+
+    /// `send_many` of 256 messages at a time (one copy in); the sink takes them with
+    /// `recv_many`, in place.
+    #[divan::bench(args = SHM_SIZES)]
+    fn batched(bencher: Bencher<'_, '_>, size: usize) {
+        batch(bencher, size, "shm-sink-many", Way::Many);
     }
 
     /// The socket pipe with the same sink, for the ratio.
     #[divan::bench(args = SHM_SIZES)]
     fn socket_pipe(bencher: Bencher<'_, '_>, size: usize) {
-        batch(bencher, size, "pipe-sink-recv-into", false);
+        batch(bencher, size, "pipe-sink-recv-into", Way::Send);
     }
 }

@@ -71,6 +71,59 @@ fn messages_of_every_awkward_size_keep_their_boundaries() {
 }
 
 #[test]
+fn batches_sent_and_received_together_keep_every_message_in_order() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("shm-batch");
+    let _server = server(&name, "message");
+    let mut pipe = client(&name);
+    // Many small messages (published together) with the awkward sizes among them, so that
+    // a batch fills the ring, wraps it and streams messages longer than it.
+    let mut batch: Vec<Vec<u8>> = (0..2000).map(|i| pattern(i % 97, i as u8)).collect();
+    for (i, len) in sizes().into_iter().enumerate() {
+        batch.insert(i * 200, pattern(len, 200 + i as u8));
+    }
+    // The echoes come back while the batch goes out (the rings are smaller than it).
+    let mut reader = pipe.try_clone().unwrap();
+    let count = batch.len();
+    let receiving = std::thread::spawn(move || {
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut calls = 0;
+        while got.len() < count {
+            let handed = reader
+                .recv_many(usize::MAX, |m| got.push(m.to_vec()))
+                .unwrap();
+            assert!(handed >= 1, "recv_many hands at least one message");
+            calls += 1;
+        }
+        (got, calls)
+    });
+    pipe.send_many(&batch).unwrap();
+    let (got, calls) = receiving.join().unwrap();
+    assert_eq!(got.len(), batch.len(), "message count");
+    for (i, (g, e)) in got.iter().zip(&batch).enumerate() {
+        assert!(g == e, "message {i} of {} bytes (got {})", e.len(), g.len());
+    }
+    assert!(
+        calls < batch.len(),
+        "recv_many took several messages per call"
+    );
+    let too_large = vec![vec![0u8; 1], vec![0u8; (16 << 20) + 1]];
+    assert!(
+        matches!(
+            pipe.send_many(&too_large),
+            Err(procwire::pipe::PipeError::MessageTooLarge { .. })
+        ),
+        "an oversize message in a batch is refused before anything is sent"
+    );
+    pipe.send(b"after").unwrap();
+    assert_eq!(
+        pipe.recv().unwrap(),
+        b"after",
+        "nothing of the refused batch was sent"
+    );
+}
+
+#[test]
 fn thirty_two_shared_memory_clients_are_served_at_once() {
     let _wd = Watchdog::new(Duration::from_secs(120));
     let name = Arc::new(unique_name("shm-many"));

@@ -183,6 +183,69 @@ impl PipeConnection {
         })
     }
 
+    /// Sends each of `messages` in order, each as one message (on a byte-type pipe: writes
+    /// their bytes one after another). On a shared-memory connection they are published to
+    /// the reader together, a few kilobytes at a time, which for small messages costs a
+    /// fraction of one [`send`](Self::send) each; on a socket it is one `send` each.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::MessageTooLarge`] before anything is sent when any message is over the
+    /// pipe's maximum; otherwise as [`send`](Self::send), and then the messages before the
+    /// one that failed may have been delivered.
+    pub fn send_many<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<(), PipeError> {
+        self.check_usable()?;
+        self.info.check_can_write()?;
+        let whole = self.info.pipe_type == PipeMode::Message;
+        if whole {
+            for message in messages {
+                self.info.check_size(message.as_ref().len())?;
+            }
+        }
+        if let Some(link) = &self.shm {
+            return link
+                .send_many(messages, whole)
+                .map_err(|e| self.link_failure(e, None));
+        }
+        messages.iter().try_for_each(|m| self.send(m.as_ref()))
+    }
+
+    /// Waits for the next message, then hands it and every further message that has
+    /// already arrived (at most `max` in all, at least one) to `each`, in order, and returns
+    /// how many it handed. On a shared-memory connection a message in one piece of the ring
+    /// is handed in place, without a copy or an allocation, and the ring's room is given
+    /// back once for all of them; on a socket each message is received as by
+    /// [`recv`](Self::recv). The bytes are the peer's input (see
+    /// [`recv_borrowed`](Self::recv_borrowed)).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); an end of the pipe after some messages were handed is
+    /// reported by the next call.
+    pub fn recv_many(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<usize, PipeError> {
+        self.prepare_recv()?;
+        if let Some(link) = &self.shm {
+            return link
+                .recv_many(None, max, &mut each)
+                .map_err(|e| self.link_failure(e, None));
+        }
+        each(&self.recv()?);
+        let mut handed = 1;
+        while handed < max {
+            match self.try_recv() {
+                Ok(Some(message)) => each(&message),
+                Ok(None) | Err(PipeError::Disconnected { .. }) => break,
+                Err(e) => return Err(e),
+            }
+            handed += 1;
+        }
+        Ok(handed)
+    }
+
     /// Receives the next whole message, waiting as long as it takes. After a
     /// [`recv_into`](Self::recv_into) that returned part of a message, returns the rest.
     ///

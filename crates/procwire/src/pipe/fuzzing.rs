@@ -342,6 +342,12 @@ impl RingConsumer {
         self.consumer.tail()
     }
 
+    /// The producer's `head` as the consumer last loaded it (and checked): what it reads
+    /// is bounded by this, not by the `head` word now.
+    pub fn head_seen(&self) -> u64 {
+        self.consumer.head_seen()
+    }
+
     /// Whether part of a message has been taken and the rest has not arrived.
     pub fn mid_message(&self) -> bool {
         self.consumer.mid_message()

@@ -104,6 +104,10 @@ pub(crate) fn halves(
     (sender, receiver)
 }
 
+/// Staged bytes after which a batch is published even though more follows: the reader
+/// starts on the first few kilobytes while the rest is written.
+const PUBLISH_EVERY: u64 = 4096;
+
 /// This side's writing end of its ring.
 #[derive(Debug)]
 pub(crate) struct Sender {
@@ -227,12 +231,26 @@ impl Sender {
 
     /// Sends all of `message`, waiting for room as long as it takes.
     pub(crate) fn send(&mut self, message: &[u8], whole: bool) -> Result<(), LinkError> {
-        let mut out = Outgoing::new(message, whole);
-        self.wait(|state, ctl, data| {
-            state
-                .push(ctl, data, &mut out)
-                .map(|done| done.then_some(()))
-        })
+        self.send_many(&[message], whole)
+    }
+
+    /// Sends each of `messages` in order, waiting for room as long as it takes; they are
+    /// published together (a few kilobytes at a time), not one by one.
+    pub(crate) fn send_many<M: AsRef<[u8]>>(
+        &mut self,
+        messages: &[M],
+        whole: bool,
+    ) -> Result<(), LinkError> {
+        for (i, message) in messages.iter().enumerate() {
+            let more = i + 1 < messages.len();
+            let mut out = Outgoing::new(message.as_ref(), whole);
+            self.wait(|state, ctl, data| {
+                state
+                    .push(ctl, data, &mut out, more)
+                    .map(|done| done.then_some(()))
+            })?;
+        }
+        Ok(())
     }
 
     /// Waits for room for a message of `len` bytes in one record (`len <= max_loan()`).
@@ -246,11 +264,17 @@ impl Sender {
 
 impl TxState {
     /// Places as much of `out` in the ring as fits now; `true` when all of it is in.
+    ///
+    /// Records are published as they fill [`PUBLISH_EVERY`] bytes, whenever the ring is
+    /// full (the reader must see what there is before this side waits), and at the end
+    /// unless `more` says another message follows at once (a batch then costs one
+    /// publication per few kilobytes, not one per message).
     pub(super) fn push(
         &mut self,
         ctl: &RingControl,
         data: &RingBytes<'_>,
         out: &mut Outgoing<'_>,
+        more: bool,
     ) -> Result<bool, LinkError> {
         loop {
             let message = out.message;
@@ -263,6 +287,7 @@ impl TxState {
                 want.min(256)
             };
             let Some(slot) = self.producer.reserve(ctl, data, min, want)? else {
+                self.publish(ctl);
                 self.need = min;
                 return Ok(false);
             };
@@ -270,13 +295,22 @@ impl TxState {
             data.copy_in(slot.payload(), &message[out.sent..out.sent + n]);
             let message_len = if out.whole { message.len() } else { n };
             self.mid_message = out.whole && out.sent + n < message.len();
-            if self.producer.commit(ctl, data, slot, n, message_len as u32) {
-                wait::ring(&self.bell);
-            }
+            self.producer.stage(data, slot, n, message_len as u32);
             out.sent += n;
-            if out.sent == message.len() {
+            let done = out.sent == message.len();
+            if (done && !more) || self.producer.staged() >= PUBLISH_EVERY {
+                self.publish(ctl);
+            }
+            if done {
                 return Ok(true);
             }
+        }
+    }
+
+    /// Publishes what is staged, ringing the reader's doorbell if it sleeps.
+    pub(super) fn publish(&mut self, ctl: &RingControl) {
+        if self.producer.staged() > 0 && self.producer.publish(ctl) {
+            wait::ring(&self.bell);
         }
     }
 
@@ -361,6 +395,21 @@ impl Receiver {
         self.wait(None, |state, ctl, data| state.read_now(ctl, data, buf))
     }
 
+    /// Waits for at least one message, then hands every message already in the ring (up
+    /// to `max`, at least 1) to `each`, in order, and frees them all at once; returns how
+    /// many. A message in one record is handed in place; a longer one (or the rest of one
+    /// `recv_into` began) is gathered first.
+    pub(crate) fn recv_many(
+        &mut self,
+        deadline: Option<Instant>,
+        max: usize,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, LinkError> {
+        self.wait(deadline, |state, ctl, data| {
+            state.pull_many(ctl, data, max.max(1), each)
+        })
+    }
+
     /// Waits for the next record and takes it out of the ring's accounting as
     /// `recv_borrowed` needs: `Some` when it is a whole message in place.
     fn next_whole(&mut self, deadline: Option<Instant>) -> Result<Option<Record>, LinkError> {
@@ -436,6 +485,65 @@ impl RxState {
             if record.last {
                 return Ok(Some(std::mem::take(&mut self.gathered)));
             }
+        }
+    }
+
+    /// Hands the messages in the ring (at most `max`) to `each`; how many, `None` while
+    /// there are none. See [`Receiver::recv_many`].
+    fn pull_many(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+        max: usize,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<usize>, LinkError> {
+        let mut handed = 0;
+        let mut taken = false;
+        while handed < max {
+            if self.held.is_none() && self.gathered.is_empty() {
+                let record = match self.peek(ctl, data) {
+                    Ok(Some(record)) => record,
+                    Ok(None) => break,
+                    // What was handed counts; the next call reports the end.
+                    Err(LinkError::Closed { .. }) if handed > 0 => break,
+                    Err(e) => return Err(e),
+                };
+                if record.first && record.last {
+                    // SAFETY: the record is published to this consumer (`&mut self` is its
+                    // only user) and is freed only below, after `each` returned, so a peer
+                    // that keeps the protocol does not write it meanwhile (one that breaks
+                    // it changes plain bytes, which the pipe's docs tell callers to treat
+                    // as input).
+                    each(unsafe { data.slice(record.offset, record.len) });
+                    self.consumer.take(record);
+                    taken = true;
+                    handed += 1;
+                    continue;
+                }
+            }
+            if taken {
+                // What was handed is freed before a long message is gathered: the producer
+                // may need the room to send the rest of it.
+                self.release(ctl);
+                taken = false;
+            }
+            match self.pull(ctl, data)? {
+                Some(message) => {
+                    each(&message);
+                    handed += 1;
+                }
+                None => break,
+            }
+        }
+        if taken {
+            self.release(ctl);
+        }
+        Ok((handed > 0).then_some(handed))
+    }
+
+    fn release(&mut self, ctl: &RingControl) {
+        if self.consumer.release(ctl) {
+            wait::ring(&self.bell);
         }
     }
 
@@ -585,6 +693,25 @@ impl Link {
         let mut tx = self.lock_tx();
         let slot = tx.room_for(len)?;
         Ok(Loan { tx, slot, len })
+    }
+
+    /// Sends each of `messages` in order, published together (see [`Sender::send_many`]).
+    pub(crate) fn send_many<M: AsRef<[u8]>>(
+        &self,
+        messages: &[M],
+        whole: bool,
+    ) -> Result<(), LinkError> {
+        self.lock_tx().send_many(messages, whole)
+    }
+
+    /// Hands the messages that have arrived to `each` (see [`Receiver::recv_many`]).
+    pub(crate) fn recv_many(
+        &self,
+        deadline: Option<Instant>,
+        max: usize,
+        each: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, LinkError> {
+        self.lock_rx().recv_many(deadline, max, each)
     }
 
     /// Waits for the next message and, when it lies in the ring in one record (a message

@@ -1,7 +1,10 @@
 //! The shared-memory path for tokio: a [`Sender`] or [`Receiver`] that waits through the
-//! reactor. A task spins a few microseconds at most ([`Spin::brief`]); then it sets its
-//! waiting word and awaits its doorbell socket, registered with the reactor, so the
-//! runtime's thread is free until the peer rings (or closes: the socket's end-of-file).
+//! reactor. A task spins a couple of microseconds at most in one poll ([`Spin::brief`]),
+//! then goes on looking for a while longer with a yield to the runtime's other tasks
+//! between looks ([`Spin::keep_looking`]: the thread is never held, and the peer's answer
+//! is seen without a wake-up through the kernel); then it sets its waiting word and awaits
+//! its doorbell socket, registered with the reactor, so the runtime's thread is free until
+//! the peer rings (or closes: the socket's end-of-file).
 //!
 //! Every future here is cancel-safe for receiving: what arrived of a message is kept in the
 //! receiver. A send cancelled half-way leaves [`TxState::mid_message`] set, which the
@@ -124,11 +127,15 @@ impl AsyncSender {
         loop {
             let done = spin.spin(&ctl.producer_cpu, &ctl.consumer_cpu, None, || {
                 state
-                    .push(ctl, &data, &mut out)
+                    .push(ctl, &data, &mut out, false)
                     .map(|done| done.then_some(()))
             })?;
             if done.is_some() {
                 return Ok(());
+            }
+            if spin.keep_looking(&ctl.producer_cpu, &ctl.consumer_cpu) {
+                tokio::task::yield_now().await;
+                continue;
             }
             if state.must_sleep(ctl)? {
                 let closed = bell.sleep().await;
@@ -151,7 +158,7 @@ impl AsyncSender {
         let (ctl, data, _, state) = inner.split();
         loop {
             let mut out = Outgoing::new(bytes, false);
-            let done = state.push(ctl, &data, &mut out)?;
+            let done = state.push(ctl, &data, &mut out, false)?;
             if done || out.sent() > 0 {
                 return Poll::Ready(Ok(out.sent()));
             }
@@ -207,6 +214,10 @@ impl AsyncReceiver {
             })?;
             if let Some(value) = found {
                 return Ok(value);
+            }
+            if spin.keep_looking(&ctl.consumer_cpu, &ctl.producer_cpu) {
+                tokio::task::yield_now().await;
+                continue;
             }
             if state.must_sleep(ctl) {
                 let closed = bell.sleep().await;

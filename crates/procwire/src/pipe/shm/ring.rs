@@ -112,10 +112,19 @@ pub(crate) fn record_size(len: usize) -> usize {
     RECORD_HEADER + len.next_multiple_of(8)
 }
 
+/// Where the byte counted `position` lies in a ring of `capacity` bytes (a power of two:
+/// a mask, not a division, on every record).
+fn ring_offset(position: u64, capacity: usize) -> usize {
+    debug_assert!(capacity.is_power_of_two());
+    (position as usize) & (capacity - 1)
+}
+
 /// The producer's side of a ring.
 #[derive(Debug)]
 pub(crate) struct Producer {
     head: u64,
+    /// The `head` last stored for the consumer: records between it and `head` are staged.
+    published: u64,
     /// The consumer's `tail` as last loaded (and checked): room known to be free without
     /// touching the consumer's line.
     tail_seen: u64,
@@ -141,8 +150,10 @@ impl Slot {
 impl Producer {
     /// A producer at the start of an empty ring of `capacity` bytes.
     pub(crate) fn new(capacity: usize) -> Producer {
+        assert!(capacity.is_power_of_two(), "a ring of {capacity} bytes");
         Producer {
             head: 0,
+            published: 0,
             tail_seen: 0,
             capacity,
         }
@@ -195,7 +206,7 @@ impl Producer {
         min: usize,
         want: usize,
     ) -> Result<Option<Slot>, Corrupt> {
-        let offset = (self.head % self.capacity as u64) as usize;
+        let offset = ring_offset(self.head, self.capacity);
         let to_end = self.capacity - offset;
         // What was free at the last look suffices for most records; only when it does not
         // is the consumer's line read again.
@@ -236,11 +247,30 @@ impl Producer {
         len: usize,
         message_len: u32,
     ) -> bool {
+        self.stage(data, slot, len, message_len);
+        self.publish(ctl)
+    }
+
+    /// Writes the header of the record in `slot` (as [`commit`](Self::commit)) without
+    /// publishing it yet: a later [`publish`](Self::publish) makes every staged record
+    /// visible at once, with one store and one fence for all of them.
+    pub(crate) fn stage(&mut self, data: &impl RingData, slot: Slot, len: usize, message_len: u32) {
         debug_assert!(len <= slot.room);
         let (len_word, message_word) = data.header(slot.header);
         len_word.store(len as u32, Ordering::Relaxed);
         message_word.store(message_len, Ordering::Relaxed);
         self.head += record_size(len) as u64;
+    }
+
+    /// Bytes written (padding included) and not yet published.
+    pub(crate) fn staged(&self) -> u64 {
+        self.head - self.published
+    }
+
+    /// Publishes every staged record. Returns whether the consumer said it sleeps: then
+    /// ring its doorbell.
+    pub(crate) fn publish(&mut self, ctl: &RingControl) -> bool {
+        self.published = self.head;
         ctl.head.store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
         wake_needed(&ctl.consumer_waiting)
@@ -251,7 +281,7 @@ impl Producer {
     pub(crate) fn prepare_sleep(&mut self, ctl: &RingControl, min: usize) -> Result<bool, Corrupt> {
         ctl.producer_waiting.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        let offset = (self.head % self.capacity as u64) as usize;
+        let offset = ring_offset(self.head, self.capacity);
         let free = self.free(ctl)?;
         let to_end = self.capacity - offset;
         let fits = free.min(to_end) >= record_size(min) || free >= to_end + record_size(min);
@@ -286,6 +316,9 @@ pub(crate) struct Record {
 #[derive(Debug)]
 pub(crate) struct Consumer {
     tail: u64,
+    /// The producer's `head` as last loaded (and checked): records known to be published
+    /// without touching the producer's line, which it writes on every message.
+    head_seen: u64,
     capacity: usize,
     limit: u32,
     /// The message being taken: its length and the bytes still to come in later records.
@@ -295,8 +328,10 @@ pub(crate) struct Consumer {
 impl Consumer {
     /// A consumer at the start of an empty ring, taking messages of at most `limit` bytes.
     pub(crate) fn new(capacity: usize, limit: u32) -> Consumer {
+        assert!(capacity.is_power_of_two(), "a ring of {capacity} bytes");
         Consumer {
             tail: 0,
+            head_seen: 0,
             capacity,
             limit: limit.min(PAD - 1),
             current: None,
@@ -307,6 +342,12 @@ impl Consumer {
     #[cfg(fuzzing)]
     pub(crate) fn tail(&self) -> u64 {
         self.tail
+    }
+
+    /// The producer's `head` as this consumer last loaded it.
+    #[cfg(fuzzing)]
+    pub(crate) fn head_seen(&self) -> u64 {
+        self.head_seen
     }
 
     /// Whether part of a message has been taken and the rest has not arrived.
@@ -321,18 +362,23 @@ impl Consumer {
         data: &impl RingData,
     ) -> Result<Option<Record>, Corrupt> {
         loop {
-            let head = ctl.head.load(Ordering::Acquire);
-            let available = head.wrapping_sub(self.tail);
+            // What was published at the last look is read first; only when it is all taken
+            // is the producer's line read again.
+            if self.head_seen == self.tail {
+                let head = ctl.head.load(Ordering::Acquire);
+                if head.wrapping_sub(self.tail) > self.capacity as u64 || head % 8 != 0 {
+                    return Err(Corrupt(format!(
+                        "the writer's position {head} is not within the {} bytes ahead of {}",
+                        self.capacity, self.tail
+                    )));
+                }
+                self.head_seen = head;
+            }
+            let available = self.head_seen - self.tail;
             if available == 0 {
                 return Ok(None);
             }
-            if available > self.capacity as u64 || head % 8 != 0 {
-                return Err(Corrupt(format!(
-                    "the writer's position {head} is not within the {} bytes ahead of {}",
-                    self.capacity, self.tail
-                )));
-            }
-            let offset = (self.tail % self.capacity as u64) as usize;
+            let offset = ring_offset(self.tail, self.capacity);
             let to_end = self.capacity - offset;
             let (len_word, message_word) = data.header(offset);
             let len = len_word.load(Ordering::Relaxed) as usize;
@@ -391,12 +437,25 @@ impl Consumer {
     /// Frees `record` (the one [`peek`](Self::peek) returned) for the producer. Returns
     /// whether the producer said it sleeps: then ring its doorbell.
     pub(crate) fn consume(&mut self, ctl: &RingControl, record: Record) -> bool {
+        self.take(record);
+        self.release(ctl)
+    }
+
+    /// Takes `record` (the one [`peek`](Self::peek) returned) without freeing it for the
+    /// producer yet: a later [`release`](Self::release) frees every record taken, with one
+    /// store and one fence for all of them. The next `peek` moves past it.
+    pub(crate) fn take(&mut self, record: Record) {
         let left = match self.current {
             None => record.message_len,
             Some((_, left)) => left,
         } - record.len as u32;
         self.current = (left > 0).then_some((record.message_len, left));
         self.tail += record_size(record.len) as u64;
+    }
+
+    /// Frees every record taken. Returns whether the producer said it sleeps: then ring
+    /// its doorbell.
+    pub(crate) fn release(&mut self, ctl: &RingControl) -> bool {
         ctl.tail.store(self.tail, Ordering::Release);
         fence(Ordering::SeqCst);
         wake_needed(&ctl.producer_waiting)

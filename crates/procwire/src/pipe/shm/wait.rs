@@ -18,10 +18,17 @@ const MIN_SPIN: Duration = Duration::from_micros(4);
 const MAX_SPIN: Duration = Duration::from_micros(128);
 const FIRST_SPIN: Duration = Duration::from_micros(32);
 
-/// The longest spin of a tokio task, which must not hold a runtime thread for long: it
-/// waits through the reactor instead.
+/// The spin of a tokio task within one poll: none. One look per poll, then a yield, lets
+/// the runtime's other tasks run between looks (a task of the same connection may be the
+/// one with the next message to send).
 #[cfg(feature = "tokio")]
-const BRIEF_SPIN: Duration = Duration::from_micros(4);
+const BRIEF_SPIN: Duration = Duration::ZERO;
+
+/// How long a tokio task goes on looking, yielding to the runtime's other tasks between
+/// looks, before it waits through the reactor: a wake-up through the reactor costs tens of
+/// microseconds here, and a peer usually answers well within this.
+#[cfg(feature = "tokio")]
+const YIELDING_LOOK: Duration = Duration::from_micros(50);
 
 /// How many waits pass between two looks at which CPU this thread runs on.
 const CPU_REFRESH: u32 = 1024;
@@ -34,6 +41,10 @@ pub(crate) struct Spin {
     min: Duration,
     max: Duration,
     waits: u32,
+    /// How long to go on looking between yields (tokio tasks only; zero otherwise), and
+    /// since when this wait has been looking.
+    yielding: Duration,
+    looking_since: Option<Instant>,
 }
 
 impl Spin {
@@ -44,10 +55,13 @@ impl Spin {
             min: MIN_SPIN,
             max: MAX_SPIN,
             waits: 0,
+            yielding: Duration::ZERO,
+            looking_since: None,
         }
     }
 
-    /// The spin of a tokio task: a few microseconds at most.
+    /// The spin of a tokio task: no spin within a poll, a yielding look for a while
+    /// ([`keep_looking`](Self::keep_looking)).
     #[cfg(feature = "tokio")]
     pub(crate) fn brief() -> Spin {
         Spin {
@@ -55,6 +69,8 @@ impl Spin {
             min: BRIEF_SPIN,
             max: BRIEF_SPIN,
             waits: 0,
+            yielding: YIELDING_LOOK,
+            looking_since: None,
         }
     }
 
@@ -69,13 +85,10 @@ impl Spin {
         mut ready: impl FnMut() -> Result<Option<T>, E>,
     ) -> Result<Option<T>, E> {
         if let Some(value) = ready()? {
+            self.looking_since = None;
             return Ok(Some(value));
         }
-        self.waits = self.waits.wrapping_add(1);
-        if self.waits % CPU_REFRESH == 1 {
-            my_cpu.store(crate::sys::thread::current_cpu(), Ordering::Relaxed);
-        }
-        if peer_cpu.load(Ordering::Relaxed) == my_cpu.load(Ordering::Relaxed) {
+        if self.budget.is_zero() || self.shares_cpu(my_cpu, peer_cpu) {
             return Ok(None);
         }
         let start = Instant::now();
@@ -85,6 +98,7 @@ impl Spin {
                 std::hint::spin_loop();
                 if let Some(value) = ready()? {
                     self.budget = (self.budget * 2).min(self.max);
+                    self.looking_since = None;
                     return Ok(Some(value));
                 }
             }
@@ -95,9 +109,38 @@ impl Spin {
         }
     }
 
+    /// Whether the peer last ran on this CPU (spinning would only keep it from running).
+    /// `my_cpu` is refreshed now and then so the peer can make the same decision.
+    fn shares_cpu(&mut self, my_cpu: &AtomicU32, peer_cpu: &AtomicU32) -> bool {
+        self.waits = self.waits.wrapping_add(1);
+        if self.waits % CPU_REFRESH == 1 {
+            my_cpu.store(crate::sys::thread::current_cpu(), Ordering::Relaxed);
+        }
+        peer_cpu.load(Ordering::Relaxed) == my_cpu.load(Ordering::Relaxed)
+    }
+
+    /// After a [`spin`](Self::spin) that found nothing, for a tokio task: whether to yield to
+    /// the runtime's other tasks and look again rather than wait through the reactor
+    /// (within [`YIELDING_LOOK`] of this wait's first look, and not while the peer shares
+    /// this CPU).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn keep_looking(&mut self, my_cpu: &AtomicU32, peer_cpu: &AtomicU32) -> bool {
+        if self.yielding.is_zero() || self.shares_cpu(my_cpu, peer_cpu) {
+            return false;
+        }
+        let now = Instant::now();
+        let since = *self.looking_since.get_or_insert(now);
+        if now.duration_since(since) < self.yielding {
+            return true;
+        }
+        self.looking_since = None;
+        false
+    }
+
     /// After a sleep this thread may run elsewhere: look again at the next wait.
     pub(crate) fn slept(&mut self) {
         self.waits = 0;
+        self.looking_since = None;
     }
 }
 
