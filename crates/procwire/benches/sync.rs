@@ -7,6 +7,10 @@
 //! - `event_ping_pong`: one round trip between two processes. Raw: two futex words in
 //!   shared memory (set the word and `FUTEX_WAKE`; `FUTEX_WAIT` until the other is set).
 //!   procwire: two auto-reset [`NamedEvent`]s (`set` one, `wait` on the other).
+//! - `wait_many`: the same round trip, where the answer is one of several objects: raw, the
+//!   futex ping-pong; `one_event`, a [`WaitSet`] of the answer event alone;
+//!   `eight_events`, a [`WaitSet`] of 8 events in which the peer sets the sixth
+//!   (`futex_waitv` on all 8 words); `single_wait`, [`NamedEvent::wait`] on the answer.
 //!
 //! The peers are this same binary, started again with `PROCWIRE_BENCH_ROLE` set; they stop
 //! when their standard input (held by the benchmark) closes. Run with
@@ -22,7 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use divan::Bencher;
 use procwire::mapping::{Mapping, View};
 use procwire::security::Access;
-use procwire::sync::{EventReset, NamedEvent, NamedMutex};
+use procwire::sync::{EventReset, NamedEvent, NamedMutex, WaitSet};
 use procwire_testkit::bench::{bench_name, bench_peer_role, serve_peer, BenchPeer};
 use rustix::thread::futex;
 
@@ -258,7 +262,7 @@ mod event_ping_pong {
 
     /// Two futex words in shared memory.
     #[divan::bench]
-    fn raw_futex(bencher: Bencher<'_, '_>) {
+    pub(super) fn raw_futex(bencher: Bencher<'_, '_>) {
         let (name, _mapping, view) = mapping("raw-pingpong");
         let _peer = BenchPeer::spawn("raw-pong", &name);
         let ping = view.atomic_u32(PING_AT).expect("ping word");
@@ -271,7 +275,7 @@ mod event_ping_pong {
 
     /// Two auto-reset `NamedEvent`s.
     #[divan::bench]
-    fn procwire(bencher: Bencher<'_, '_>) {
+    pub(super) fn procwire(bencher: Bencher<'_, '_>) {
         let name = bench_name("pingpong");
         let ping = NamedEvent::create(format!("{name}-ping").as_str(), EventReset::Auto, false)
             .expect("create ping");
@@ -281,6 +285,71 @@ mod event_ping_pong {
         bencher.bench_local(|| {
             ping.set().expect("set ping");
             pong.wait().expect("wait for pong");
+        });
+    }
+}
+
+/// One round trip in which the answer is one of several objects: the peer waits for `ping`
+/// and sets `pong`, which this side waits for among others.
+#[divan::bench_group(sample_count = 2000, sample_size = 10)]
+mod wait_many {
+    use super::*;
+
+    /// Where the answer sits among the eight.
+    const ANSWER_AT: usize = 5;
+
+    /// Two futex words in shared memory (as `event_ping_pong::raw_futex`, in this run).
+    #[divan::bench]
+    fn raw_futex(bencher: Bencher<'_, '_>) {
+        super::event_ping_pong::raw_futex(bencher);
+    }
+
+    /// Auto-reset events: `set` the ping, `wait` on the pong.
+    #[divan::bench]
+    fn single_wait(bencher: Bencher<'_, '_>) {
+        super::event_ping_pong::procwire(bencher);
+    }
+
+    /// Events made for a wait-many round trip: ping, pong and seven that stay unset.
+    fn events(name: &str) -> (NamedEvent, NamedEvent, Vec<NamedEvent>) {
+        let event = |tag: &str| {
+            NamedEvent::create(format!("{name}-{tag}").as_str(), EventReset::Auto, false)
+                .expect("create an event")
+        };
+        let others = (0..7).map(|i| event(&format!("idle{i}"))).collect();
+        (event("ping"), event("pong"), others)
+    }
+
+    /// A `WaitSet` of the pong alone.
+    #[divan::bench]
+    fn one_event(bencher: Bencher<'_, '_>) {
+        let name = bench_name("wait-one");
+        let (ping, pong, _) = events(&name);
+        let _peer = BenchPeer::spawn("event-pong", &name);
+        let set = WaitSet::new().with(&pong);
+        bencher.bench_local(|| {
+            ping.set().expect("set ping");
+            assert_eq!(set.wait_any().expect("wait for pong").index(), 0);
+        });
+    }
+
+    /// A `WaitSet` of 8 events, the pong sixth.
+    #[divan::bench]
+    fn eight_events(bencher: Bencher<'_, '_>) {
+        let name = bench_name("wait-eight");
+        let (ping, pong, others) = events(&name);
+        let _peer = BenchPeer::spawn("event-pong", &name);
+        let mut set = WaitSet::new();
+        for (i, idle) in others.iter().enumerate() {
+            if i == ANSWER_AT {
+                set.push(&pong);
+            }
+            set.push(idle);
+        }
+        assert_eq!(set.len(), 8);
+        bencher.bench_local(|| {
+            ping.set().expect("set ping");
+            assert_eq!(set.wait_any().expect("wait for pong").index(), ANSWER_AT);
         });
     }
 }

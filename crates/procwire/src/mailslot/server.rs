@@ -766,3 +766,49 @@ pub(crate) fn display_name(name: &Name) -> String {
         _ => format!(r"\\.\mailslot\{}", name.object()),
     }
 }
+
+/// Keeps the receiving thread out of the kernel's queue while a multi-object wait watches
+/// the slot's sockets, as a blocking read does: what arrives stays where the wait sees it.
+struct WaitMark(Arc<Shared>);
+
+impl Drop for WaitMark {
+    fn drop(&mut self) {
+        self.0.reader_waiting.store(false, Ordering::Release);
+    }
+}
+
+/// What a multi-object wait ([`WaitSet`](crate::sync::WaitSet)) watches of a slot: it is
+/// ready while a message is waiting (in the store, or still in the kernel).
+impl crate::sys::ready::ReadySource for MailslotServer {
+    fn kind(&self) -> &'static str {
+        "mailslot"
+    }
+
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn watch(&self) -> Result<crate::sys::ready::Watch, String> {
+        use std::os::fd::AsFd;
+        let shared = &self.shared;
+        let mut fds =
+            vec![crate::sys::ready::duplicate(shared.local.as_fd()).map_err(|e| e.to_string())?];
+        if let Some(udp) = &shared.udp {
+            fds.push(crate::sys::ready::duplicate(udp.as_fd()).map_err(|e| e.to_string())?);
+        }
+        let ready = {
+            // Under the store's lock, as a blocking read marks itself: from here on the
+            // receiving thread leaves datagrams in the kernel, where the sockets show them.
+            let store = shared.lock();
+            shared.reader_waiting.store(true, Ordering::Release);
+            !store.queue.is_empty()
+        };
+        let store = Arc::clone(shared);
+        Ok(crate::sys::ready::Watch {
+            ready,
+            fds,
+            also: Some(Box::new(move || !store.lock().queue.is_empty())),
+            _hold: Some(Box::new(WaitMark(Arc::clone(shared)))),
+        })
+    }
+}

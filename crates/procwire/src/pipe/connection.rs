@@ -540,3 +540,44 @@ pub(crate) fn link_error(
         LinkError::Io(e) => info.io_failure("the doorbell failed", e),
     }
 }
+
+/// What a multi-object wait ([`WaitSet`](crate::sync::WaitSet)) watches of a connection:
+/// it is ready when a receive would not wait for the first byte — bytes of a message (or of
+/// the stream) have arrived, or the peer's end, or the connection is broken — which is the
+/// socket's readability plus what this end has buffered already.
+impl crate::sys::ready::ReadySource for PipeConnection {
+    fn kind(&self) -> &'static str {
+        "pipe connection"
+    }
+
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn watch(&self) -> Result<crate::sys::ready::Watch, String> {
+        if self.shm.is_some() {
+            return Err(
+                "a wait on many objects watches only socket connections; this one \
+                 carries its data through shared memory (open it without \
+                 PipeOptions::shared_memory, or receive with recv_timeout)"
+                    .into(),
+            );
+        }
+        #[cfg(feature = "tls")]
+        if matches!(self.stream, Stream::Tls(_)) {
+            return Err(
+                "a wait on many objects watches only plaintext connections; TLS \
+                 keeps decrypted bytes where the socket's readiness cannot show them"
+                    .into(),
+            );
+        }
+        use std::os::fd::AsFd;
+        let fd = crate::sys::ready::duplicate(self.stream.as_fd()).map_err(|e| e.to_string())?;
+        Ok(crate::sys::ready::Watch {
+            ready: self.broken.is_some() || self.reader.has_buffered(),
+            fds: vec![fd],
+            also: None,
+            _hold: None,
+        })
+    }
+}

@@ -81,6 +81,11 @@ impl FrameReader {
         self.end - self.start
     }
 
+    /// Whether bytes that arrived are waiting in the buffer.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.buffered() > 0
+    }
+
     /// Whether a message has been started but not yet fully delivered.
     pub(crate) fn in_message(&self) -> bool {
         matches!(self.state, State::Payload { .. })

@@ -93,12 +93,34 @@ pub enum SyncError {
         /// The TID of the thread that died holding it.
         previous_owner: u32,
     },
-    /// This thread already holds the mutex; a [`NamedMutex`](super::NamedMutex) is not
-    /// recursive, so waiting would wait forever.
-    #[error("this thread already holds mutex `{name}`; NamedMutex is not recursive")]
+    /// This thread already holds the mutex and it is not
+    /// [recursive](super::MutexOptions::recursive), so waiting would wait forever (or a
+    /// recursive one is held 2^31 − 1 times).
+    #[error("this thread already holds mutex `{name}`, which is not recursive (create it with MutexOptions::recursive to lock it again), or holds it 2^31-1 times")]
     WouldDeadlock {
         /// The mutex's name.
         name: String,
+    },
+    /// A wait on many objects ([`WaitSet`](super::WaitSet)) ran out: nothing is held.
+    #[error("timed out after {after:?} waiting for {} of {count} objects", if *all { "all" } else { "any" })]
+    WaitTimeout {
+        /// How many objects the wait watched.
+        count: usize,
+        /// Whether it waited for all of them (else for any one).
+        all: bool,
+        /// The time asked for.
+        after: Duration,
+    },
+    /// The object cannot take part in this kind of wait (a pipe connection whose data
+    /// travels through shared memory, in a [`WaitSet`](super::WaitSet)).
+    #[error("{kind} `{name}` cannot be waited on here: {detail}")]
+    Unsupported {
+        /// The object's name.
+        name: String,
+        /// `pipe connection`, `mailslot`, …
+        kind: &'static str,
+        /// Why not, and what to do instead.
+        detail: String,
     },
     /// A semaphore release would raise the count above the maximum; nothing was released.
     #[error("releasing {release} to semaphore `{name}` would raise its count from {count} above its maximum of {max}; nothing was released")]

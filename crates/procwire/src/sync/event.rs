@@ -213,7 +213,7 @@ pub enum EventReset {
 /// - [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html)
 #[derive(Debug)]
 pub struct NamedEvent {
-    shared: Shared,
+    pub(super) shared: std::sync::Arc<Shared>,
     /// Read and checked once, at open: another process cannot change it under us.
     reset: EventReset,
 }
@@ -313,7 +313,10 @@ impl NamedEvent {
             .state::<EventState>()
             .check()
             .map_err(|detail| shared.corrupt(detail))?;
-        Ok(NamedEvent { shared, reset })
+        Ok(NamedEvent {
+            shared: std::sync::Arc::new(shared),
+            reset,
+        })
     }
 
     /// Creates the event `name`.
@@ -383,7 +386,7 @@ impl NamedEvent {
         self.reset
     }
 
-    fn state(&self) -> &EventState {
+    pub(super) fn state(&self) -> &EventState {
         self.shared.state()
     }
 

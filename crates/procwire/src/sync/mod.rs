@@ -45,6 +45,12 @@ mod event;
 mod mutex;
 mod semaphore;
 mod shared;
+#[cfg(feature = "tokio")]
+mod tokio;
+#[cfg(not(all(loom, test)))]
+mod wait;
+#[cfg(not(all(loom, test)))]
+mod waiter;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -54,6 +60,10 @@ pub use error::{LockError, SyncError};
 pub use event::{EventOptions, EventReset, NamedEvent};
 pub use mutex::{MutexOptions, NamedMutex, NamedMutexGuard};
 pub use semaphore::{NamedSemaphore, SemaphoreOptions};
+#[cfg(feature = "tokio")]
+pub use tokio::{AsyncAllSignaled, AsyncLockError, AsyncMutexGuard, AsyncSignaled};
+#[cfg(not(all(loom, test)))]
+pub use wait::{AllSignaled, Signaled, WaitSet, Waitable};
 
 use crate::name::Namespace;
 use crate::wire::ObjectKind;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::shared::{parse, Common, Shared};
@@ -18,11 +19,11 @@ use crate::wire::{Lifetime, ObjectKind};
 const OWNER_TID_SHIFT: u32 = 42;
 
 /// Set in the lock word when a thread may be asleep waiting for it.
-const WAITERS: u32 = 1 << 31;
+pub(crate) const WAITERS: u32 = 1 << 31;
 /// The holder's TID in the lock word. TIDs are below 2^22 (`PID_MAX_LIMIT`).
-const TID_MASK: u32 = !WAITERS;
+pub(crate) const TID_MASK: u32 = !WAITERS;
 /// How long a waiter sleeps before it checks whether the holder still lives.
-const LIVENESS_CHECK: Duration = Duration::from_millis(25);
+pub(crate) const LIVENESS_CHECK: Duration = Duration::from_millis(25);
 
 /// The owner record of `id`: its TID above [`OWNER_TID_SHIFT`], its start time below.
 #[inline]
@@ -69,11 +70,27 @@ pub(crate) struct MutexState {
     /// the lock word changes hands, so for an instant it can still name the previous holder:
     /// a start time counts only when the TID beside it is the one in the lock word.
     pub(crate) owner: AtomicU64,
+    /// How many times the holder of a recursive mutex has locked it again (0 for a holder
+    /// that locked it once). Only the holder touches it; a takeover from a dead holder
+    /// sets it back to 0.
+    pub(crate) depth: AtomicU32,
+    /// [`RECURSIVE`] for a recursive mutex; fixed at creation. Objects written before
+    /// recursion existed have 0 here, and are not recursive.
+    pub(crate) flags: AtomicU32,
 }
+
+/// In [`MutexState::flags`]: the holder may lock again.
+pub(crate) const RECURSIVE: u32 = 1;
+
+/// The most acquisitions one thread can hold of a recursive mutex (as Windows' limit).
+pub(crate) const MAX_DEPTH: u32 = i32::MAX as u32;
 
 #[cfg(not(all(loom, test)))]
 const _: () = assert!(
-    std::mem::size_of::<MutexState>() == 16 && std::mem::offset_of!(MutexState, owner) == 8
+    std::mem::size_of::<MutexState>() == 24
+        && std::mem::offset_of!(MutexState, owner) == 8
+        && std::mem::offset_of!(MutexState, depth) == 16
+        && std::mem::offset_of!(MutexState, flags) == 20
 );
 
 // SAFETY: `MutexState` is `#[repr(C)]` and made of `AtomicU32`s and an `AtomicU64` only.
@@ -99,7 +116,43 @@ impl MutexState {
             word: AtomicU32::new(0),
             abandoned: AtomicU32::new(0),
             owner: AtomicU64::new(0),
+            depth: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
         }
+    }
+
+    /// Whether the mutex is recursive, or what is wrong with the state.
+    pub(crate) fn check(&self) -> Result<bool, String> {
+        match self.flags.load(Ordering::Relaxed) {
+            0 => Ok(false),
+            RECURSIVE => Ok(true),
+            other => Err(format!(
+                "its flags are {other:#x}, not 0 or {RECURSIVE:#x} (recursive); remove it and \
+                 create it again"
+            )),
+        }
+    }
+
+    /// Locks again a recursive mutex that this thread holds (the caller checked); `false`
+    /// at [`MAX_DEPTH`].
+    pub(crate) fn relock(&self) -> bool {
+        let depth = self.depth.load(Ordering::Relaxed);
+        if depth >= MAX_DEPTH - 1 {
+            return false;
+        }
+        self.depth.store(depth + 1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the word says this thread holds the lock (with its owner record).
+    pub(crate) fn is_mine(&self, me: ThreadId) -> bool {
+        self.word.load(Ordering::Acquire) & TID_MASK == me.tid
+            && self.owner.load(Ordering::Relaxed) == owner_record(me)
+    }
+
+    /// The TID in the lock word (0 when free).
+    pub(crate) fn holder(&self) -> u32 {
+        self.word.load(Ordering::Acquire) & TID_MASK
     }
 
     /// Swaps the lock word from `from` to `to`; `true` if that made us the holder.
@@ -117,10 +170,21 @@ impl MutexState {
         me: ThreadId,
         live: impl Fn(ThreadId) -> Liveness,
     ) -> Result<Option<Option<u32>>, NotLocked> {
+        self.try_lock_with(me, 0, live)
+    }
+
+    /// As [`try_lock`](Self::try_lock); a free lock is taken with `waiters` (0, or
+    /// [`WAITERS`] for a waiter that has slept on the word: others may sleep there too).
+    pub(crate) fn try_lock_with(
+        &self,
+        me: ThreadId,
+        waiters: u32,
+        live: impl Fn(ThreadId) -> Liveness,
+    ) -> Result<Option<Option<u32>>, NotLocked> {
         loop {
             let word = self.word.load(Ordering::Acquire);
             if word == 0 {
-                if self.take(0, me.tid) {
+                if self.take(0, me.tid | waiters) {
                     return Ok(Some(self.acquired(me, None)));
                 }
                 continue;
@@ -226,6 +290,8 @@ impl MutexState {
     pub(crate) fn acquired(&self, me: ThreadId, taken_from_dead: Option<u32>) -> Option<u32> {
         self.owner.store(owner_record(me), Ordering::Release);
         if let Some(dead) = taken_from_dead {
+            // The dead holder's recursion ends with it.
+            self.depth.store(0, Ordering::Relaxed);
             self.abandoned.store(dead.max(1), Ordering::Relaxed);
         }
         taken_from_dead
@@ -242,10 +308,16 @@ impl MutexState {
         self.abandoned.store(0, Ordering::Relaxed);
     }
 
-    /// Unlocks; `Err(holder)` when another thread took the lock over from us (judging us
-    /// dead), so that it is theirs and stays locked.
+    /// Unlocks once: a recursive holder's inner acquisitions first, then the lock;
+    /// `Err(holder)` when another thread took the lock over from us (judging us dead), so
+    /// that it is theirs and stays locked.
     #[inline]
     pub(crate) fn unlock(&self, me: ThreadId) -> Result<(), u32> {
+        let depth = self.depth.load(Ordering::Relaxed);
+        if depth > 0 && self.word.load(Ordering::Relaxed) & TID_MASK == me.tid {
+            self.depth.store(depth - 1, Ordering::Relaxed);
+            return Ok(());
+        }
         self.owner.store(0, Ordering::Relaxed);
         let mut current = me.tid;
         loop {
@@ -281,8 +353,22 @@ impl MutexState {
 /// is in `docs/mapping.md`; a waiter notices within about 25 ms.
 ///
 /// Waiting sleeps in the kernel (`futex`), and an uncontended lock and unlock is two atomic
-/// instructions. It is not recursive: locking it again from the thread that holds it is
-/// [`SyncError::WouldDeadlock`]. The guard is not `Send`: the lock belongs to a thread.
+/// instructions. The guard is not `Send`: the lock belongs to a thread.
+///
+/// **Recursion.** A mutex created with [`MutexOptions::recursive`] is recursive as every
+/// Windows mutex is: the holding thread may lock it again (through any handle) without
+/// blocking, each lock returns a guard, and the mutex is free for others only once every
+/// guard is dropped (`ReleaseMutex` once per acquisition). A mutex created without it (the
+/// default, and every mutex made before recursion existed) is not: locking it again from
+/// the thread that holds it is [`SyncError::WouldDeadlock`], which catches the common bug
+/// of re-entering a critical section that is not written to be re-entered. Recursion is a
+/// property of the object, not of a handle, so every process sees the same behaviour.
+///
+/// Recursion and abandonment: a holder that dies holding the mutex any number of times
+/// abandons it once; the next locker holds it once (depth 1). procwire keeps its stronger
+/// rule rather than Windows' "reported once": every acquisition, a recursive one included,
+/// reports [`LockError::Abandoned`] until someone calls [`NamedMutexGuard::mark_repaired`],
+/// so no code path that locks it can miss that the data may be half-updated.
 ///
 /// # Examples
 ///
@@ -305,7 +391,9 @@ impl MutexState {
 ///   [`pthread_mutexattr_setrobust(3)`](https://man7.org/linux/man-pages/man3/pthread_mutexattr_setrobust.3.html)
 #[derive(Debug)]
 pub struct NamedMutex {
-    shared: Shared,
+    pub(super) shared: Arc<Shared>,
+    /// Read and checked once, at open: another process cannot change it under us.
+    recursive: bool,
 }
 
 /// How to create a [`NamedMutex`]: its access list and lifetime.
@@ -325,6 +413,7 @@ pub struct NamedMutex {
 #[derive(Debug, Clone, Default)]
 pub struct MutexOptions {
     common: Common,
+    recursive: bool,
 }
 
 impl MutexOptions {
@@ -346,6 +435,37 @@ impl MutexOptions {
         self
     }
 
+    /// Whether the holding thread may lock the mutex again (default `false`): see
+    /// [`NamedMutex`]'s *Recursion*. A create-time setting: [`open_or_create`](Self::open_or_create)
+    /// of an existing mutex keeps the object's own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::sync::MutexOptions;
+    ///
+    /// let mutex = MutexOptions::new().recursive(true).create(r"Local\Journal")?;
+    /// let outer = mutex.lock()?;
+    /// let inner = mutex.lock()?; // does not block: this thread holds it
+    /// drop(inner);
+    /// drop(outer); // now other threads may take it
+    /// # Ok::<(), procwire::sync::SyncError>(())
+    /// ```
+    pub fn recursive(mut self, recursive: bool) -> Self {
+        self.recursive = recursive;
+        self
+    }
+
+    fn init(&self) -> impl Fn(&crate::sys::shm::Region) + '_ {
+        move |region| {
+            let flags = if self.recursive { RECURSIVE } else { 0 };
+            region.write(
+                super::shared::BODY + std::mem::offset_of!(MutexState, flags),
+                &flags.to_ne_bytes(),
+            );
+        }
+    }
+
     /// Creates the mutex `name`, unlocked.
     ///
     /// # Errors
@@ -359,8 +479,8 @@ impl MutexOptions {
         N::Error: Into<SyncError>,
     {
         let (name, display) = parse(name, ObjectKind::Mutex)?;
-        Shared::create(&name, display, ObjectKind::Mutex, &self.common, |_| {})
-            .map(|shared| NamedMutex { shared })
+        Shared::create(&name, display, ObjectKind::Mutex, &self.common, self.init())
+            .and_then(NamedMutex::new)
     }
 
     /// Opens the mutex `name`, or creates it unlocked if nothing has the name.
@@ -374,12 +494,23 @@ impl MutexOptions {
         N::Error: Into<SyncError>,
     {
         let (name, display) = parse(name, ObjectKind::Mutex)?;
-        Shared::open_or_create(&name, display, ObjectKind::Mutex, &self.common, |_| {})
-            .map(|shared| NamedMutex { shared })
+        Shared::open_or_create(&name, display, ObjectKind::Mutex, &self.common, self.init())
+            .and_then(NamedMutex::new)
     }
 }
 
 impl NamedMutex {
+    fn new(shared: Shared) -> Result<NamedMutex, SyncError> {
+        let recursive = shared
+            .state::<MutexState>()
+            .check()
+            .map_err(|detail| shared.corrupt(detail))?;
+        Ok(NamedMutex {
+            shared: Arc::new(shared),
+            recursive,
+        })
+    }
+
     /// Creates the mutex `name` with default [`MutexOptions`].
     ///
     /// # Errors
@@ -405,7 +536,7 @@ impl NamedMutex {
         N::Error: Into<SyncError>,
     {
         let (name, display) = parse(name, ObjectKind::Mutex)?;
-        Shared::open(&name, display, ObjectKind::Mutex).map(|shared| NamedMutex { shared })
+        Shared::open(&name, display, ObjectKind::Mutex).and_then(NamedMutex::new)
     }
 
     /// Opens the mutex `name`, or creates it with default options.
@@ -436,12 +567,19 @@ impl NamedMutex {
         self.shared.lifetime()
     }
 
-    /// Waits as long as it takes for the mutex.
+    /// Whether the holding thread may lock the mutex again ([`MutexOptions::recursive`]).
+    pub fn is_recursive(&self) -> bool {
+        self.recursive
+    }
+
+    /// Waits as long as it takes for the mutex (`WaitForSingleObject(mutex, INFINITE)`).
+    /// On a recursive mutex that this thread holds, returns at once with one more guard.
     ///
     /// # Errors
     ///
     /// [`LockError::Abandoned`] (holding the lock) when a holder died holding it;
-    /// [`LockError::Failed`] with [`SyncError::WouldDeadlock`] when this thread holds it.
+    /// [`LockError::Failed`] with [`SyncError::WouldDeadlock`] when this thread holds a
+    /// mutex that is not recursive, or a recursive one 2^31 − 1 times.
     #[inline]
     pub fn lock(&self) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
         let me = thread::current_thread();
@@ -478,12 +616,22 @@ impl NamedMutex {
         match self.state().try_lock(me, thread::liveness) {
             Ok(Some(taken)) => self.guard(me, taken).map(Some),
             Ok(None) => Ok(None),
+            Err(NotLocked::WouldDeadlock) if self.recursive => self.relock(me).map(Some),
             Err(e) => Err(self.failure(e).into()),
         }
     }
 
+    /// Locks again the recursive mutex that this thread holds.
+    fn relock(&self, me: ThreadId) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
+        if self.state().relock() {
+            self.guard(me, None)
+        } else {
+            Err(self.failure(NotLocked::WouldDeadlock).into())
+        }
+    }
+
     #[inline]
-    fn state(&self) -> &MutexState {
+    pub(super) fn state(&self) -> &MutexState {
         self.shared.state()
     }
 
@@ -495,6 +643,7 @@ impl NamedMutex {
     ) -> Result<NamedMutexGuard<'_>, LockError<'_>> {
         match self.state().lock_contended(me, deadline, thread::liveness) {
             Ok(taken) => self.guard(me, taken),
+            Err(NotLocked::WouldDeadlock) if self.recursive => self.relock(me),
             Err(e) => Err(match e {
                 NotLocked::Timeout => self.shared.timeout(deadline.asked),
                 e => self.failure(e),
@@ -515,7 +664,7 @@ impl NamedMutex {
 
     /// The guard of a lock just taken (from a dead holder, if `taken_from_dead`).
     #[inline]
-    fn guard(
+    pub(super) fn guard(
         &self,
         me: ThreadId,
         taken_from_dead: Option<u32>,
@@ -532,6 +681,14 @@ impl NamedMutex {
             Ok(guard)
         } else {
             Err(LockError::Abandoned(guard))
+        }
+    }
+
+    /// The guard of a lock that a multi-object wait took for this thread.
+    pub(super) fn held(&self, me: ThreadId, taken_from_dead: Option<u32>) -> NamedMutexGuard<'_> {
+        match self.guard(me, taken_from_dead) {
+            Ok(guard) | Err(LockError::Abandoned(guard)) => guard,
+            Err(LockError::Failed(_)) => unreachable!("guard fails only as abandoned"),
         }
     }
 

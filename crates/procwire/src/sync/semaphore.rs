@@ -176,7 +176,7 @@ impl SemaphoreState {
 /// - [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html)
 #[derive(Debug)]
 pub struct NamedSemaphore {
-    shared: Shared,
+    pub(super) shared: std::sync::Arc<Shared>,
     /// Read and checked once, at open: another process cannot change it under us.
     max: u32,
 }
@@ -310,7 +310,10 @@ impl NamedSemaphore {
             .state::<SemaphoreState>()
             .check()
             .map_err(|detail| shared.corrupt(detail))?;
-        Ok(NamedSemaphore { shared, max })
+        Ok(NamedSemaphore {
+            shared: std::sync::Arc::new(shared),
+            max,
+        })
     }
 
     /// Creates the semaphore `name` with `initial` units and a maximum of `max`.
@@ -369,7 +372,7 @@ impl NamedSemaphore {
         self.shared.lifetime()
     }
 
-    fn state(&self) -> &SemaphoreState {
+    pub(super) fn state(&self) -> &SemaphoreState {
         self.shared.state()
     }
 

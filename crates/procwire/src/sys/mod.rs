@@ -13,7 +13,9 @@
 //! - [`set_socket_buffers`] and [`wait_readable`]: socket tuning and waiting with a timeout.
 //! - [`shm`]: `/dev/shm` files and [`shm::Region`], a shared mapping reached only through
 //!   copies, atomics and raw pointers.
-//! - [`futex`]: process-shared futex wait and wake.
+//! - [`futex`]: process-shared futex wait and wake, on one word or many (`futex_waitv`).
+//! - [`ready`]: readiness of descriptor-based objects (`poll`, `eventfd`), for waits that mix
+//!   them with futex words.
 //! - [`thread`]: thread identities (TID and start time) and whether a thread still runs.
 //!
 //! The `unsafe` here is the mapping of memory (`mmap`, `munmap`, `msync`, `madvise`) and the
@@ -22,6 +24,7 @@
 mod dir;
 pub(crate) mod fs;
 pub(crate) mod futex;
+pub(crate) mod ready;
 pub(crate) mod shm;
 mod socket;
 pub(crate) mod thread;
