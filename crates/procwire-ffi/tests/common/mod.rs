@@ -113,3 +113,38 @@ pub fn c_program() -> PathBuf {
         ],
     )
 }
+
+/// Builds a C# sample of `examples/csharp/` (with its P/Invoke declarations,
+/// `Procwire.cs`) with Mono's `mcs`, once per test process.
+pub fn csharp(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(program) = built.get(name) {
+        return program.clone();
+    }
+    let dir = examples_dir().join("csharp");
+    let program = build_dir().join(format!("{name}.exe"));
+    let output = Command::new("mcs")
+        .arg(format!("-out:{}", program.display()))
+        .arg(dir.join(format!("{name}.cs")))
+        .arg(dir.join("Procwire.cs"))
+        .output()
+        .unwrap_or_else(|e| panic!("run mcs (apt-get install mono-mcs): {e}"));
+    assert!(
+        output.status.success(),
+        "mcs failed on {name}.cs:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    built.insert(name.to_owned(), program.clone());
+    program
+}
+
+/// A command that runs the C# program `exe` with Mono, finding `libprocwire_ffi.so` of
+/// this build.
+pub fn mono(exe: &Path) -> Command {
+    let mut cmd = Command::new("mono");
+    cmd.arg(exe).env("LD_LIBRARY_PATH", library_dir());
+    cmd
+}
