@@ -9,31 +9,136 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(procwire, Error, PyException, "Every failure procwire reports.");
-create_exception!(procwire, InvalidName, Error, "The name is not valid for this kind of object.");
+create_exception!(
+    procwire,
+    Error,
+    PyException,
+    "Every failure procwire reports."
+);
+create_exception!(
+    procwire,
+    InvalidName,
+    Error,
+    "The name is not valid for this kind of object."
+);
 create_exception!(procwire, NotFound, Error, "No object has that name.");
-create_exception!(procwire, AlreadyExists, Error, "A live object already has that name.");
-create_exception!(procwire, UntrustedServer, Error, "The server is run by a user the client does not accept.");
-create_exception!(procwire, Busy, Error, "Every instance of the pipe is in use.");
-create_exception!(procwire, AccessDenied, Error, "This user may not have the access asked for.");
-create_exception!(procwire, WrongKind, Error, "The name belongs to an object of another kind.");
-create_exception!(procwire, ModeMismatch, Error, "The client's read mode does not fit the pipe's type.");
-create_exception!(procwire, MessageTooLarge, Error, "A message is larger than the pipe or mailslot allows; nothing was sent.");
+create_exception!(
+    procwire,
+    AlreadyExists,
+    Error,
+    "A live object already has that name."
+);
+create_exception!(
+    procwire,
+    UntrustedServer,
+    Error,
+    "The server is run by a user the client does not accept."
+);
+create_exception!(
+    procwire,
+    Busy,
+    Error,
+    "Every instance of the pipe is in use."
+);
+create_exception!(
+    procwire,
+    AccessDenied,
+    Error,
+    "This user may not have the access asked for."
+);
+create_exception!(
+    procwire,
+    WrongKind,
+    Error,
+    "The name belongs to an object of another kind."
+);
+create_exception!(
+    procwire,
+    ModeMismatch,
+    Error,
+    "The client's read mode does not fit the pipe's type."
+);
+create_exception!(
+    procwire,
+    MessageTooLarge,
+    Error,
+    "A message is larger than the pipe or mailslot allows; nothing was sent."
+);
 create_exception!(procwire, Timeout, Error, "A wait ran out.");
 create_exception!(procwire, Disconnected, Error, "The other end is gone.");
-create_exception!(procwire, NotPermitted, Error, "This handle may not do that.");
-create_exception!(procwire, ProtocolError, Error, "The peer broke the protocol.");
+create_exception!(
+    procwire,
+    NotPermitted,
+    Error,
+    "This handle may not do that."
+);
+create_exception!(
+    procwire,
+    ProtocolError,
+    Error,
+    "The peer broke the protocol."
+);
 create_exception!(procwire, IoError, Error, "A system call failed.");
-create_exception!(procwire, Full, Error, "The mailslot stayed full for the whole write timeout; nothing was sent.");
-create_exception!(procwire, BufferTooSmall, Error, "The buffer is smaller than the next mailslot message, which stays next.");
-create_exception!(procwire, InvalidSize, Error, "A mapping size of zero, or of an empty file without a size.");
-create_exception!(procwire, OutOfRange, Error, "A read or write reaches past the end of the mapping.");
-create_exception!(procwire, Misaligned, Error, "An offset is not aligned as it must be.");
-create_exception!(procwire, Corrupt, Error, "The object's files or shared state are damaged or foreign.");
-create_exception!(procwire, InvalidArgument, Error, "A create-time setting the object cannot have.");
-create_exception!(procwire, Abandoned, Error, "The mutex's holder died holding it; the lock is now held by the caller.");
-create_exception!(procwire, WouldDeadlock, Error, "This thread already holds the mutex (it is not recursive).");
-create_exception!(procwire, OverRelease, Error, "A semaphore release would raise the count above its maximum.");
+create_exception!(
+    procwire,
+    Full,
+    Error,
+    "The mailslot stayed full for the whole write timeout; nothing was sent."
+);
+create_exception!(
+    procwire,
+    BufferTooSmall,
+    Error,
+    "The buffer is smaller than the next mailslot message, which stays next."
+);
+create_exception!(
+    procwire,
+    InvalidSize,
+    Error,
+    "A mapping size of zero, or of an empty file without a size."
+);
+create_exception!(
+    procwire,
+    OutOfRange,
+    Error,
+    "A read or write reaches past the end of the mapping."
+);
+create_exception!(
+    procwire,
+    Misaligned,
+    Error,
+    "An offset is not aligned as it must be."
+);
+create_exception!(
+    procwire,
+    Corrupt,
+    Error,
+    "The object's files or shared state are damaged or foreign."
+);
+create_exception!(
+    procwire,
+    InvalidArgument,
+    Error,
+    "A create-time setting the object cannot have."
+);
+create_exception!(
+    procwire,
+    Abandoned,
+    Error,
+    "The mutex's holder died holding it; the lock is now held by the caller."
+);
+create_exception!(
+    procwire,
+    WouldDeadlock,
+    Error,
+    "This thread already holds the mutex (it is not recursive)."
+);
+create_exception!(
+    procwire,
+    OverRelease,
+    Error,
+    "A semaphore release would raise the count above its maximum."
+);
 
 /// Adds the exception classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -42,10 +147,31 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ($($name:ident),*) => { $( m.add(stringify!($name), py.get_type::<$name>())?; )* };
     }
     add!(
-        Error, InvalidName, NotFound, AlreadyExists, UntrustedServer, Busy, AccessDenied,
-        WrongKind, ModeMismatch, MessageTooLarge, Timeout, Disconnected, NotPermitted,
-        ProtocolError, IoError, Full, BufferTooSmall, InvalidSize, OutOfRange, Misaligned,
-        Corrupt, InvalidArgument, Abandoned, WouldDeadlock, OverRelease
+        Error,
+        InvalidName,
+        NotFound,
+        AlreadyExists,
+        UntrustedServer,
+        Busy,
+        AccessDenied,
+        WrongKind,
+        ModeMismatch,
+        MessageTooLarge,
+        Timeout,
+        Disconnected,
+        NotPermitted,
+        ProtocolError,
+        IoError,
+        Full,
+        BufferTooSmall,
+        InvalidSize,
+        OutOfRange,
+        Misaligned,
+        Corrupt,
+        InvalidArgument,
+        Abandoned,
+        WouldDeadlock,
+        OverRelease
     );
     Ok(())
 }

@@ -138,7 +138,11 @@ impl PyMailslot {
     /// no timeout it waits as long as it takes, whatever the slot's read timeout.
     #[pyo3(signature = (timeout = None))]
     fn aread<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        in_executor(slf.as_any(), "read", Some(timeout.unwrap_or(FOREVER.as_secs_f64())))
+        in_executor(
+            slf.as_any(),
+            "read",
+            Some(timeout.unwrap_or(FOREVER.as_secs_f64())),
+        )
     }
 
     /// Closes the slot and removes its name; unread messages are lost.
@@ -189,7 +193,10 @@ impl PyMailslotWriter {
 
     /// Sends one message (any bytes-like object).
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let writer = self.writer.as_ref().ok_or_else(|| closed("mailslot writer"))?;
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| closed("mailslot writer"))?;
         with_bytes(data, |bytes| py.allow_threads(|| writer.write(bytes)))?.map_err(raise)
     }
 

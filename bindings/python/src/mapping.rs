@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use procwire::mapping::{Lifetime, Mapping, MappingOptions, View};
 use procwire::security::Access;
 use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMemoryView};
-use pyo3::ffi;
 
 use crate::errors::{closed, raise};
 use crate::pipe::{access_list, with_bytes};
@@ -76,15 +76,25 @@ impl PyMapping {
         everyone: Option<&str>,
     ) -> PyResult<PyMapping> {
         let options = options(size, file, persistent, everyone)?;
-        PyMapping::new(py.allow_threads(|| options.open_or_create(name)).map_err(raise)?)
+        PyMapping::new(
+            py.allow_threads(|| options.open_or_create(name))
+                .map_err(raise)?,
+        )
     }
 
     /// Opens the mapping `name` for reading, or reading and writing with `writable=True`.
     #[staticmethod]
     #[pyo3(signature = (name, *, writable = false))]
     fn open(py: Python<'_>, name: &str, writable: bool) -> PyResult<PyMapping> {
-        let access = if writable { Access::ReadWrite } else { Access::Read };
-        PyMapping::new(py.allow_threads(|| Mapping::open(name, access)).map_err(raise)?)
+        let access = if writable {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        PyMapping::new(
+            py.allow_threads(|| Mapping::open(name, access))
+                .map_err(raise)?,
+        )
     }
 
     /// The mapping's name.
@@ -112,12 +122,20 @@ impl PyMapping {
 
     /// A copy of `length` bytes from `offset` (to the end when `length` is None).
     #[pyo3(signature = (offset = 0, length = None))]
-    fn read<'py>(&self, py: Python<'py>, offset: usize, length: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        offset: usize,
+        length: Option<usize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let view = self.view()?;
         let length = match length {
             Some(n) => n,
             None => view.len().checked_sub(offset).ok_or_else(|| {
-                PyValueError::new_err(format!("offset {offset} is past the end ({} bytes)", view.len()))
+                PyValueError::new_err(format!(
+                    "offset {offset} is past the end ({} bytes)",
+                    view.len()
+                ))
             })?,
         };
         let bytes = view.read_vec(offset, length).map_err(raise)?;
@@ -163,10 +181,18 @@ impl PyMapping {
         self.close()
     }
 
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, buffer: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        buffer: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
         let this = slf.borrow();
         let view = this.view()?;
-        if this.mapping.as_ref().is_some_and(|m| m.file_path().is_some()) {
+        if this
+            .mapping
+            .as_ref()
+            .is_some_and(|m| m.file_path().is_some())
+        {
             return Err(PyBufferError::new_err(
                 "a file-backed mapping exports no memory (another program could shrink the \
                  file under it); use read() and write(), which copy",
@@ -176,7 +202,8 @@ impl PyMapping {
         if readonly && (flags & ffi::PyBUF_WRITABLE) != 0 {
             return Err(PyBufferError::new_err("the mapping is open read-only"));
         }
-        let len = isize::try_from(view.len()).map_err(|_| PyBufferError::new_err("the mapping is too large to export"))?;
+        let len = isize::try_from(view.len())
+            .map_err(|_| PyBufferError::new_err("the mapping is too large to export"))?;
         // SAFETY: `buffer` is the Py_buffer the interpreter asks us to fill; the memory is
         // valid for `len` bytes while the view lives, and the view lives while an export
         // exists: the buffer keeps a reference to `slf` (FillInfo takes one), and `close`

@@ -73,7 +73,9 @@ impl Writable {
     pub(crate) fn get(target: &Bound<'_, PyAny>) -> PyResult<Writable> {
         let buffer = PyBuffer::<u8>::get(target)?;
         if buffer.readonly() {
-            return Err(PyBufferError::new_err("the buffer is read-only; pass a bytearray or a writable memoryview"));
+            return Err(PyBufferError::new_err(
+                "the buffer is read-only; pass a bytearray or a writable memoryview",
+            ));
         }
         if !buffer.is_c_contiguous() {
             return Err(PyBufferError::new_err("the buffer is not contiguous"));
@@ -114,6 +116,8 @@ impl PyPipeServer {
 
 #[pymethods]
 impl PyPipeServer {
+    // The keyword arguments of a Python constructor, one per option.
+    #[allow(clippy::too_many_arguments)]
     #[new]
     #[pyo3(signature = (name, *, mode = "message", direction = "duplex", max_instances = None,
         max_message_size = None, everyone = None, shared_memory = false))]
@@ -210,7 +214,10 @@ impl PyPipeConnection {
 /// The Python exception for an `io::Error` from `Read`/`Write` on a connection.
 fn io_error(e: std::io::Error) -> PyErr {
     let kind = e.kind();
-    match e.into_inner().map(|inner| inner.downcast::<procwire::pipe::PipeError>()) {
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<procwire::pipe::PipeError>())
+    {
         Some(Ok(pipe)) => raise(*pipe),
         Some(Err(other)) => IoError::new_err(other.to_string()),
         None if kind == std::io::ErrorKind::TimedOut => Timeout::new_err(kind.to_string()),
@@ -277,7 +284,11 @@ impl PyPipeConnection {
     /// The next whole message, waiting up to `timeout` seconds (None: as long as it
     /// takes). Raises `Timeout` (nothing lost) or `Disconnected` when the peer closed.
     #[pyo3(signature = (timeout = None))]
-    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
+    fn recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let wait = crate::timeout(timeout)?;
         let conn = self.get()?;
         let message = py

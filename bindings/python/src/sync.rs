@@ -78,19 +78,27 @@ impl PyMutex {
     /// Creates the named mutex `name`, unlocked.
     #[staticmethod]
     fn create(py: Python<'_>, name: &str) -> PyResult<PyMutex> {
-        Ok(PyMutex::wrap(py.allow_threads(|| NamedMutex::create(name)).map_err(raise)?))
+        Ok(PyMutex::wrap(
+            py.allow_threads(|| NamedMutex::create(name))
+                .map_err(raise)?,
+        ))
     }
 
     /// Opens the named mutex `name`.
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<PyMutex> {
-        Ok(PyMutex::wrap(py.allow_threads(|| NamedMutex::open(name)).map_err(raise)?))
+        Ok(PyMutex::wrap(
+            py.allow_threads(|| NamedMutex::open(name)).map_err(raise)?,
+        ))
     }
 
     /// Opens the named mutex `name`, creating it when no live one has the name.
     #[staticmethod]
     fn open_or_create(py: Python<'_>, name: &str) -> PyResult<PyMutex> {
-        Ok(PyMutex::wrap(py.allow_threads(|| NamedMutex::open_or_create(name)).map_err(raise)?))
+        Ok(PyMutex::wrap(
+            py.allow_threads(|| NamedMutex::open_or_create(name))
+                .map_err(raise)?,
+        ))
     }
 
     /// Locks, waiting up to `timeout` seconds (None: as long as it takes); returns False
@@ -200,7 +208,9 @@ impl PySemaphore {
     /// Opens the named semaphore `name`.
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<PySemaphore> {
-        let s = py.allow_threads(|| NamedSemaphore::open(name)).map_err(raise)?;
+        let s = py
+            .allow_threads(|| NamedSemaphore::open(name))
+            .map_err(raise)?;
         Ok(PySemaphore { semaphore: Some(s) })
     }
 
@@ -270,8 +280,17 @@ impl PyEvent {
     /// (each set releases one waiter).
     #[staticmethod]
     #[pyo3(signature = (name, *, manual_reset = false, initially_set = false))]
-    fn create(py: Python<'_>, name: &str, manual_reset: bool, initially_set: bool) -> PyResult<PyEvent> {
-        let reset = if manual_reset { EventReset::Manual } else { EventReset::Auto };
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        manual_reset: bool,
+        initially_set: bool,
+    ) -> PyResult<PyEvent> {
+        let reset = if manual_reset {
+            EventReset::Manual
+        } else {
+            EventReset::Auto
+        };
         let e = py
             .allow_threads(|| NamedEvent::create(name, reset, initially_set))
             .map_err(raise)?;
