@@ -1,0 +1,216 @@
+//! `procwire.Mailslot`, `procwire.MailslotWriter` and `procwire.MailslotInfo`.
+
+use procwire::mailslot::{
+    MailslotOptions, MailslotServer, MailslotWriter, ReadTimeout, WriterOptions,
+};
+use procwire::security::Access;
+use procwire::security::AccessList;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::{closed, raise};
+use crate::pipe::{with_bytes, Writable};
+use crate::{in_executor, timeout, FOREVER};
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyMailslot>()?;
+    m.add_class::<PyMailslotWriter>()?;
+    m.add_class::<PyMailslotInfo>()?;
+    Ok(())
+}
+
+/// What `Mailslot.info()` reports (`GetMailslotInfo`).
+#[pyclass(name = "MailslotInfo", module = "procwire", frozen, get_all)]
+pub(crate) struct PyMailslotInfo {
+    /// Messages waiting to be read.
+    waiting: usize,
+    /// The size of the next message, or None.
+    next_size: Option<usize>,
+    /// The largest message writers may send.
+    max_message_size: usize,
+    /// How long reads wait, in seconds; None: as long as it takes.
+    read_timeout: Option<f64>,
+}
+
+#[pymethods]
+impl PyMailslotInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "MailslotInfo(waiting={}, next_size={:?}, max_message_size={}, read_timeout={:?})",
+            self.waiting, self.next_size, self.max_message_size, self.read_timeout
+        )
+    }
+}
+
+/// A mailslot server: `Mailslot(name, *, max_message_size=65536, read_timeout=None)`.
+#[pyclass(name = "Mailslot", module = "procwire")]
+pub(crate) struct PyMailslot {
+    slot: Option<MailslotServer>,
+}
+
+impl PyMailslot {
+    fn get(&self) -> PyResult<&MailslotServer> {
+        self.slot.as_ref().ok_or_else(|| closed("mailslot"))
+    }
+}
+
+#[pymethods]
+impl PyMailslot {
+    #[new]
+    #[pyo3(signature = (name, *, max_message_size = None, read_timeout = None,
+        everyone_may_write = false))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        max_message_size: Option<usize>,
+        read_timeout: Option<f64>,
+        everyone_may_write: bool,
+    ) -> PyResult<PyMailslot> {
+        let mut options = MailslotOptions::new().read_timeout(match timeout(read_timeout)? {
+            None => ReadTimeout::Forever,
+            Some(d) if d.is_zero() => ReadTimeout::Immediate,
+            Some(d) => ReadTimeout::After(d),
+        });
+        if let Some(max) = max_message_size {
+            options = options.max_message_size(max);
+        }
+        if everyone_may_write {
+            options = options.access_list(AccessList::owner_only().everyone(Access::Write));
+        }
+        let slot = py.allow_threads(|| options.create(name)).map_err(raise)?;
+        Ok(PyMailslot { slot: Some(slot) })
+    }
+
+    /// The slot's name.
+    #[getter]
+    fn name(&self) -> PyResult<String> {
+        Ok(self.get()?.name().to_owned())
+    }
+
+    /// The next message, waiting up to `timeout` seconds (None: the slot's read timeout).
+    /// Raises `Timeout` when none came.
+    #[pyo3(signature = (timeout = None))]
+    fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
+        let slot = self.get()?;
+        let wait = crate::timeout(timeout)?;
+        let message = py
+            .allow_threads(|| match wait {
+                None => slot.read(),
+                Some(t) => slot.read_timeout(t),
+            })
+            .map_err(raise)?;
+        Ok(PyBytes::new(py, &message))
+    }
+
+    /// The next message if one waits, else None.
+    fn try_read<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        Ok(self.get()?.try_read().map(|m| PyBytes::new(py, &m)))
+    }
+
+    /// Reads the next message into `buffer` (a bytearray or writable memoryview), waiting
+    /// as the slot's read timeout says; returns its size. Raises `BufferTooSmall` when it
+    /// does not fit (it stays next).
+    fn read_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let mut target = Writable::get(buffer)?;
+        let slot = self.get()?;
+        // SAFETY: `target` holds the export for the call; the caller does not touch the
+        // buffer from another thread meanwhile.
+        let slice = unsafe { target.slice() };
+        py.allow_threads(|| slot.read_into(slice)).map_err(raise)
+    }
+
+    /// How many messages wait, the next one's size, the maximum size and the read timeout.
+    fn info(&self) -> PyResult<PyMailslotInfo> {
+        let info = self.get()?.info().map_err(raise)?;
+        Ok(PyMailslotInfo {
+            waiting: info.waiting,
+            next_size: info.next_size,
+            max_message_size: info.max_message,
+            read_timeout: match info.read_timeout {
+                ReadTimeout::Forever => None,
+                ReadTimeout::Immediate => Some(0.0),
+                ReadTimeout::After(d) => Some(d.as_secs_f64()),
+            },
+        })
+    }
+
+    /// `read` on the running asyncio loop's executor: `await slot.aread(timeout)`. With
+    /// no timeout it waits as long as it takes, whatever the slot's read timeout.
+    #[pyo3(signature = (timeout = None))]
+    fn aread<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        in_executor(
+            slf.as_any(),
+            "read",
+            Some(timeout.unwrap_or(FOREVER.as_secs_f64())),
+        )
+    }
+
+    /// Closes the slot and removes its name; unread messages are lost.
+    fn close(&mut self) {
+        self.slot = None;
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.close();
+    }
+}
+
+/// A mailslot writer: `MailslotWriter(name, *, timeout=5.0)`; a write waits up to
+/// `timeout` seconds while the slot is full.
+#[pyclass(name = "MailslotWriter", module = "procwire")]
+pub(crate) struct PyMailslotWriter {
+    writer: Option<MailslotWriter>,
+}
+
+#[pymethods]
+impl PyMailslotWriter {
+    #[new]
+    #[pyo3(signature = (name, *, timeout = 5.0))]
+    fn new(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<PyMailslotWriter> {
+        let wait = crate::timeout(timeout)?.unwrap_or(FOREVER);
+        let writer = py
+            .allow_threads(|| WriterOptions::new().timeout(wait).open(name))
+            .map_err(raise)?;
+        Ok(PyMailslotWriter {
+            writer: Some(writer),
+        })
+    }
+
+    /// The largest message the slot accepts.
+    #[getter]
+    fn max_message_size(&self) -> PyResult<usize> {
+        Ok(self
+            .writer
+            .as_ref()
+            .ok_or_else(|| closed("mailslot writer"))?
+            .max_message_size())
+    }
+
+    /// Sends one message (any bytes-like object).
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| closed("mailslot writer"))?;
+        with_bytes(data, |bytes| py.allow_threads(|| writer.write(bytes)))?.map_err(raise)
+    }
+
+    /// Closes the writer.
+    fn close(&mut self) {
+        self.writer = None;
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.close();
+    }
+}

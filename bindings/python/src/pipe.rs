@@ -1,0 +1,363 @@
+//! `procwire.PipeServer` and `procwire.PipeConnection`.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use procwire::pipe::{ClientOptions, Direction, PipeConnection, PipeOptions, PipeServer};
+use procwire::security::{Access, AccessList};
+use procwire::wire::PipeMode;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::{closed, raise, Disconnected, IoError, Timeout};
+use crate::in_executor;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPipeServer>()?;
+    m.add_class::<PyPipeConnection>()?;
+    Ok(())
+}
+
+fn mode(text: &str) -> PyResult<PipeMode> {
+    match text {
+        "message" => Ok(PipeMode::Message),
+        "byte" => Ok(PipeMode::Byte),
+        other => Err(PyValueError::new_err(format!(
+            "mode {other:?} is neither \"message\" nor \"byte\""
+        ))),
+    }
+}
+
+/// An access right from its Python spelling.
+pub(crate) fn access(text: &str) -> PyResult<Access> {
+    match text {
+        "read" | "r" => Ok(Access::Read),
+        "write" | "w" => Ok(Access::Write),
+        "readwrite" | "rw" => Ok(Access::ReadWrite),
+        other => Err(PyValueError::new_err(format!(
+            "access {other:?} is none of \"read\", \"write\", \"readwrite\""
+        ))),
+    }
+}
+
+/// The owner-only access list, plus `everyone` when given.
+pub(crate) fn access_list(everyone: Option<&str>) -> PyResult<AccessList> {
+    let list = AccessList::owner_only();
+    Ok(match everyone {
+        Some(a) => list.everyone(access(a)?),
+        None => list,
+    })
+}
+
+/// Calls `f` with the bytes of a buffer-protocol object: a `bytes` object's own bytes, a
+/// copy of any other buffer's (a `bytearray` or `memoryview` may change under a call that
+/// released the GIL).
+pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+    if let Ok(bytes) = data.downcast::<PyBytes>() {
+        return Ok(f(bytes.as_bytes()));
+    }
+    let buffer = PyBuffer::<u8>::get(data)?;
+    let copy = buffer.to_vec(data.py())?;
+    Ok(f(&copy))
+}
+
+/// A writable, contiguous byte buffer of the caller's (`bytearray`, writable
+/// `memoryview`), for a receive into it.
+pub(crate) struct Writable {
+    buffer: PyBuffer<u8>,
+}
+
+impl Writable {
+    pub(crate) fn get(target: &Bound<'_, PyAny>) -> PyResult<Writable> {
+        let buffer = PyBuffer::<u8>::get(target)?;
+        if buffer.readonly() {
+            return Err(PyBufferError::new_err(
+                "the buffer is read-only; pass a bytearray or a writable memoryview",
+            ));
+        }
+        if !buffer.is_c_contiguous() {
+            return Err(PyBufferError::new_err("the buffer is not contiguous"));
+        }
+        Ok(Writable { buffer })
+    }
+
+    /// The buffer's bytes.
+    ///
+    /// # Safety
+    ///
+    /// Nothing else reads or writes the buffer's memory while the slice lives: the caller
+    /// holds the export (`self`), which keeps the object from resizing or freeing it, and
+    /// the Python code that passed it must not touch it from another thread meanwhile (as
+    /// with `socket.recv_into`).
+    pub(crate) unsafe fn slice(&mut self) -> &mut [u8] {
+        let len = self.buffer.len_bytes();
+        if len == 0 {
+            return &mut [];
+        }
+        // SAFETY: the export keeps `len` writable, contiguous bytes at `buf_ptr` alive and
+        // in place while `self` lives; the caller promises exclusive use meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(self.buffer.buf_ptr().cast::<u8>(), len) }
+    }
+}
+
+/// A pipe server: `PipeServer(name, *, mode="message", direction="duplex", ...)`.
+#[pyclass(name = "PipeServer", module = "procwire")]
+pub(crate) struct PyPipeServer {
+    server: Option<PipeServer>,
+}
+
+impl PyPipeServer {
+    fn get(&self) -> PyResult<&PipeServer> {
+        self.server.as_ref().ok_or_else(|| closed("pipe server"))
+    }
+}
+
+#[pymethods]
+impl PyPipeServer {
+    // The keyword arguments of a Python constructor, one per option.
+    #[allow(clippy::too_many_arguments)]
+    #[new]
+    #[pyo3(signature = (name, *, mode = "message", direction = "duplex", max_instances = None,
+        max_message_size = None, everyone = None, shared_memory = false))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        mode: &str,
+        direction: &str,
+        max_instances: Option<u16>,
+        max_message_size: Option<u32>,
+        everyone: Option<&str>,
+        shared_memory: bool,
+    ) -> PyResult<PyPipeServer> {
+        let direction = match direction {
+            "duplex" => Direction::Duplex,
+            "inbound" => Direction::Inbound,
+            "outbound" => Direction::Outbound,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "direction {other:?} is none of \"duplex\", \"inbound\", \"outbound\""
+                )))
+            }
+        };
+        let mut options = PipeOptions::new()
+            .mode(self::mode(mode)?)
+            .direction(direction)
+            .access_list(access_list(everyone)?)
+            .shared_memory(shared_memory);
+        if let Some(max) = max_instances {
+            options = options.max_instances(max);
+        }
+        if let Some(max) = max_message_size {
+            options = options.max_message_size(max);
+        }
+        let server = py.allow_threads(|| options.create(name)).map_err(raise)?;
+        Ok(PyPipeServer {
+            server: Some(server),
+        })
+    }
+
+    /// The pipe's name.
+    #[getter]
+    fn name(&self) -> PyResult<String> {
+        Ok(self.get()?.name().to_owned())
+    }
+
+    /// Waits up to `timeout` seconds (None: as long as it takes) for the next client.
+    #[pyo3(signature = (timeout = None))]
+    fn accept(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyPipeConnection> {
+        let server = self.get()?;
+        let wait = crate::timeout(timeout)?;
+        let conn = py
+            .allow_threads(|| match wait {
+                None => server.accept(),
+                Some(t) => server.accept_timeout(t),
+            })
+            .map_err(raise)?;
+        Ok(PyPipeConnection { conn: Some(conn) })
+    }
+
+    /// `accept` on the running asyncio loop's executor.
+    #[pyo3(signature = (timeout = None))]
+    fn aaccept<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        in_executor(slf.as_any(), "accept", timeout)
+    }
+
+    /// Stops the server and removes its name.
+    fn close(&mut self) {
+        self.server = None;
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.close();
+    }
+}
+
+/// One connected end of a pipe, from `PipeServer.accept` or `PipeConnection.open`.
+#[pyclass(name = "PipeConnection", module = "procwire")]
+pub(crate) struct PyPipeConnection {
+    conn: Option<PipeConnection>,
+}
+
+impl PyPipeConnection {
+    fn get(&mut self) -> PyResult<&mut PipeConnection> {
+        self.conn.as_mut().ok_or_else(|| closed("pipe connection"))
+    }
+}
+
+/// The Python exception for an `io::Error` from `Read`/`Write` on a connection.
+fn io_error(e: std::io::Error) -> PyErr {
+    let kind = e.kind();
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<procwire::pipe::PipeError>())
+    {
+        Some(Ok(pipe)) => raise(*pipe),
+        Some(Err(other)) => IoError::new_err(other.to_string()),
+        None if kind == std::io::ErrorKind::TimedOut => Timeout::new_err(kind.to_string()),
+        None if kind == std::io::ErrorKind::BrokenPipe => Disconnected::new_err(kind.to_string()),
+        None => IoError::new_err(kind.to_string()),
+    }
+}
+
+#[pymethods]
+impl PyPipeConnection {
+    /// Connects to the pipe `name`, waiting up to `timeout` seconds while it is busy.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, mode = "message", access = "readwrite", timeout = 5.0,
+        shared_memory = false, require_owner = None))]
+    fn open(
+        py: Python<'_>,
+        name: &str,
+        mode: &str,
+        access: &str,
+        timeout: f64,
+        shared_memory: bool,
+        require_owner: Option<u32>,
+    ) -> PyResult<PyPipeConnection> {
+        let wait = crate::timeout(Some(timeout))?.unwrap_or(Duration::ZERO);
+        let mut options = ClientOptions::new()
+            .read_mode(self::mode(mode)?)
+            .access(self::access(access)?)
+            .timeout(wait)
+            .shared_memory(shared_memory);
+        if let Some(uid) = require_owner {
+            options = options.require_owner(uid);
+        }
+        let conn = py.allow_threads(|| options.open(name)).map_err(raise)?;
+        Ok(PyPipeConnection { conn: Some(conn) })
+    }
+
+    /// The pipe's name.
+    #[getter]
+    fn name(&mut self) -> PyResult<String> {
+        Ok(self.get()?.name().to_owned())
+    }
+
+    /// Whether the data travels through shared memory.
+    #[getter]
+    fn is_shared_memory(&mut self) -> PyResult<bool> {
+        Ok(self.get()?.is_shared_memory())
+    }
+
+    /// The peer's `(pid, uid, gid)` as the kernel reports it, or None (a peer over TCP).
+    #[getter]
+    fn peer_credentials(&mut self) -> PyResult<Option<(u32, u32, u32)>> {
+        Ok(self
+            .get()?
+            .peer_credentials()
+            .map(|p| (p.pid, p.uid, p.gid)))
+    }
+
+    /// Sends `data` (any bytes-like object) as one message, or as bytes on a byte pipe.
+    fn send(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let conn = self.get()?;
+        with_bytes(data, |bytes| py.allow_threads(|| conn.send(bytes)))?.map_err(raise)
+    }
+
+    /// The next whole message, waiting up to `timeout` seconds (None: as long as it
+    /// takes). Raises `Timeout` (nothing lost) or `Disconnected` when the peer closed.
+    #[pyo3(signature = (timeout = None))]
+    fn recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let wait = crate::timeout(timeout)?;
+        let conn = self.get()?;
+        let message = py
+            .allow_threads(|| match wait {
+                None => conn.recv(),
+                Some(t) => conn.recv_timeout(t),
+            })
+            .map_err(raise)?;
+        Ok(PyBytes::new(py, &message))
+    }
+
+    /// The next whole message if one is there already, else None.
+    fn try_recv<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let message = self.get()?.try_recv().map_err(raise)?;
+        Ok(message.map(|m| PyBytes::new(py, &m)))
+    }
+
+    /// Receives into `buffer` (a bytearray or writable memoryview): the next message, or
+    /// the rest of one a previous call could not fit. Returns `(nbytes, complete)`;
+    /// `complete` is False when the message goes on (`ERROR_MORE_DATA`).
+    fn recv_into(&mut self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<(usize, bool)> {
+        let mut target = Writable::get(buffer)?;
+        let conn = self.get()?;
+        // SAFETY: `target` holds the export for the call; the caller does not touch the
+        // buffer from another thread meanwhile (as with `socket.recv_into`).
+        let slice = unsafe { target.slice() };
+        let part = py.allow_threads(|| conn.recv_into(slice)).map_err(raise)?;
+        Ok((part.len, part.complete))
+    }
+
+    /// Reads at most `n` bytes, waiting for at least one; b"" when the peer closed the
+    /// pipe. On a message pipe in message read mode a read stops at a message's end.
+    fn read<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let conn = self.get()?;
+        let mut buf = vec![0u8; n];
+        let got = py.allow_threads(|| conn.read(&mut buf)).map_err(io_error)?;
+        Ok(PyBytes::new(py, &buf[..got]))
+    }
+
+    /// Writes bytes; returns how many were written (all of them on a message pipe).
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let conn = self.get()?;
+        with_bytes(data, |bytes| py.allow_threads(|| conn.write(bytes)))?.map_err(io_error)
+    }
+
+    /// Says that this side will send no more; the peer's reads then end.
+    fn finish_sending(&mut self) -> PyResult<()> {
+        self.get()?.finish_sending().map_err(raise)
+    }
+
+    /// `recv` on the running asyncio loop's executor: `await conn.arecv(timeout)`.
+    #[pyo3(signature = (timeout = None))]
+    fn arecv<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        in_executor(slf.as_any(), "recv", timeout)
+    }
+
+    /// Disconnects.
+    fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.disconnect();
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.close();
+    }
+}

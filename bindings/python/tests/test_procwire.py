@@ -1,0 +1,181 @@
+"""The procwire package against itself, in one process and across threads, and the
+failures as exceptions."""
+
+import asyncio
+import os
+import threading
+import uuid
+
+import pytest
+
+import procwire
+
+
+def unique(tag):
+    return f"t-py-{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def test_pipe_message_round_trip_and_recv_into():
+    name = rf"\\.\pipe\{unique('pipe')}"
+    with procwire.PipeServer(name, max_message_size=64) as server:
+        def serve():
+            with server.accept(timeout=10.0) as conn:
+                conn.send(b"pong:" + conn.recv(timeout=10.0))
+                assert conn.peer_credentials[0] == os.getpid()
+        t = threading.Thread(target=serve)
+        t.start()
+        with procwire.PipeConnection.open(name, mode="message") as client:
+            with pytest.raises(procwire.Timeout):
+                client.recv(timeout=0.0)
+            client.send(memoryview(b"ping"))
+            buf = bytearray(3)
+            parts = []
+            while True:
+                n, complete = client.recv_into(buf)
+                parts.append(bytes(buf[:n]))
+                if complete:
+                    break
+            assert b"".join(parts) == b"pong:ping"
+            with pytest.raises(procwire.MessageTooLarge):
+                client.send(b"x" * 65)
+        t.join()
+
+
+def test_pipe_byte_mode_and_asyncio():
+    name = rf"\\.\pipe\{unique('bytes')}"
+    server = procwire.PipeServer(name, mode="byte")
+
+    async def main():
+        client = procwire.PipeConnection.open(name, mode="byte")
+        conn = await server.aaccept(10.0)
+        assert client.write(b"stream") == 6
+        client.finish_sending()
+        got = b""
+        while True:
+            chunk = conn.read(100)
+            if not chunk:
+                break
+            got += chunk
+        assert got == b"stream"
+        conn.close()
+        client.close()
+
+    asyncio.run(main())
+    server.close()
+
+
+def test_async_recv():
+    name = rf"\\.\pipe\{unique('async')}"
+    with procwire.PipeServer(name) as server:
+        client = procwire.PipeConnection.open(name, mode="message")
+        conn = server.accept(10.0)
+
+        async def main():
+            pending = asyncio.ensure_future(conn.arecv(10.0))
+            await asyncio.sleep(0.05)
+            client.send(b"later")
+            return await pending
+
+        assert asyncio.run(main()) == b"later"
+
+
+def test_errors_are_exceptions_per_kind():
+    with pytest.raises(procwire.NotFound) as e:
+        procwire.PipeConnection.open(unique("missing"), timeout=0.5)
+    assert "no pipe named" in str(e.value)
+    assert isinstance(e.value, procwire.Error)
+    with pytest.raises(procwire.InvalidName):
+        procwire.Mapping.create("bad\\name\\x", 10)
+    slot = procwire.Mailslot(rf"\\.\mailslot\{unique('small')}", max_message_size=16)
+    with procwire.MailslotWriter(slot.name) as w:
+        with pytest.raises(procwire.MessageTooLarge):
+            w.write(b"y" * 100)
+    slot.close()
+    name = unique("busy")
+    with procwire.PipeServer(name, max_instances=1) as server:
+        first = procwire.PipeConnection.open(name)
+        with pytest.raises(procwire.Busy):
+            procwire.PipeConnection.open(name, timeout=0.3)
+        first.close()
+        server.close()
+    kind = unique("kind")
+    event = procwire.Event.create(kind)
+    with pytest.raises(procwire.WrongKind):
+        procwire.Mutex.open(kind)
+    event.close()
+
+
+def test_mailslot_info_and_async_read():
+    name = rf"\\.\mailslot\{unique('slot')}"
+    with procwire.Mailslot(name, read_timeout=0.0) as slot:
+        with procwire.MailslotWriter(name) as w:
+            w.write(b"one")
+            w.write(bytearray(b"two!"))
+        info = slot.info()
+        assert (info.waiting, info.next_size, info.read_timeout) == (2, 3, 0.0)
+        with pytest.raises(procwire.BufferTooSmall):
+            slot.read_into(bytearray(1))
+        buf = bytearray(10)
+        assert slot.read_into(buf) == 3 and buf[:3] == b"one"
+        async def main():
+            return await slot.aread(5.0)
+
+        assert asyncio.run(main()) == b"two!"
+        assert slot.try_read() is None
+        with pytest.raises(procwire.Timeout):
+            slot.read()
+
+
+def test_mapping_memoryview_and_copies(tmp_path):
+    name = unique("map")
+    with procwire.Mapping.create(name, 4096) as m:
+        view = m.memoryview()
+        view[0:5] = b"hello"
+        reader = procwire.Mapping.open(name)
+        assert reader.read(0, 5) == b"hello"
+        assert memoryview(reader).readonly
+        with pytest.raises(procwire.NotPermitted):
+            reader.write(0, b"x")
+        with pytest.raises(procwire.OutOfRange):
+            m.write(4095, b"xy")
+        with pytest.raises(BufferError):
+            m.close()
+        view.release()
+        reader.close()
+    path = tmp_path / "backing.bin"
+    with procwire.Mapping.create(unique("file"), 100, file=path) as f:
+        with pytest.raises(BufferError):
+            memoryview(f)
+        f.write(10, b"file")
+        f.flush()
+    assert path.read_bytes()[10:14] == b"file"
+
+
+def test_sync_objects():
+    name = unique("mutex")
+    mutex = procwire.Mutex.create(name)
+    with mutex:
+        other = procwire.Mutex.open(name)
+        result = []
+        t = threading.Thread(target=lambda: result.append(other.acquire(timeout=0.05)))
+        t.start()
+        t.join()
+        assert result == [False]
+    assert mutex.acquire(1.0)
+    with pytest.raises(procwire.WouldDeadlock):
+        mutex.acquire(1.0)
+    mutex.release()
+
+    sem = procwire.Semaphore.create(unique("sem"), 1, 2)
+    with sem:
+        assert not sem.acquire(0.01)
+    assert sem.release() == 1 and sem.count == 2
+    with pytest.raises(procwire.OverRelease):
+        sem.release()
+
+    event = procwire.Event.create(unique("event"), manual_reset=True)
+    assert not event.wait(0.01)
+    event.set()
+    assert event.is_set() and event.wait()
+    event.reset()
+    assert not event.is_set()
