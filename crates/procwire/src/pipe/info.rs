@@ -165,7 +165,9 @@ pub struct MessagePart {
 pub struct PeekInfo {
     /// Payload bytes that have arrived and not been received yet, across messages
     /// (`lpTotalBytesAvail`); frame headers are not counted. On a byte-type pipe: the
-    /// bytes a read would find now. Over TLS only the bytes already decrypted count.
+    /// bytes a read would find now. Over TLS only the bytes already decrypted count. What
+    /// can wait is bounded by the transport (the socket's buffers, or the shared-memory
+    /// ring): the rest of a longer message is still with its sender.
     pub bytes_available: usize,
     /// The whole length of the message the next receive works on: the one a receive left
     /// unfinished (a [`MessagePart`] with `complete == false`), else the next one, once its
