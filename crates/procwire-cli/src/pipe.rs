@@ -1,4 +1,4 @@
-//! `procwire pipe serve` and `procwire pipe connect`.
+//! `procwire pipe serve`, `procwire pipe connect` and `procwire pipe call`.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
@@ -21,6 +21,10 @@ pub(crate) enum PipeCommand {
     Serve(ServeArgs),
     /// Connect to a pipe: standard input goes to the pipe, the pipe goes to standard output.
     Connect(ConnectArgs),
+    /// Send one message to a message pipe and print its answer, then close
+    /// (`CallNamedPipe`): connect (waiting while busy), transact, disconnect, all within
+    /// --timeout.
+    Call(CallArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -157,11 +161,62 @@ pub(crate) struct ConnectArgs {
     shm: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The pipe's name, such as `HelloWorld` or `\\127.0.0.1:4455\pipe\HelloWorld`.
+    name: String,
+    /// The message to send (as it is, without a line end).
+    message: String,
+    /// How long the whole call may take: connecting, waiting while the pipe is busy and
+    /// waiting for the answer (`5s`, `500ms`).
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_duration)]
+    timeout: Duration,
+    /// Speak TLS to a pipe on another machine, trusting the certificates in this PEM file.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// Talk to the pipe whoever serves it (see `connect --any-owner`).
+    #[arg(long)]
+    any_owner: bool,
+    /// Ask for the shared-memory data path (a server started with `--shm` offers it).
+    #[arg(long)]
+    shm: bool,
+}
+
 pub(crate) fn run(cmd: PipeCommand) -> anyhow::Result<()> {
     match cmd {
         PipeCommand::Serve(args) => serve(args),
         PipeCommand::Connect(args) => connect(args),
+        PipeCommand::Call(args) => call(args),
     }
+}
+
+/// The client options that `connect` and `call` share: the owners trusted and TLS.
+fn client_options(
+    name: &str,
+    any_owner: bool,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<ClientOptions> {
+    let mut options = ClientOptions::new();
+    if !any_owner && crate::owner::is_local(name) {
+        for uid in crate::owner::trusted() {
+            options = options.require_owner(uid);
+        }
+    }
+    if let Some(ca) = ca {
+        options = options.tls(crate::tls::client_tls(ca)?);
+    }
+    Ok(options)
+}
+
+fn call(args: CallArgs) -> anyhow::Result<()> {
+    let answer = client_options(&args.name, args.any_owner, args.ca.as_deref())?
+        .shared_memory(args.shm)
+        .call(args.name.as_str(), args.message.as_bytes(), args.timeout)?;
+    let mut out = io::stdout().lock();
+    out.write_all(&answer)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -368,16 +423,7 @@ fn io_to_pipe(client: &PipeConnection, e: io::Error) -> PipeError {
 
 fn connect(args: ConnectArgs) -> anyhow::Result<()> {
     let mode: PipeMode = args.mode.into();
-    let mut options = ClientOptions::new();
-    if !args.any_owner && crate::owner::is_local(&args.name) {
-        for uid in crate::owner::trusted() {
-            options = options.require_owner(uid);
-        }
-    }
-    if let Some(ca) = &args.ca {
-        options = options.tls(crate::tls::client_tls(ca)?);
-    }
-    let pipe = options
+    let pipe = client_options(&args.name, args.any_owner, args.ca.as_deref())?
         .access(match args.access {
             AccessArg::Read => Access::Read,
             AccessArg::Write => Access::Write,

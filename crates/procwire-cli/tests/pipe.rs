@@ -680,3 +680,40 @@ fn connect_whose_input_ends_first_exits_cleanly_with_every_answer() {
         assert_eq!(out.stdout, b"one\ntwo\n");
     }
 }
+
+#[test]
+fn pipe_call_prints_the_answer_on_the_socket_and_on_shared_memory() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("cli-call");
+    let _server = serve(&name, &["--echo", "--shm"]);
+    let big = "x".repeat(64 << 10);
+    for message in ["hello", "", big.as_str()] {
+        for shm in [false, true] {
+            let mut cmd = procwire();
+            cmd.args(["pipe", "call", &name, message, "--timeout", "20s"]);
+            if shm {
+                cmd.arg("--shm");
+            }
+            let out = run(cmd, b"", Duration::from_secs(30));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout, format!("{message}\n").as_bytes(), "shm {shm}");
+        }
+    }
+}
+
+#[test]
+fn pipe_call_to_nobody_fails_with_a_message_and_an_exit_code() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let name = unique_name("cli-call-nobody");
+    let mut cmd = procwire();
+    cmd.args(["pipe", "call", &name, "hello", "--timeout", "100ms"]);
+    let out = run(cmd, b"", Duration::from_secs(10));
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no pipe named"), "{err}");
+}

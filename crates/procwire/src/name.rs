@@ -252,6 +252,35 @@ impl Name {
         })
     }
 
+    /// The name of the pipe `object` served over TCP at `addr`: `\\host:port\pipe\object`
+    /// (an IPv6 address in brackets), without formatting it by hand.
+    ///
+    /// # Errors
+    ///
+    /// A [`NameError`] when `object` is not a valid object name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use procwire::name::Name;
+    ///
+    /// let addr: SocketAddr = "[::1]:7000".parse().unwrap();
+    /// let name = Name::tcp_pipe(addr, "Jobs")?;
+    /// assert_eq!(name.to_string(), r"\\[::1]:7000\pipe\Jobs");
+    /// # Ok::<(), procwire::name::NameError>(())
+    /// ```
+    pub fn tcp_pipe(addr: std::net::SocketAddr, object: &str) -> Result<Name, NameError> {
+        Ok(Name {
+            location: Location::Remote {
+                host: addr.ip().to_string(),
+                port: Some(addr.port()),
+            },
+            class: Some(NameClass::Pipe),
+            object: validate_object(object, object)?,
+        })
+    }
+
     /// The object part: `HelloWorld` in `\\.\pipe\HelloWorld`.
     pub fn object(&self) -> &str {
         &self.object

@@ -370,3 +370,60 @@ async fn tokio_reader_awaits_messages_from_a_writer_process() {
     }
     assert!(writer.await.unwrap().status.success());
 }
+
+#[test]
+fn peek_shows_the_next_message_from_another_process_and_leaves_it_next() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let name = unique_name("peek");
+    let slot = MailslotServer::create(name.as_str()).unwrap();
+    assert_eq!(slot.try_peek(), None);
+    // The writer starts later: the first peek waits for its first message, in the kernel.
+    let writer = std::thread::spawn({
+        let name = name.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(100));
+            run(writer(&name, "p", 3), b"", Duration::from_secs(20))
+        }
+    });
+    assert_eq!(slot.peek().unwrap(), b"wp:0");
+    assert_eq!(slot.peek().unwrap(), b"wp:0", "a peek takes nothing");
+    assert_eq!(slot.try_peek().as_deref(), Some(&b"wp:0"[..]));
+    assert!(writer.join().unwrap().status.success());
+    for seq in 0..3 {
+        let next = format!("wp:{seq}");
+        assert_eq!(slot.peek().unwrap(), next.as_bytes());
+        assert_eq!(slot.info().unwrap().next_size, Some(next.len()));
+        assert_eq!(slot.read().unwrap(), next.as_bytes());
+    }
+    // A changed read timeout applies to peeks too.
+    slot.set_read_timeout(ReadTimeout::Immediate);
+    assert!(matches!(slot.peek(), Err(MailslotError::Timeout { .. })));
+    slot.set_read_timeout(ReadTimeout::After(Duration::from_millis(100)));
+    let started = Instant::now();
+    assert!(matches!(slot.peek(), Err(MailslotError::Timeout { .. })));
+    assert!(started.elapsed() >= Duration::from_millis(100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_peek_awaits_the_next_message_and_a_dropped_peek_takes_nothing() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let name = unique_name("async-peek");
+    let slot = MailslotServer::create(name.as_str()).unwrap();
+    // A peek dropped before anything came takes nothing and leaves no trace.
+    let early = tokio::time::timeout(Duration::from_millis(20), slot.peek_async()).await;
+    assert!(early.is_err());
+    let writer = tokio::task::spawn_blocking({
+        let name = name.clone();
+        move || run(writer(&name, "t", 2), b"", Duration::from_secs(20))
+    });
+    assert_eq!(slot.peek_async().await.unwrap(), b"wt:0");
+    assert_eq!(slot.read_async().await.unwrap(), b"wt:0");
+    assert!(writer.await.unwrap().status.success());
+    assert_eq!(slot.peek_async().await.unwrap(), b"wt:1");
+    assert_eq!(slot.read_async().await.unwrap(), b"wt:1");
+    slot.set_read_timeout(ReadTimeout::Immediate);
+    assert!(matches!(
+        slot.peek_async().await,
+        Err(MailslotError::Timeout { .. })
+    ));
+}

@@ -55,6 +55,8 @@ enum Destination<'a> {
     Owned,
     /// In the caller's buffer.
     Into(&'a mut [u8]),
+    /// In a new `Vec`, leaving the message next in the store (a peek).
+    Peek,
 }
 
 /// What a read produced.
@@ -228,6 +230,13 @@ impl Shared {
         let message = &reader.buf[..n];
         match dest {
             Destination::Owned => Ok(Some(Got::Owned(message.to_vec()))),
+            Destination::Peek => {
+                // Still the next message: at the head of the store for the next read.
+                let mut store = self.lock();
+                store.bytes += n;
+                store.queue.push_front(message.to_vec());
+                Ok(Some(Got::Owned(message.to_vec())))
+            }
             Destination::Into(buf) if n <= buf.len() => {
                 buf[..n].copy_from_slice(message);
                 Ok(Some(Got::Copied(n)))
@@ -282,6 +291,14 @@ impl Shared {
         let message = store.queue.pop_front()?;
         self.took(&mut store, message.len());
         Some(message)
+    }
+
+    pub(crate) fn try_peek(&self) -> Option<Vec<u8>> {
+        let mut store = self.lock();
+        if store.queue.is_empty() {
+            self.pull(&mut store);
+        }
+        store.queue.front().cloned()
     }
 
     pub(crate) fn read_timeout(&self) -> ReadTimeout {
@@ -401,7 +418,23 @@ impl MailslotServer {
         })
     }
 
-    /// Changes how long reads wait (`SetMailslotInfo`).
+    /// Changes how long reads wait (`SetMailslotInfo`), from the next read on; a read
+    /// already waiting keeps the timeout it started with.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::mailslot::{MailslotServer, ReadTimeout};
+    ///
+    /// let slot = MailslotServer::create(r"\\.\mailslot\Jobs")?;
+    /// slot.set_read_timeout(ReadTimeout::Immediate);
+    /// assert!(slot.read().is_err(), "nothing waits: a timeout at once");
+    /// # Ok::<(), procwire::mailslot::MailslotError>(())
+    /// ```
+    ///
+    /// # References
+    /// - [`SetMailslotInfo`](https://learn.microsoft.com/en-us/windows/win32/api/winbase/nf-winbase-setmailslotinfo)
+    #[doc(alias = "SetMailslotInfo")]
     pub fn set_read_timeout(&self, timeout: ReadTimeout) {
         *self
             .shared
@@ -423,6 +456,37 @@ impl MailslotServer {
     /// The next message if one is waiting, without waiting.
     pub fn try_read(&self) -> Option<Vec<u8>> {
         self.shared.try_read()
+    }
+
+    /// A copy of the next message, waiting as the read timeout says, leaving it next: the
+    /// following read (or peek) returns the same message. Windows has no such call
+    /// (`GetMailslotInfo` gives only the size); it saves a port a buffer-sizing dance.
+    ///
+    /// # Errors
+    ///
+    /// [`MailslotError::Timeout`] as for [`read`](Self::read).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::mailslot::MailslotServer;
+    ///
+    /// let slot = MailslotServer::create(r"\\.\mailslot\Jobs")?;
+    /// let next = slot.peek()?;
+    /// assert_eq!(slot.read()?, next);
+    /// # Ok::<(), procwire::mailslot::MailslotError>(())
+    /// ```
+    pub fn peek(&self) -> Result<Vec<u8>, MailslotError> {
+        let timeout = self.shared.read_timeout().as_duration();
+        match self.read_within_to(timeout, Destination::Peek)? {
+            Got::Owned(message) => Ok(message),
+            Got::Copied(_) => unreachable!("a peek returns a copy"),
+        }
+    }
+
+    /// A copy of the next message if one is waiting, without waiting or taking it.
+    pub fn try_peek(&self) -> Option<Vec<u8>> {
+        self.shared.try_peek()
     }
 
     /// The next message, waiting at most `timeout` whatever the slot's read timeout.
@@ -483,10 +547,14 @@ impl MailslotServer {
                             return Err(shared.too_small(len, buf.len()));
                         }
                     }
+                    if let Destination::Peek = dest {
+                        let next = store.queue.front().expect("the store has a head");
+                        return Ok(Got::Owned(next.clone()));
+                    }
                     let message = store.queue.pop_front().expect("the store has a head");
                     shared.took(&mut store, len);
                     return Ok(match dest {
-                        Destination::Owned => Got::Owned(message),
+                        Destination::Owned | Destination::Peek => Got::Owned(message),
                         Destination::Into(buf) => {
                             buf[..len].copy_from_slice(&message);
                             Got::Copied(len)

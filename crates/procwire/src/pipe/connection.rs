@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::framing::{FrameReader, FrameWriter};
-use super::info::{into_io, Failure, Info, MessagePart};
+use super::info::{into_io, Failure, Info, MessagePart, PeekInfo};
 use super::shm::{Link, LinkError};
 use super::stream::Stream;
 use super::{ClientOptions, Loan, PipeError, Received};
@@ -45,6 +45,8 @@ pub struct PipeConnection {
     /// The shared-memory data path, when the handshake chose it; the socket then only
     /// carries doorbells.
     shm: Option<Arc<Link>>,
+    /// Receives return at once with [`PipeError::WouldBlock`] (`PIPE_NOWAIT`).
+    nonblocking: bool,
 }
 
 impl PipeConnection {
@@ -60,6 +62,7 @@ impl PipeConnection {
             info,
             broken: None,
             shm: None,
+            nonblocking: false,
         }
     }
 
@@ -290,6 +293,9 @@ impl PipeConnection {
     /// As [`recv`](Self::recv).
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
         self.prepare_recv()?;
+        if self.nonblocking {
+            return self.recv_into_now(buf);
+        }
         if let Some(link) = &self.shm {
             return match link.recv_into(buf) {
                 Ok((len, complete)) => Ok(MessagePart { len, complete }),
@@ -306,6 +312,220 @@ impl PipeConnection {
         }
     }
 
+    /// `recv_into` in nonblocking mode: the bytes there now, or [`PipeError::WouldBlock`].
+    fn recv_into_now(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
+        let now = Instant::now();
+        let result = match &self.shm {
+            Some(link) => match link.recv_into_by(buf, now) {
+                Ok((len, complete)) => Ok(MessagePart { len, complete }),
+                Err(e) => Err(self.link_failure(e, Some(Duration::ZERO))),
+            },
+            None => {
+                let stream = &self.stream;
+                let result = self
+                    .reader
+                    .recv_into(buf, &mut |b: &mut [u8]| stream.read_until(b, Some(now)));
+                match result {
+                    Ok((len, complete)) => Ok(MessagePart { len, complete }),
+                    Err(e) => Err(self.fail(e, Some(Duration::ZERO))),
+                }
+            }
+        };
+        result.map_err(|e| self.would_block(e))
+    }
+
+    /// In nonblocking mode, a receive that found nothing says so as such.
+    fn would_block(&self, e: PipeError) -> PipeError {
+        match e {
+            PipeError::Timeout { name, .. } => PipeError::WouldBlock {
+                name,
+                what: "receive",
+            },
+            e => e,
+        }
+    }
+
+    /// Sends `request` as one message and receives the answer (`TransactNamedPipe`),
+    /// waiting as long as it takes. The connection must be a message-type pipe in message
+    /// read mode, open for reading and writing, with nothing received and not yet taken
+    /// (so that an earlier message cannot pass for the answer).
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::ModeMismatch`] on a byte-type pipe or in byte read mode;
+    /// [`PipeError::NotPermitted`] on a one-way end or when unread data is waiting (receive
+    /// it first, or [`peek`](Self::peek) at it); otherwise as [`send`](Self::send) and
+    /// [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::pipe::ClientOptions;
+    /// use procwire::wire::PipeMode;
+    ///
+    /// let mut pipe = ClientOptions::new()
+    ///     .read_mode(PipeMode::Message)
+    ///     .open(r"\\.\pipe\Calculator")?;
+    /// let answer = pipe.transact(b"2 + 2")?;
+    /// # Ok::<(), procwire::pipe::PipeError>(())
+    /// ```
+    ///
+    /// # References
+    /// - [`TransactNamedPipe`](https://learn.microsoft.com/en-us/windows/win32/api/namedpipeapi/nf-namedpipeapi-transactnamedpipe)
+    #[doc(alias = "TransactNamedPipe")]
+    pub fn transact(&mut self, request: &[u8]) -> Result<Vec<u8>, PipeError> {
+        self.check_transaction()?;
+        self.send(request)?;
+        self.recv_until(None)
+    }
+
+    /// [`transact`](Self::transact) that waits at most `timeout` for the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Timeout`] when no answer came in time (an answer that comes later is
+    /// the next message received), or as [`transact`](Self::transact).
+    pub fn transact_timeout(
+        &mut self,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PipeError> {
+        let deadline = Instant::now() + timeout;
+        self.check_transaction()?;
+        self.send(request)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.recv_until(Some(left)).map_err(|e| match e {
+            PipeError::Timeout { name, what, .. } => PipeError::Timeout {
+                name,
+                what,
+                after: timeout,
+            },
+            e => e,
+        })
+    }
+
+    fn check_transaction(&mut self) -> Result<(), PipeError> {
+        self.check_usable()?;
+        check_transaction(&self.info, self.info.read_mode)?;
+        let unread = match &self.shm {
+            Some(link) => link.has_unread(),
+            None => {
+                self.reader.has_unread()
+                    || self
+                        .stream
+                        .has_queued()
+                        .map_err(|e| self.info.io_failure("cannot look at the socket", e))?
+            }
+        };
+        if unread {
+            return Err(unread_before_transaction(&self.info));
+        }
+        Ok(())
+    }
+
+    /// Looks at what is waiting without taking it (`PeekNamedPipe`): the bytes that have
+    /// arrived, the length of the next message (or of the one a
+    /// [`recv_into`](Self::recv_into) left unfinished) and the bytes of it still to receive.
+    /// Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::NotPermitted`] on a write-only end; [`PipeError::Disconnected`] when an
+    /// earlier failure made the connection unusable; [`PipeError::Io`] when the socket
+    /// cannot be looked at.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::pipe::PipeConnection;
+    ///
+    /// let mut pipe = PipeConnection::open(r"\\.\pipe\HelloWorld")?;
+    /// if let Some(len) = pipe.peek()?.message_len {
+    ///     let mut buf = vec![0; len];
+    ///     pipe.recv_into(&mut buf)?;
+    /// }
+    /// # Ok::<(), procwire::pipe::PipeError>(())
+    /// ```
+    ///
+    /// # References
+    /// - [`PeekNamedPipe`](https://learn.microsoft.com/en-us/windows/win32/api/namedpipeapi/nf-namedpipeapi-peeknamedpipe)
+    #[doc(alias = "PeekNamedPipe")]
+    pub fn peek(&self) -> Result<PeekInfo, PipeError> {
+        self.check_usable()?;
+        self.info.check_can_read()?;
+        let info = match &self.shm {
+            Some(link) => link.peek_info(),
+            None => {
+                let queued = self
+                    .stream
+                    .peek_queued()
+                    .map_err(|e| self.info.io_failure("cannot look at the socket", e))?;
+                match self.info.pipe_type {
+                    PipeMode::Message => self.reader.peek(&queued),
+                    PipeMode::Byte => PeekInfo {
+                        bytes_available: queued.len(),
+                        ..PeekInfo::default()
+                    },
+                }
+            }
+        };
+        Ok(match self.info.pipe_type {
+            PipeMode::Message => info,
+            PipeMode::Byte => PeekInfo {
+                bytes_available: info.bytes_available,
+                ..PeekInfo::default()
+            },
+        })
+    }
+
+    /// How reads behave now: one message per read, or a stream.
+    pub fn read_mode(&self) -> PipeMode {
+        self.info.read_mode
+    }
+
+    /// Changes how [`Read`] behaves on this handle (`SetNamedPipeHandleState`,
+    /// `PIPE_READMODE_*`): [`PipeMode::Message`] stops each read at a message's end,
+    /// [`PipeMode::Byte`] runs on across messages. [`transact`](Self::transact) needs
+    /// message read mode. Only this end changes; the peer sees nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::ModeMismatch`] for message read mode on a byte-type pipe (as on
+    /// Windows, a byte pipe has no messages to stop at).
+    ///
+    /// # References
+    /// - [`SetNamedPipeHandleState`](https://learn.microsoft.com/en-us/windows/win32/api/namedpipeapi/nf-namedpipeapi-setnamedpipehandlestate)
+    #[doc(alias = "SetNamedPipeHandleState")]
+    pub fn set_read_mode(&mut self, mode: PipeMode) -> Result<(), PipeError> {
+        self.info.read_mode = checked_read_mode(&self.info, mode)?;
+        Ok(())
+    }
+
+    /// Whether receives on this handle return at once when nothing is there.
+    pub fn is_nonblocking(&self) -> bool {
+        self.nonblocking
+    }
+
+    /// Switches this handle between waiting and nonblocking receives
+    /// (`SetNamedPipeHandleState`, `PIPE_WAIT` / `PIPE_NOWAIT`): in nonblocking mode
+    /// [`recv`](Self::recv), [`recv_into`](Self::recv_into) and [`Read`] return what is
+    /// there, or [`PipeError::WouldBlock`] (`io::ErrorKind::WouldBlock` from `Read`) at
+    /// once, losing nothing. Explicit timeouts ([`recv_timeout`](Self::recv_timeout)) keep
+    /// theirs. Sends still wait for room: a message is never cut short.
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.nonblocking = nonblocking;
+    }
+
+    /// The network address of the peer of a TCP pipe (TLS or not), like
+    /// `GetNamedPipeClientComputerName` on a server's connection; `None` on a local pipe.
+    ///
+    /// # References
+    /// - [`GetNamedPipeClientComputerName`](https://learn.microsoft.com/en-us/windows/win32/api/winbase/nf-winbase-getnamedpipeclientcomputernamea)
+    #[doc(alias = "GetNamedPipeClientComputerName")]
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.peer_addr()
+    }
+
     fn prepare_recv(&self) -> Result<(), PipeError> {
         self.check_usable()?;
         self.info.check_messages()?;
@@ -314,6 +534,11 @@ impl PipeConnection {
 
     fn recv_until(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, PipeError> {
         self.prepare_recv()?;
+        if self.nonblocking && timeout.is_none() {
+            return self
+                .recv_until(Some(Duration::ZERO))
+                .map_err(|e| self.would_block(e));
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         if let Some(link) = &self.shm {
             return link
@@ -456,6 +681,49 @@ impl PipeConnection {
     }
 }
 
+/// The read mode `mode` may become on the connection of `info`.
+pub(crate) fn checked_read_mode(info: &Info, mode: PipeMode) -> Result<PipeMode, PipeError> {
+    if mode == PipeMode::Message && info.pipe_type == PipeMode::Byte {
+        return Err(PipeError::ModeMismatch {
+            name: info.name.clone(),
+            detail: "message read mode needs a message-type pipe; this one is byte-type".into(),
+        });
+    }
+    Ok(mode)
+}
+
+/// Whether a connection of `info` in `read_mode` can take part in a transaction.
+pub(crate) fn check_transaction(info: &Info, read_mode: PipeMode) -> Result<(), PipeError> {
+    info.check_messages()?;
+    if read_mode != PipeMode::Message {
+        return Err(PipeError::ModeMismatch {
+            name: info.name.clone(),
+            detail: "a transaction needs message read mode (ClientOptions::read_mode or \
+                     set_read_mode with PipeMode::Message); this handle reads bytes"
+                .into(),
+        });
+    }
+    if !info.access.can_read() || !info.access.can_write() {
+        return Err(PipeError::NotPermitted {
+            name: info.name.clone(),
+            detail: "a transaction writes and reads: this end is one-way (the pipe's \
+                     direction or the access asked for)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The error of a transaction begun while received data waits unread.
+pub(crate) fn unread_before_transaction(info: &Info) -> PipeError {
+    PipeError::NotPermitted {
+        name: info.name.clone(),
+        detail: "a transaction needs nothing unread on the connection, or an earlier message \
+                 could pass for its answer; receive what is waiting first"
+            .into(),
+    }
+}
+
 impl Read for PipeConnection {
     /// Reads bytes. On a message-type pipe in message read mode a read stops at the end of
     /// a message; in byte read mode it may span messages. Returns 0 when the peer closed
@@ -463,24 +731,38 @@ impl Read for PipeConnection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.check_usable().map_err(into_io)?;
         self.info.check_can_read().map_err(into_io)?;
-        if let Some(link) = &self.shm {
+        // In nonblocking mode every wait ends at once: a read gives what is there.
+        let deadline = self.nonblocking.then(Instant::now);
+        let waited = deadline.map(|_| Duration::ZERO);
+        let result = if let Some(link) = &self.shm {
             if self.info.pipe_type == PipeMode::Message && self.info.read_mode == PipeMode::Message
             {
-                return self.recv_into(buf).map(|part| part.len).map_err(into_io);
+                self.recv_into(buf).map(|part| part.len)
+            } else {
+                match deadline {
+                    None => link.read(buf),
+                    Some(_) => link.read_by(buf, deadline),
+                }
+                .map_err(|e| self.link_failure(e, waited))
             }
-            return link
-                .read(buf)
-                .map_err(|e| into_io(self.link_failure(e, None)));
-        }
-        if self.info.pipe_type == PipeMode::Byte {
-            return self.stream.read(buf);
-        }
-        let stop = self.info.read_mode == PipeMode::Message;
-        let stream = &self.stream;
-        let result = self
-            .reader
-            .read_bytes(buf, stop, &mut |b: &mut [u8]| stream.read(b));
-        result.map_err(|e| into_io(self.fail(e, None)))
+        } else if self.info.pipe_type == PipeMode::Byte {
+            match self.stream.read_until(buf, deadline) {
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(PipeError::Timeout {
+                    name: self.info.name.clone(),
+                    what: "waiting for data",
+                    after: Duration::ZERO,
+                }),
+                result => return result,
+            }
+        } else {
+            let stop = self.info.read_mode == PipeMode::Message;
+            let stream = &self.stream;
+            let result = self.reader.read_bytes(buf, stop, &mut |b: &mut [u8]| {
+                stream.read_until(b, deadline)
+            });
+            result.map_err(|e| self.fail(e, waited))
+        };
+        result.map_err(|e| into_io(self.would_block(e)))
     }
 }
 

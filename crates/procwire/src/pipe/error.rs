@@ -95,6 +95,18 @@ pub enum PipeError {
         /// The time waited.
         after: Duration,
     },
+    /// A connection in nonblocking mode
+    /// ([`set_nonblocking`](super::PipeConnection::set_nonblocking), `PIPE_NOWAIT`) found
+    /// nothing to take; nothing was lost. Try again later.
+    #[error(
+        "pipe `{name}`: nothing to {what} yet (the connection is nonblocking); try again later"
+    )]
+    WouldBlock {
+        /// The pipe's name.
+        name: String,
+        /// What could not be done at once (`receive`).
+        what: &'static str,
+    },
     /// The other end is gone.
     #[error("pipe `{name}` disconnected: {detail}")]
     Disconnected {

@@ -8,6 +8,7 @@
 
 use std::io::{self, IoSlice};
 
+use super::info::PeekInfo;
 use crate::wire::{self, FrameHeader, ProtocolError, FRAME_HEADER_LEN};
 
 /// Why a receive did not produce a message.
@@ -89,6 +90,51 @@ impl FrameReader {
     /// Whether a message has been started but not yet fully delivered.
     pub(crate) fn in_message(&self) -> bool {
         matches!(self.state, State::Payload { .. })
+    }
+
+    /// Whether bytes have been received from the peer and not yet handed out (or a message
+    /// is under way): what a transaction must not mistake for its answer.
+    pub(crate) fn has_unread(&self) -> bool {
+        self.buffered() > 0 || self.in_message() || !self.pending.is_empty()
+    }
+
+    /// What is waiting, without taking anything: the bytes in this reader followed by
+    /// `queued`, the bytes still in the kernel (copied with `MSG_PEEK`). Walks the frame
+    /// headers; stops at a close frame, at bytes that break the protocol (the receive that
+    /// reaches them reports it) and where the bytes end.
+    pub(crate) fn peek(&self, queued: &[u8]) -> PeekInfo {
+        let buffered = &self.buf[self.start..self.end];
+        let len = buffered.len() + queued.len();
+        let byte_at = |i: usize| match buffered.get(i) {
+            Some(b) => *b,
+            None => queued[i - buffered.len()],
+        };
+        let mut info = PeekInfo {
+            bytes_available: self.pending.len(),
+            ..PeekInfo::default()
+        };
+        let mut pos = 0;
+        if let State::Payload { total, remaining } = self.state {
+            info.bytes_available += remaining.min(len);
+            info.message_len = Some(total);
+            info.bytes_left_in_message = self.pending.len() + remaining;
+            pos = remaining;
+        }
+        while pos + FRAME_HEADER_LEN <= len {
+            let header = std::array::from_fn(|i| byte_at(pos + i));
+            let Ok(FrameHeader::Message(n)) = FrameHeader::decode(header, self.max) else {
+                break;
+            };
+            let n = n as usize;
+            if info.message_len.is_none() {
+                info.message_len = Some(n);
+                info.bytes_left_in_message = n;
+            }
+            pos += FRAME_HEADER_LEN;
+            info.bytes_available += n.min(len - pos);
+            pos += n;
+        }
+        info
     }
 
     /// Reads more bytes into the buffer. An end of stream becomes [`RecvError::Eof`].
@@ -527,6 +573,40 @@ mod tests {
             vec![],
             (0..300).map(|i| (i * 7) as u8).collect(),
         ]
+    }
+
+    #[test]
+    fn peek_sees_message_sizes_across_the_buffer_and_the_kernel_without_taking_them() {
+        let all = frames(&[vec![5; 10], vec![], vec![6; 3000]]);
+        for split in [0, 2, 4, 9, 14, 16, 20, all.len()] {
+            let mut reader = FrameReader::new(1 << 20, 1024);
+            let mut first = Script::new(all[..split].to_vec(), 10_000, 0);
+            if split > 0 {
+                reader.fill(&mut |b: &mut [u8]| first.read(b)).unwrap();
+            }
+            let peeked = reader.peek(&all[split..]);
+            assert_eq!(peeked.message_len, Some(10), "split {split}");
+            assert_eq!(peeked.bytes_left_in_message, 10);
+            assert_eq!(peeked.bytes_available, 3010, "split {split}");
+        }
+        // Mid-message: the rest of the current one, then the next.
+        let mut peer = Script::new(all.clone(), 10_000, 0);
+        let mut reader = FrameReader::new(1 << 20, 1024);
+        let mut read = |b: &mut [u8]| peer.read(b);
+        let mut part = [0u8; 4];
+        assert_eq!(reader.recv_into(&mut part, &mut read).unwrap(), (4, false));
+        let peeked = reader.peek(&[]);
+        assert_eq!(peeked.message_len, Some(10));
+        assert_eq!(peeked.bytes_left_in_message, 6);
+        assert!(reader.has_unread());
+        // A close frame ends the walk.
+        let mut data = frames(&[vec![1; 7]]);
+        data.extend_from_slice(&wire::encode_close_frame("bye"));
+        data.extend_from_slice(&frames(&[vec![2; 9]]));
+        let reader = FrameReader::new(1 << 20, 1024);
+        assert_eq!(reader.peek(&data).bytes_available, 7);
+        assert!(!reader.has_unread());
+        assert!(reader.peek(&[]).is_empty());
     }
 
     #[test]

@@ -155,11 +155,45 @@ pub struct MessagePart {
     pub complete: bool,
 }
 
+/// What [`peek`](super::PipeConnection::peek) saw waiting on a connection, without taking
+/// any of it (`PeekNamedPipe`).
+///
+/// # References
+/// - [`PeekNamedPipe`](https://learn.microsoft.com/en-us/windows/win32/api/namedpipeapi/nf-namedpipeapi-peeknamedpipe)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[doc(alias = "PeekNamedPipe")]
+pub struct PeekInfo {
+    /// Payload bytes that have arrived and not been received yet, across messages
+    /// (`lpTotalBytesAvail`); frame headers are not counted. On a byte-type pipe: the
+    /// bytes a read would find now. Over TLS only the bytes already decrypted count. What
+    /// can wait is bounded by the transport (the socket's buffers, or the shared-memory
+    /// ring): the rest of a longer message is still with its sender.
+    pub bytes_available: usize,
+    /// The whole length of the message the next receive works on: the one a receive left
+    /// unfinished (a [`MessagePart`] with `complete == false`), else the next one, once its
+    /// length has arrived. `None` between messages with nothing waiting, and on byte-type
+    /// pipes.
+    pub message_len: Option<usize>,
+    /// Of that message, the bytes not yet received, whether they have arrived or not
+    /// (`lpBytesLeftThisMessage`): its length when none of it was received, less once a
+    /// receive returned part of it. 0 when `message_len` is `None`.
+    pub bytes_left_in_message: usize,
+}
+
+impl PeekInfo {
+    /// Whether a receive would find something to take now (data, or the start of a
+    /// message).
+    pub fn is_empty(&self) -> bool {
+        self.bytes_available == 0 && self.message_len.is_none()
+    }
+}
+
 /// Turns a [`PipeError`] into the `io::Error` that `Read`/`Write` must return, keeping it as
 /// the inner error.
 pub(crate) fn into_io(e: PipeError) -> io::Error {
     let kind = match &e {
         PipeError::Timeout { .. } => io::ErrorKind::TimedOut,
+        PipeError::WouldBlock { .. } => io::ErrorKind::WouldBlock,
         PipeError::Disconnected { .. } => io::ErrorKind::BrokenPipe,
         PipeError::NotPermitted { .. } | PipeError::AccessDenied { .. } => {
             io::ErrorKind::PermissionDenied

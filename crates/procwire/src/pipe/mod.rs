@@ -12,8 +12,14 @@
 //! | `PIPE_TYPE_BYTE` / `MESSAGE`, `PIPE_READMODE_*` | [`PipeMode`](crate::wire::PipeMode) |
 //! | `ReadFile` / `WriteFile` | [`PipeConnection::recv`] / [`PipeConnection::send`], or `Read`/`Write` |
 //! | `ERROR_MORE_DATA` | [`PipeConnection::recv_into`] returning an incomplete [`MessagePart`] |
+//! | `TransactNamedPipe` | [`PipeConnection::transact`] |
+//! | `CallNamedPipe` | [`call`], [`ClientOptions::call`] |
+//! | `PeekNamedPipe` | [`PipeConnection::peek`] → [`PeekInfo`] |
+//! | `SetNamedPipeHandleState` | [`PipeConnection::set_read_mode`], [`PipeConnection::set_nonblocking`] |
 //! | `DisconnectNamedPipe` | [`PipeConnection::disconnect`] |
 //! | `GetNamedPipeClientProcessId` | [`PipeConnection::peer_credentials`] |
+//! | `GetNamedPipeServerProcessId` | [`PipeConnection::server_credentials`] |
+//! | `GetNamedPipeClientComputerName` | [`PipeConnection::peer_addr`] |
 //!
 //! Under the hood a local pipe is a Unix stream socket in the namespace's `pipe/`
 //! directory; a remote one is a TCP connection. Both start with the handshake of
@@ -27,6 +33,7 @@
 //! live server holds a lock on the name, which the kernel releases when it dies.
 
 mod admission;
+mod call;
 mod client;
 mod connection;
 mod endpoint;
@@ -49,10 +56,11 @@ mod tls;
 pub mod tokio;
 mod zero_copy;
 
+pub use call::call;
 pub use connection::PipeConnection;
 pub use endpoint::{exists, list};
 pub use error::PipeError;
-pub use info::MessagePart;
+pub use info::{MessagePart, PeekInfo};
 pub use options::{ClientOptions, Direction, PipeOptions, DEFAULT_MAX_MESSAGE, DEFAULT_TCP_PORT};
 pub use server::PipeServer;
 pub use shm::{DEFAULT_RING_SIZE, RING_SIZES};

@@ -180,6 +180,37 @@ impl Stream {
         }
     }
 
+    /// The network address of a TCP peer (TLS included); `None` for a local one.
+    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Unix(_) => None,
+            Stream::Tcp(s) => s.peer_addr().ok(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.socket().peer_addr().ok(),
+        }
+    }
+
+    /// A copy of the bytes the kernel holds for reading, taking none (`MSG_PEEK`); empty
+    /// over TLS, whose queued bytes are not yet plaintext.
+    pub(crate) fn peek_queued(&self) -> io::Result<Vec<u8>> {
+        match self {
+            Stream::Unix(_) | Stream::Tcp(_) => peek_queued(self),
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Whether the kernel holds bytes for reading (for TLS: records not yet decrypted).
+    pub(crate) fn has_queued(&self) -> io::Result<bool> {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(s) = self {
+            if s.has_plaintext() {
+                return Ok(true);
+            }
+        }
+        Ok(crate::sys::queued(self)? > 0)
+    }
+
     /// Sends a refusal without waiting (a few bytes into an empty socket buffer), takes in
     /// what the client has sent so far without waiting, and closes: for a client that gets
     /// no place, so nothing here can block on it.
@@ -218,4 +249,13 @@ impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Stream::read(self, buf)
     }
+}
+
+/// A copy of the bytes the kernel holds for reading on `socket`, taking none.
+pub(crate) fn peek_queued(socket: impl AsFd) -> io::Result<Vec<u8>> {
+    let queued = crate::sys::queued(&socket)?;
+    let mut buf = vec![0; queued];
+    let n = crate::sys::peek_now(&socket, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
 }

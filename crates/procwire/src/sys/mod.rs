@@ -33,6 +33,7 @@ pub(crate) use dir::{ensure_private_dir, ensure_shared_dir};
 #[cfg(feature = "tokio")]
 pub(crate) use socket::shutdown_write;
 pub(crate) use socket::{
-    answer_now, current_user, peer_credentials, read_into_spare, recv_now, recv_with_fds, send_now,
-    send_with_fds, set_socket_buffers, supplementary_groups, wait_readable, wait_readable_any,
+    answer_now, current_user, peek_now, peer_credentials, queued, read_into_spare, recv_now,
+    recv_with_fds, send_now, send_with_fds, set_socket_buffers, supplementary_groups,
+    wait_readable, wait_readable_any,
 };

@@ -51,6 +51,31 @@ pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Copies what is queued on a stream socket into `buf` without taking it (`MSG_PEEK`) and
+/// without waiting (`MSG_DONTWAIT`): `Ok(0)` when nothing is queued (or the peer closed).
+///
+/// # References
+/// - [`recv(2)`](https://man7.org/linux/man-pages/man2/recv.2.html), `MSG_PEEK`
+pub(crate) fn peek_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::net::RecvFlags;
+    loop {
+        match rustix::net::recv(&fd, &mut *buf, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The bytes queued for reading on a socket (`FIONREAD`).
+///
+/// # References
+/// - [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html), `SIOCINQ`
+pub(crate) fn queued(fd: impl AsFd) -> io::Result<usize> {
+    Ok(rustix::io::ioctl_fionread(&fd)? as usize)
+}
+
 /// Sends `data` with the descriptors `fds` attached (`SCM_RIGHTS`), all at once or not at
 /// all (a short send of a few bytes on a fresh socket does not happen; it is an error).
 ///

@@ -14,6 +14,7 @@ use std::time::Instant;
 use super::region::{RingBytes, RingId, SharedRegion};
 use super::ring::{Consumer, Corrupt, Producer, Record, RingControl, RingData, Slot};
 use super::wait::{self, Rang, Spin};
+use crate::pipe::info::PeekInfo;
 use crate::shim::Ordering;
 
 /// Why a shared-memory operation failed.
@@ -386,6 +387,34 @@ impl Receiver {
         })
     }
 
+    /// Receives into `buf` as [`recv_into`](Self::recv_into) does, waiting at most until
+    /// `deadline` for the first bytes (then `Timeout`; nothing is lost).
+    pub(crate) fn recv_into_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<(usize, bool), LinkError> {
+        let mut filled = 0;
+        self.wait(Some(deadline), |state, ctl, data| {
+            match state.pull_into(ctl, data, buf, &mut filled)? {
+                None if filled > 0 => Ok(Some((filled, false))),
+                found => Ok(found),
+            }
+        })
+    }
+
+    /// What is waiting, taking nothing (see [`RxState::peek_info`]).
+    pub(crate) fn peek_info(&mut self) -> PeekInfo {
+        let (ctl, data, _, state) = self.split();
+        state.peek_info(ctl, &data)
+    }
+
+    /// Whether anything has arrived that no receive has handed out yet.
+    pub(crate) fn has_unread(&mut self) -> bool {
+        let (ctl, _, _, state) = self.split();
+        state.held.is_some() || !state.gathered.is_empty() || state.consumer.has_published(ctl)
+    }
+
     /// Reads stream bytes: what one record (or the rest of one) holds, up to `buf.len()`;
     /// `Ok(0)` when the peer has closed and everything was read.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> Result<usize, LinkError> {
@@ -408,6 +437,19 @@ impl Receiver {
         self.wait(deadline, |state, ctl, data| {
             state.pull_many(ctl, data, max.max(1), each)
         })
+    }
+
+    /// Reads stream bytes as [`read`](Self::read) does, waiting at most until `deadline`
+    /// when one is given (then `Timeout`).
+    pub(crate) fn read_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, LinkError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.wait(deadline, |state, ctl, data| state.read_now(ctl, data, buf))
     }
 
     /// Waits for the next record and takes it out of the ring's accounting as
@@ -616,6 +658,28 @@ impl RxState {
         Ok(Some(k))
     }
 
+    /// What is waiting, taking nothing: the payload published and not yet handed out, and
+    /// the message the next receive works on (its length, and the bytes of it not yet
+    /// handed out, arrived or not).
+    pub(super) fn peek_info(&self, ctl: &RingControl, data: &RingBytes<'_>) -> PeekInfo {
+        let scanned = self.consumer.scan(ctl, data);
+        let done = self.held.map_or(0, |(_, done)| done);
+        let gathered = self.gathered.len();
+        let message = match (self.consumer.current(), self.held) {
+            (Some((total, unfreed)), _) => Some((total, unfreed as usize)),
+            (None, Some((record, _))) => Some((record.message_len, record.message_len as usize)),
+            (None, None) => scanned
+                .first_message_len
+                .map(|total| (total, total as usize)),
+        };
+        PeekInfo {
+            bytes_available: gathered + scanned.payload.saturating_sub(done),
+            message_len: message.map(|(total, _)| total as usize),
+            bytes_left_in_message: message
+                .map_or(0, |(_, unfreed)| (gathered + unfreed).saturating_sub(done)),
+        }
+    }
+
     /// Says this side sleeps until data comes; `false` when some came already.
     pub(super) fn must_sleep(&self, ctl: &RingControl) -> bool {
         self.consumer.prepare_sleep(ctl)
@@ -679,6 +743,34 @@ impl Link {
     /// Receives into `buf`: the next message, or the rest of one; `(bytes, complete)`.
     pub(crate) fn recv_into(&self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
         self.lock_rx().recv_into(buf)
+    }
+
+    /// Receives into `buf`, waiting at most until `deadline` for the first bytes.
+    pub(crate) fn recv_into_by(
+        &self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<(usize, bool), LinkError> {
+        self.lock_rx().recv_into_by(buf, deadline)
+    }
+
+    /// Reads stream bytes, waiting at most until `deadline` when one is given.
+    pub(crate) fn read_by(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, LinkError> {
+        self.lock_rx().read_by(buf, deadline)
+    }
+
+    /// What is waiting, taking nothing.
+    pub(crate) fn peek_info(&self) -> PeekInfo {
+        self.lock_rx().peek_info()
+    }
+
+    /// Whether anything has arrived that no receive has handed out yet.
+    pub(crate) fn has_unread(&self) -> bool {
+        self.lock_rx().has_unread()
     }
 
     /// Reads stream bytes (see [`Receiver::read`]).

@@ -294,6 +294,16 @@ impl AsyncReceiver {
         }
     }
 
+    /// What is waiting, taking nothing.
+    pub(crate) fn peek_info(&mut self) -> crate::pipe::info::PeekInfo {
+        self.inner.peek_info()
+    }
+
+    /// Whether anything has arrived that no receive has handed out yet.
+    pub(crate) fn has_unread(&mut self) -> bool {
+        self.inner.has_unread()
+    }
+
     /// Ends the connection: both doorbells, both directions (the peer's receives and sends
     /// fail).
     pub(crate) fn shutdown(&self) {

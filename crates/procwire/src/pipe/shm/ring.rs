@@ -312,6 +312,15 @@ pub(crate) struct Record {
     pub(crate) last: bool,
 }
 
+/// What [`Consumer::scan`] found published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Scanned {
+    /// Payload bytes of the records published and not yet freed.
+    pub(crate) payload: usize,
+    /// The `message_len` of the first of them.
+    pub(crate) first_message_len: Option<u32>,
+}
+
 /// The consumer's side of a ring.
 #[derive(Debug)]
 pub(crate) struct Consumer {
@@ -432,6 +441,52 @@ impl Consumer {
             first,
             last: len as u32 == left,
         })
+    }
+
+    /// Looks at everything published, taking nothing: the payload bytes of the records
+    /// from `tail` to `head` and the `message_len` of the first one. Stops where a record
+    /// makes no sense (the receive that reaches it reports the corruption).
+    pub(crate) fn scan(&self, ctl: &RingControl, data: &impl RingData) -> Scanned {
+        let head = ctl.head.load(Ordering::Acquire);
+        let mut scanned = Scanned::default();
+        if head.wrapping_sub(self.tail) > self.capacity as u64 {
+            return scanned;
+        }
+        let mut pos = self.tail;
+        while pos < head {
+            let offset = (pos % self.capacity as u64) as usize;
+            let to_end = self.capacity - offset;
+            let (len_word, message_word) = data.header(offset);
+            let len = len_word.load(Ordering::Relaxed) as usize;
+            let message_len = message_word.load(Ordering::Relaxed);
+            let size = if message_len == PAD {
+                to_end
+            } else {
+                match len.checked_next_multiple_of(8) {
+                    Some(l) if l + RECORD_HEADER <= to_end => l + RECORD_HEADER,
+                    _ => break,
+                }
+            };
+            if size as u64 > head - pos {
+                break;
+            }
+            if message_len != PAD {
+                scanned.payload += len;
+                scanned.first_message_len.get_or_insert(message_len);
+            }
+            pos += size as u64;
+        }
+        scanned
+    }
+
+    /// The message being taken: its length and the bytes of it not yet freed.
+    pub(crate) fn current(&self) -> Option<(u32, u32)> {
+        self.current
+    }
+
+    /// Whether anything is published that this consumer has not freed.
+    pub(crate) fn has_published(&self, ctl: &RingControl) -> bool {
+        ctl.head.load(Ordering::Acquire) != self.tail
     }
 
     /// Frees `record` (the one [`peek`](Self::peek) returned) for the producer. Returns

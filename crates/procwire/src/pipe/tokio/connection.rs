@@ -9,11 +9,14 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::stream::AsyncStream;
-use crate::pipe::connection::{link_error, READ_BUFFER};
+use crate::pipe::connection::{
+    check_transaction, checked_read_mode, link_error, unread_before_transaction, READ_BUFFER,
+};
 use crate::pipe::framing::{FrameReader, FrameWriter, RecvError};
-use crate::pipe::info::{into_io, Failure, Info, MessagePart};
+use crate::pipe::info::{into_io, Failure, Info, MessagePart, PeekInfo};
 use crate::pipe::shm::reactor::{async_halves, AsyncReceiver, AsyncSender};
 use crate::pipe::shm::{LinkError, Parts};
+use crate::pipe::stream::peek_queued;
 use crate::pipe::PipeError;
 use crate::security::{Access, PeerCredentials};
 use crate::wire::{self, PipeMode};
@@ -50,6 +53,8 @@ pub struct PipeRecvHalf {
     sending: Arc<Sending>,
     /// The shared-memory data path, when the handshake chose it.
     shm: Option<AsyncReceiver>,
+    /// How `AsyncRead` behaves: stopping at each message's end, or not.
+    read_mode: PipeMode,
 }
 
 /// The sending half of a [`PipeConnection`].
@@ -136,6 +141,7 @@ impl PipeConnection {
                 broken: None,
                 sending: Arc::clone(&sending),
                 shm: None,
+                read_mode: info.read_mode,
             },
             send: PipeSendHalf {
                 stream,
@@ -218,6 +224,74 @@ impl PipeConnection {
         self.recv.recv_into_with(buf, mid_frame).await
     }
 
+    /// Sends `request` as one message and receives the answer (`TransactNamedPipe`), as
+    /// [`crate::pipe::PipeConnection::transact`] does. Cancelling the future after the
+    /// request went out leaves the answer to the next receive.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::transact`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procwire::pipe::ClientOptions;
+    /// use procwire::wire::PipeMode;
+    ///
+    /// # async fn run() -> Result<(), procwire::pipe::PipeError> {
+    /// let mut pipe = ClientOptions::new()
+    ///     .read_mode(PipeMode::Message)
+    ///     .open_async(r"\\.\pipe\Calculator")
+    ///     .await?;
+    /// let answer = pipe.transact(b"2 + 2").await?;
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "TransactNamedPipe")]
+    pub async fn transact(&mut self, request: &[u8]) -> Result<Vec<u8>, PipeError> {
+        check_usable(&self.recv.info, &self.recv.broken)?;
+        check_transaction(&self.recv.info, self.recv.read_mode)?;
+        if self.recv.has_unread()? {
+            return Err(unread_before_transaction(&self.recv.info));
+        }
+        self.send.send(request).await?;
+        self.recv.recv_with(false).await
+    }
+
+    /// Looks at what is waiting without taking it (`PeekNamedPipe`), as
+    /// [`crate::pipe::PipeConnection::peek`] does. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::peek`].
+    #[doc(alias = "PeekNamedPipe")]
+    pub fn peek(&mut self) -> Result<PeekInfo, PipeError> {
+        self.recv.peek()
+    }
+
+    /// How `AsyncRead` behaves now: one message per read, or a stream.
+    pub fn read_mode(&self) -> PipeMode {
+        self.recv.read_mode
+    }
+
+    /// Changes how `AsyncRead` behaves (`SetNamedPipeHandleState`, `PIPE_READMODE_*`), as
+    /// [`crate::pipe::PipeConnection::set_read_mode`] does; [`transact`](Self::transact)
+    /// needs message read mode.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::ModeMismatch`] for message read mode on a byte-type pipe.
+    #[doc(alias = "SetNamedPipeHandleState")]
+    pub fn set_read_mode(&mut self, mode: PipeMode) -> Result<(), PipeError> {
+        self.recv.set_read_mode(mode)
+    }
+
+    /// The network address of the peer of a TCP pipe, like
+    /// `GetNamedPipeClientComputerName`; `None` on a local pipe.
+    #[doc(alias = "GetNamedPipeClientComputerName")]
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.recv.stream.peer_addr()
+    }
+
     /// Half-closes: no more data from this end; this end can still receive.
     ///
     /// # Errors
@@ -252,6 +326,62 @@ impl PipeRecvHalf {
     /// As [`recv`](Self::recv).
     pub async fn recv_into(&mut self, buf: &mut [u8]) -> Result<MessagePart, PipeError> {
         self.recv_into_with(buf, false).await
+    }
+
+    /// Looks at what is waiting without taking it (`PeekNamedPipe`). Never waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::peek`].
+    #[doc(alias = "PeekNamedPipe")]
+    pub fn peek(&mut self) -> Result<PeekInfo, PipeError> {
+        check_usable(&self.info, &self.broken)?;
+        self.info.check_can_read()?;
+        let info = match &mut self.shm {
+            Some(shm) => shm.peek_info(),
+            None => {
+                let queued = peek_queued(&*self.stream)
+                    .map_err(|e| self.info.io_failure("cannot look at the socket", e))?;
+                match self.info.pipe_type {
+                    PipeMode::Message => self.reader.peek(&queued),
+                    PipeMode::Byte => PeekInfo {
+                        bytes_available: queued.len(),
+                        ..PeekInfo::default()
+                    },
+                }
+            }
+        };
+        Ok(match self.info.pipe_type {
+            PipeMode::Message => info,
+            PipeMode::Byte => PeekInfo {
+                bytes_available: info.bytes_available,
+                ..PeekInfo::default()
+            },
+        })
+    }
+
+    /// Changes how `AsyncRead` behaves on this half, as
+    /// [`PipeConnection::set_read_mode`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::ModeMismatch`] for message read mode on a byte-type pipe.
+    pub fn set_read_mode(&mut self, mode: PipeMode) -> Result<(), PipeError> {
+        self.read_mode = checked_read_mode(&self.info, mode)?;
+        Ok(())
+    }
+
+    /// Whether anything has arrived that no receive has handed out yet.
+    fn has_unread(&mut self) -> Result<bool, PipeError> {
+        if let Some(shm) = &mut self.shm {
+            return Ok(shm.has_unread());
+        }
+        if self.reader.has_unread() {
+            return Ok(true);
+        }
+        crate::sys::queued(&*self.stream)
+            .map(|n| n > 0)
+            .map_err(|e| self.info.io_failure("cannot look at the socket", e))
     }
 
     /// `sender_mid_frame`: whether a close frame now would cut into a message being sent.
@@ -355,7 +485,7 @@ impl PipeRecvHalf {
         if let Err(e) = check_usable(&self.info, &self.broken).and(self.info.check_can_read()) {
             return Poll::Ready(Err(into_io(e)));
         }
-        let stop = self.info.read_mode == PipeMode::Message;
+        let stop = self.read_mode == PipeMode::Message;
         if let Some(shm) = &mut self.shm {
             let whole = stop && self.info.pipe_type == PipeMode::Message;
             return match shm.poll_read(cx, buf.initialize_unfilled(), whole) {

@@ -19,10 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 mod client;
 mod connection;
 mod server;
 mod stream;
 
+pub use call::call;
 pub use connection::{PipeConnection, PipeRecvHalf, PipeSendHalf};
 pub use server::PipeServer;

@@ -115,6 +115,14 @@ impl AsyncStream {
         }
     }
 
+    /// The network address of a TCP peer; `None` for a local one.
+    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            AsyncStream::Unix(_) => None,
+            AsyncStream::Tcp(s) => s.peer_addr().ok(),
+        }
+    }
+
     /// As the blocking stream's `refuse_now`: answer without waiting, take in what has
     /// arrived, close.
     pub(crate) fn refuse_now(self, answer: &[u8], plaintext: bool) {
