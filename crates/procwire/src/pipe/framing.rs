@@ -579,7 +579,8 @@ mod tests {
     fn peek_sees_message_sizes_across_the_buffer_and_the_kernel_without_taking_them() {
         let all = frames(&[vec![5; 10], vec![], vec![6; 3000]]);
         for split in [0, 2, 4, 9, 14, 16, 20, all.len()] {
-            let mut reader = FrameReader::new(1 << 20, 1024);
+            // A buffer that holds every frame, so that each split is all in it.
+            let mut reader = FrameReader::new(1 << 20, 4096);
             let mut first = Script::new(all[..split].to_vec(), 10_000, 0);
             if split > 0 {
                 reader.fill(&mut |b: &mut [u8]| first.read(b)).unwrap();
