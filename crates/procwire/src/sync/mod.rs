@@ -421,4 +421,73 @@ mod tests {
             format!(r"`Local\{name}` is a semaphore, not an event")
         );
     }
+
+    /// A signal that comes while a wait-any is between its first look and its sleep (the
+    /// mutex unlocked, the unit released, the event set just then) ends the wait: it is
+    /// never slept through. Each object, many rounds, the signal a little later each time;
+    /// the two threads meet by spinning, so that the signal lands within microseconds of
+    /// the wait's start.
+    #[test]
+    fn wait_any_sees_a_signal_that_comes_as_it_starts() {
+        use std::sync::atomic::AtomicU32;
+        let mutex = NamedMutex::create(unique("race-m").as_str()).unwrap();
+        let sem = NamedSemaphore::create(unique("race-s").as_str(), 0, 1).unwrap();
+        let event = NamedEvent::create(unique("race-e").as_str(), EventReset::Auto, false).unwrap();
+        const ROUNDS: u32 = 3000;
+        for kind in 0..3 {
+            // Odd: the waiter may start its round; even: the signaller may. STOP: the
+            // waiter failed, and both end.
+            const STOP: u32 = u32::MAX;
+            let turn = AtomicU32::new(0);
+            let spin_until = |t: u32| loop {
+                match turn.load(Ordering::Acquire) {
+                    STOP => return false,
+                    now if now == t => return true,
+                    _ => std::hint::spin_loop(),
+                }
+            };
+            let mut failed = None;
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for round in 0..ROUNDS {
+                        let guard = (kind == 0).then(|| mutex.lock().unwrap());
+                        turn.store(2 * round + 1, Ordering::Release);
+                        for _ in 0..(round % 64) * 20 {
+                            std::hint::spin_loop();
+                        }
+                        match kind {
+                            0 => drop(guard),
+                            1 => drop(sem.release(1).unwrap()),
+                            _ => event.set().unwrap(),
+                        }
+                        if !spin_until(2 * round + 2) {
+                            break;
+                        }
+                    }
+                });
+                for round in 0..ROUNDS {
+                    spin_until(2 * round + 1);
+                    let set = match kind {
+                        0 => WaitSet::new().with(&mutex),
+                        1 => WaitSet::new().with(&sem),
+                        _ => WaitSet::new().with(&event),
+                    };
+                    // Slept through, the wait lasts its whole timeout (then finds the object
+                    // and takes it); otherwise it ends at once.
+                    let started = Instant::now();
+                    let took = set.wait_any_timeout(Duration::from_secs(10));
+                    if took.is_err() || started.elapsed() >= Duration::from_secs(5) {
+                        failed = Some(round);
+                        turn.store(STOP, Ordering::Release);
+                        break;
+                    }
+                    turn.store(2 * round + 2, Ordering::Release);
+                }
+            });
+            assert_eq!(
+                failed, None,
+                "object {kind} slept through its signal in this round"
+            );
+        }
+    }
 }

@@ -476,6 +476,12 @@ pub(crate) fn run(
                 watch_liveness |= object.held_by_other(me);
             }
         }
+        if could_end(items, all, me) {
+            // It changed between the look and the announcement: what it changed to is
+            // what the words would sleep on, and no wake-up would come for it.
+            disarm(items);
+            continue;
+        }
         if let Some(cancel) = cancel {
             words.push((cancel, 0));
         }
@@ -485,11 +491,7 @@ pub(crate) fn run(
             left
         };
         let woke = sleep(items, &words, slice, stop.as_ref());
-        for item in items {
-            if let Item::Sync(object) = item {
-                object.disarm();
-            }
-        }
+        disarm(items);
         slept = true;
         check_dead = false;
         match woke.map_err(|e| Fail::Io(None, e))? {
@@ -497,6 +499,31 @@ pub(crate) fn run(
             WakeAny::Woken(_) => woken = true,
             WakeAny::Changed => {}
         }
+    }
+}
+
+/// Undoes every object's [`arm`](Object::arm).
+fn disarm(items: &[Item]) {
+    for item in items {
+        if let Item::Sync(object) = item {
+            object.disarm();
+        }
+    }
+}
+
+/// Whether the wait could end now, looked at after every object was armed: for a wait-any,
+/// one object available; for a wait-all, every one (descriptors included). A failed look
+/// counts as "could": the next attempt reports it.
+fn could_end(items: &[Item], all: bool, me: ThreadId) -> bool {
+    let available = |item: &Item| match item {
+        Item::Sync(object) => object.available(me, false).unwrap_or(true),
+        // A wait-any's poller watches descriptors while it sleeps.
+        Item::Ready { watch, .. } => all && watch.is_ready().unwrap_or(true),
+    };
+    if all {
+        items.iter().all(available)
+    } else {
+        items.iter().any(available)
     }
 }
 
