@@ -43,6 +43,7 @@ pub(crate) struct Spin {
     waits: u32,
     /// How long to go on looking between yields (tokio tasks only; zero otherwise), and
     /// since when this wait has been looking.
+    #[cfg(feature = "tokio")]
     yielding: Duration,
     looking_since: Option<Instant>,
 }
@@ -55,6 +56,7 @@ impl Spin {
             min: MIN_SPIN,
             max: MAX_SPIN,
             waits: 0,
+            #[cfg(feature = "tokio")]
             yielding: Duration::ZERO,
             looking_since: None,
         }
