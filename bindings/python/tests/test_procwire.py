@@ -3,6 +3,10 @@ failures as exceptions."""
 
 import asyncio
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import uuid
 
@@ -179,3 +183,76 @@ def test_sync_objects():
     assert event.is_set() and event.wait()
     event.reset()
     assert not event.is_set()
+
+
+def _as_nobody(script):
+    """Runs `script` in another Python process as uid/gid 65534, from `/`, with a copy of
+    this procwire package that the other user can read; its stdout. Skips when no Python
+    of this version is runnable by that user (the running one may sit in a private home,
+    as pyenv's under /root does)."""
+    nobody = dict(user=65534, group=65534, cwd="/", capture_output=True, text=True,
+                  timeout=60)
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    interpreter = None
+    for candidate in [sys.executable, f"/usr/bin/python{version}", "/usr/bin/python3"]:
+        try:
+            done = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % "
+                                   "sys.version_info[:2])"], **nobody)
+        except (PermissionError, FileNotFoundError):
+            continue
+        if done.returncode == 0 and done.stdout.strip() == version:
+            interpreter = candidate
+            break
+    if interpreter is None:
+        pytest.skip(f"no Python {version} that uid 65534 may run")
+    # A fresh directory (mkdtemp: a new name, made 0700, so nothing can be planted in it),
+    # opened to others once the copy is in place.
+    shared = tempfile.mkdtemp(prefix="procwire-py-", dir="/tmp")
+    shutil.copytree(os.path.dirname(procwire.__file__), os.path.join(shared, "procwire"))
+    for root, dirs, files in os.walk(shared):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+    try:
+        done = subprocess.run([interpreter, "-c",
+                               f"import sys; sys.path.insert(0, {shared!r})\n" + script],
+                              **nobody)
+    finally:
+        shutil.rmtree(shared)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs a child as uid 65534")
+def test_another_user_gets_access_denied_and_the_server_goes_on():
+    tag = unique("denied")
+    pipe_name = rf"Global\{tag}-pipe"
+    mapping_name = rf"Global\{tag}-map"
+    script = f"""
+import procwire
+for what, attempt in [
+    ("pipe", lambda: procwire.PipeConnection.open(r"{pipe_name}")),
+    ("mapping", lambda: procwire.Mapping.open(r"{mapping_name}")),
+]:
+    try:
+        attempt()
+        print(what, "opened")
+    except procwire.AccessDenied as e:
+        print(what, "AccessDenied", e)
+"""
+    # Owner-only (the default): the other user is refused with AccessDenied, by name.
+    with procwire.PipeServer(pipe_name) as server, \
+            procwire.Mapping.create(mapping_name, 4096):
+        out = _as_nobody(script)
+        assert "pipe AccessDenied" in out, out
+        assert "mapping AccessDenied" in out, out
+        # The server still serves its own user.
+        def serve():
+            with server.accept(timeout=10.0) as conn:
+                conn.send(conn.recv(timeout=10.0))
+        t = threading.Thread(target=serve)
+        t.start()
+        with procwire.PipeConnection.open(pipe_name) as client:
+            client.send(b"still here")
+            assert client.recv(timeout=10.0) == b"still here"
+        t.join()
