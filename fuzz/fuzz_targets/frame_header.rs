@@ -9,6 +9,7 @@ fuzz_target!(|input: ([u8; 4], u32)| {
     match FrameHeader::decode(bytes, max) {
         Ok(FrameHeader::Message(len)) => assert!(len <= max),
         Ok(FrameHeader::Close(len)) => assert!(len <= MAX_CLOSE_REASON),
+        Ok(FrameHeader::Handle(len)) => assert!(len <= procwire::wire::MAX_HANDLE_RECORD),
         Err(_) => {}
     }
 });

@@ -282,6 +282,30 @@ impl AccessList {
     }
 }
 
+/// What the kernel's permission check would let `peer` open a file of owner `uid`, group
+/// `gid` and permission bits `mode` for, as opening it by name would: the owner bits when
+/// the peer is the owner, else the group bits when the peer is in the group (its primary
+/// or a supplementary group), else the bits for others; everything for root. `None` for
+/// nothing.
+pub(crate) fn mode_grants(uid: u32, gid: u32, mode: u32, peer: &PeerCredentials) -> Option<Access> {
+    if peer.uid == 0 {
+        return Some(Access::ReadWrite);
+    }
+    let bits = if peer.uid == uid {
+        mode >> 6
+    } else if peer.gid == gid || crate::sys::supplementary_groups(peer.pid).contains(&gid) {
+        mode >> 3
+    } else {
+        mode
+    };
+    match (bits & 4 != 0, bits & 2 != 0) {
+        (true, true) => Some(Access::ReadWrite),
+        (true, false) => Some(Access::Read),
+        (false, true) => Some(Access::Write),
+        (false, false) => None,
+    }
+}
+
 /// Checks that a server (`Some(uid, pid)`, or `None` when it has no user to check) is run by
 /// one of the `required` users; none required accepts any.
 ///

@@ -76,6 +76,23 @@ impl Mapping {
         }
     }
 
+    /// A mapping on a data file received from another process (a passed handle).
+    pub(crate) fn from_passed(
+        data: std::os::fd::OwnedFd,
+        name: String,
+        size: u64,
+        access: Access,
+    ) -> Mapping {
+        let object = Object::passed(data, size, access.can_write());
+        Mapping::from_object(object, name, access)
+    }
+
+    /// The open file that holds the bytes, and the namespace it was opened in: what passing
+    /// the handle sends and checks.
+    pub(crate) fn data(&self) -> (std::os::fd::BorrowedFd<'_>, crate::name::Namespace) {
+        (self.object.data(), self.object.namespace())
+    }
+
     /// Creates a memory-backed mapping of `size` bytes, zero-filled, with the default
     /// [`MappingOptions`] (owner only, [`Lifetime::RemoveOnDrop`]).
     ///

@@ -269,7 +269,7 @@ fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<Stream, PipeError> 
     let display = &endpoint.display;
     match &endpoint.target {
         Target::Unix(path) => UnixStream::connect(path)
-            .map(Stream::Unix)
+            .map(Stream::unix)
             .map_err(|e| endpoint::connect_error(display, path, e)),
         Target::Tcp { host, port } => {
             let addrs = (host.as_str(), *port)

@@ -37,14 +37,14 @@ pub(crate) const READ_BUFFER: usize = 64 * 1024;
 /// ```
 #[derive(Debug)]
 pub struct PipeConnection {
-    stream: Stream,
-    info: Info,
-    reader: FrameReader,
-    writer: FrameWriter,
-    broken: Option<String>,
+    pub(super) stream: Stream,
+    pub(super) info: Info,
+    pub(super) reader: FrameReader,
+    pub(super) writer: FrameWriter,
+    pub(super) broken: Option<String>,
     /// The shared-memory data path, when the handshake chose it; the socket then only
     /// carries doorbells.
-    shm: Option<Arc<Link>>,
+    pub(super) shm: Option<Arc<Link>>,
     /// Receives return at once with [`PipeError::WouldBlock`] (`PIPE_NOWAIT`).
     nonblocking: bool,
 }
@@ -142,7 +142,7 @@ impl PipeConnection {
         self.info.peer.filter(|_| self.info.is_client)
     }
 
-    fn check_usable(&self) -> Result<(), PipeError> {
+    pub(super) fn check_usable(&self) -> Result<(), PipeError> {
         match &self.broken {
             Some(why) => Err(self.info.broken(why)),
             None => Ok(()),
@@ -554,7 +554,11 @@ impl PipeConnection {
         }
     }
 
-    fn fail(&mut self, e: super::framing::RecvError, waited: Option<Duration>) -> PipeError {
+    pub(super) fn fail(
+        &mut self,
+        e: super::framing::RecvError,
+        waited: Option<Duration>,
+    ) -> PipeError {
         match self.info.recv_failure(e, waited) {
             Failure::Retry(e) => e,
             Failure::Fatal(e) => {

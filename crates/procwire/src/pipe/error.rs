@@ -123,6 +123,28 @@ pub enum PipeError {
         /// What was tried.
         detail: String,
     },
+    /// The next frame is not what the receive asked for: a passed handle where
+    /// [`recv`](super::PipeConnection::recv) awaited a message, or a message where
+    /// [`recv_handle`](super::PipeConnection::recv_handle) awaited a handle. Nothing was
+    /// taken; the connection stays usable.
+    #[error("pipe `{name}`: {detail}")]
+    WrongFrame {
+        /// The pipe's name.
+        name: String,
+        /// What came, and how to receive it.
+        detail: String,
+    },
+    /// A handle could not be passed or received: this end or this connection cannot carry
+    /// it, or the peer announced a handle and sent no descriptor, or a descriptor of another
+    /// kind. A receive that fails so closes every descriptor that came; the connection
+    /// stays usable.
+    #[error("pipe `{name}`: handle {detail}")]
+    BadHandle {
+        /// The pipe's name.
+        name: String,
+        /// What was wrong (`announced a mapping but passed a FIFO`, …).
+        detail: String,
+    },
     /// The peer broke the protocol.
     #[error("pipe `{name}`: protocol error: {source}")]
     Protocol {

@@ -22,6 +22,9 @@ pub(crate) enum RecvError {
     Closed(String),
     /// The peer sent bytes that break the protocol.
     Protocol(ProtocolError),
+    /// The next frame is not what the receive asked for (a handle where a message was
+    /// awaited, or the other way round); nothing was taken.
+    Unexpected(&'static str),
 }
 
 impl From<io::Error> for RecvError {
@@ -221,10 +224,34 @@ impl FrameReader {
     where
         F: FnMut(&mut [u8]) -> io::Result<usize>,
     {
-        loop {
-            if let State::Payload { remaining, .. } = self.state {
-                return Ok(remaining);
+        if let State::Payload { remaining, .. } = self.state {
+            return Ok(remaining);
+        }
+        match self.next_header(read)? {
+            FrameHeader::Message(len) => {
+                self.start += FRAME_HEADER_LEN;
+                let len = len as usize;
+                self.exact_headers = self.is_large(len);
+                self.state = State::Payload {
+                    total: len,
+                    remaining: len,
+                };
+                Ok(len)
             }
+            FrameHeader::Handle(_) => Err(RecvError::Unexpected(
+                "the next frame is a passed handle, not a message; receive it with recv_handle",
+            )),
+            FrameHeader::Close(_) => unreachable!("next_header reports close frames"),
+        }
+    }
+
+    /// Between frames: reads until the next header is buffered and decodes it, taking
+    /// nothing; a close frame is read whole and reported as [`RecvError::Closed`].
+    fn next_header<F>(&mut self, read: &mut F) -> Result<FrameHeader, RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        loop {
             if self.buffered() < FRAME_HEADER_LEN {
                 if self.exact_headers {
                     self.fill_exact(FRAME_HEADER_LEN - self.buffered(), read)?;
@@ -235,30 +262,57 @@ impl FrameReader {
             }
             let mut header = [0; FRAME_HEADER_LEN];
             header.copy_from_slice(&self.buf[self.start..self.start + FRAME_HEADER_LEN]);
-            match FrameHeader::decode(header, self.max).map_err(RecvError::Protocol)? {
-                FrameHeader::Message(len) => {
-                    self.start += FRAME_HEADER_LEN;
-                    let len = len as usize;
-                    self.exact_headers = self.is_large(len);
-                    self.state = State::Payload {
-                        total: len,
-                        remaining: len,
-                    };
-                }
-                FrameHeader::Close(len) => {
-                    let end = self.start + FRAME_HEADER_LEN + len as usize;
-                    if self.end < end {
-                        self.fill(read)?;
-                        continue;
-                    }
-                    let reason =
-                        String::from_utf8_lossy(&self.buf[self.start + FRAME_HEADER_LEN..end])
-                            .into_owned();
-                    self.start = end;
-                    return Err(RecvError::Closed(reason));
-                }
+            let decoded = FrameHeader::decode(header, self.max).map_err(RecvError::Protocol)?;
+            let FrameHeader::Close(len) = decoded else {
+                return Ok(decoded);
+            };
+            let end = self.start + FRAME_HEADER_LEN + len as usize;
+            if self.end < end {
+                self.fill(read)?;
+                continue;
             }
+            let reason =
+                String::from_utf8_lossy(&self.buf[self.start + FRAME_HEADER_LEN..end]).into_owned();
+            self.start = end;
+            return Err(RecvError::Closed(reason));
         }
+    }
+
+    /// Receives the next frame as a handle frame and returns its record. Nothing is taken
+    /// when the next frame is a message ([`RecvError::Unexpected`]) or a message is partly
+    /// received. After it returns, the frame's header was at `FRAME_HEADER_LEN +
+    /// record.len() + buffered` bytes before the end of what was read (see
+    /// [`FrameReader::buffered_len`]).
+    pub(crate) fn recv_handle<F>(&mut self, read: &mut F) -> Result<Vec<u8>, RecvError>
+    where
+        F: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        if self.in_message() || !self.pending.is_empty() {
+            return Err(RecvError::Unexpected(
+                "a message is partly received; receive the rest of it before a handle",
+            ));
+        }
+        let len = match self.next_header(read)? {
+            FrameHeader::Handle(len) => len as usize,
+            FrameHeader::Message(_) => {
+                return Err(RecvError::Unexpected(
+                    "the next frame is a message, not a passed handle; receive it with recv",
+                ))
+            }
+            FrameHeader::Close(_) => unreachable!("next_header reports close frames"),
+        };
+        while self.buffered() < FRAME_HEADER_LEN + len {
+            self.fill(read)?;
+        }
+        let at = self.start + FRAME_HEADER_LEN;
+        let record = self.buf[at..at + len].to_vec();
+        self.start = at + len;
+        Ok(record)
+    }
+
+    /// Bytes read from the peer and still in the buffer.
+    pub(crate) fn buffered_len(&self) -> usize {
+        self.buffered()
     }
 
     fn advance(&mut self, n: usize) {

@@ -105,6 +105,10 @@ impl Info {
                 name,
                 detail: format!("the peer closed the pipe: {reason}"),
             }),
+            RecvError::Unexpected(detail) => Failure::Retry(PipeError::WrongFrame {
+                name,
+                detail: detail.into(),
+            }),
             RecvError::Protocol(ProtocolError::FrameTooLarge { len, max }) => {
                 let reason = format!("message of {len} bytes refused: the maximum is {max} bytes");
                 Failure::Refuse(PipeError::MessageTooLarge { name, len, max }, reason)

@@ -20,6 +20,7 @@
 //! | `GetNamedPipeClientProcessId` | [`PipeConnection::peer_credentials`] |
 //! | `GetNamedPipeServerProcessId` | [`PipeConnection::server_credentials`] |
 //! | `GetNamedPipeClientComputerName` | [`PipeConnection::peer_addr`] |
+//! | `DuplicateHandle` into the peer's process | [`PipeConnection::send_handle`] / [`PipeConnection::recv_handle`] → [`PassedHandle`] |
 //!
 //! Under the hood a local pipe is a Unix stream socket in the namespace's `pipe/`
 //! directory; a remote one is a TCP connection. Both start with the handshake of
@@ -39,6 +40,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod framing;
+mod handle;
 // The frame reader, the handshake assembler and the shm ring, for the fuzz targets (`cargo
 // fuzz` sets the cfg).
 #[cfg(fuzzing)]
@@ -60,6 +62,7 @@ pub use call::call;
 pub use connection::PipeConnection;
 pub use endpoint::{exists, list};
 pub use error::PipeError;
+pub use handle::{HandleRef, PassedHandle};
 pub use info::{MessagePart, PeekInfo};
 pub use options::{ClientOptions, Direction, PipeOptions, DEFAULT_MAX_MESSAGE, DEFAULT_TCP_PORT};
 pub use server::PipeServer;

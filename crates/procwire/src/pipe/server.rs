@@ -181,7 +181,7 @@ impl PipeOptions {
         wakers.push(waker(binding.listener.try_clone().map(OwnedFd::from))?);
         let (c, t, s) = (Arc::clone(&core), tx.clone(), Arc::clone(&stopping));
         acceptors.push(spawn_acceptor(&core.display, move || {
-            accept_loop(&c, &t, &s, || unix.accept().map(|(s, _)| Stream::Unix(s)))
+            accept_loop(&c, &t, &s, || unix.accept().map(|(s, _)| Stream::unix(s)))
         })?);
 
         let tcp_addr = match tcp {

@@ -1,27 +1,144 @@
 //! The blocking transport under a pipe connection: a Unix socket or a TCP connection.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::security::PeerCredentials;
 
+/// The most descriptors that may wait on a connection for their handle frames; a peer that
+/// passes more before they are received breaks the connection.
+pub(crate) const MAX_WAITING_FDS: usize = 64;
+
+/// A connected Unix socket, read with `recvmsg` so that descriptors the peer passes
+/// (`SCM_RIGHTS`, beside a handle frame) are kept rather than lost, with where in the
+/// stream they came.
+#[derive(Debug)]
+pub(crate) struct Local {
+    socket: UnixStream,
+    inbox: Mutex<Inbox>,
+}
+
+/// Descriptors received and not yet claimed by a handle frame.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Bytes read from the socket so far through this handle.
+    received: u64,
+    arrivals: VecDeque<Arrival>,
+}
+
+/// Descriptors that came with a read that ended at stream offset `end`: they belong to the
+/// frame that holds byte `end - 1`.
+#[derive(Debug)]
+struct Arrival {
+    end: u64,
+    fds: Vec<OwnedFd>,
+}
+
+impl Local {
+    pub(crate) fn new(socket: UnixStream) -> Local {
+        Local {
+            socket,
+            inbox: Mutex::default(),
+        }
+    }
+
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let (n, fds) = crate::sys::recv_some_with_fds(&self.socket, buf)?;
+        let mut inbox = self.inbox();
+        inbox.received += n as u64;
+        if !fds.is_empty() {
+            let waiting: usize = inbox.arrivals.iter().map(|a| a.fds.len()).sum();
+            if waiting + fds.len() > MAX_WAITING_FDS {
+                inbox.arrivals.clear();
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the peer passed more than {MAX_WAITING_FDS} descriptors that no \
+                         handle frame claimed (all are closed)"
+                    ),
+                ));
+            }
+            let end = inbox.received;
+            inbox.arrivals.push_back(Arrival { end, fds });
+        }
+        Ok(n)
+    }
+
+    /// Bytes read from the socket so far through this handle.
+    pub(crate) fn received(&self) -> u64 {
+        self.inbox().received
+    }
+
+    /// The descriptors of the handle frame of `len` bytes (header included) at stream offset
+    /// `at`; empty when none came with it.
+    ///
+    /// The kernel ends a read that takes descriptors inside (or at the end of) the
+    /// `sendmsg` that carried them, so descriptors belong to the frame that holds the last
+    /// byte of the read they came with: this frame when `at < end <= at + len`. Those that
+    /// came with earlier bytes (a peer attached them to a message) are closed and counted in
+    /// the second value; those of later frames stay.
+    pub(crate) fn claim(&self, at: u64, len: u64) -> (Vec<OwnedFd>, usize) {
+        let mut inbox = self.inbox();
+        let mut stray = 0;
+        while inbox.arrivals.front().is_some_and(|a| a.end <= at) {
+            stray += inbox.arrivals.pop_front().map_or(0, |a| a.fds.len());
+        }
+        match inbox.arrivals.front() {
+            Some(a) if a.end <= at + len => {
+                let fds = inbox
+                    .arrivals
+                    .pop_front()
+                    .map(|a| a.fds)
+                    .unwrap_or_default();
+                (fds, stray)
+            }
+            _ => (Vec::new(), stray),
+        }
+    }
+}
+
+impl AsFd for Local {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl std::ops::Deref for Local {
+    type Target = UnixStream;
+
+    fn deref(&self) -> &UnixStream {
+        &self.socket
+    }
+}
+
 /// A connected socket of either family, or a TLS session over TCP.
 #[derive(Debug)]
 pub(crate) enum Stream {
-    Unix(UnixStream),
+    Unix(Local),
     Tcp(TcpStream),
     #[cfg(feature = "tls")]
     Tls(std::sync::Arc<super::tls::TlsStream>),
 }
 
 impl Stream {
+    /// A Unix socket connection.
+    pub(crate) fn unix(socket: UnixStream) -> Stream {
+        Stream::Unix(Local::new(socket))
+    }
+
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let r = match self {
-                Stream::Unix(s) => (&*s).read(buf),
+                Stream::Unix(s) => s.read(buf),
                 Stream::Tcp(s) => (&*s).read(buf),
                 #[cfg(feature = "tls")]
                 Stream::Tls(s) => s.read(buf),
@@ -36,7 +153,7 @@ impl Stream {
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         loop {
             let r = match self {
-                Stream::Unix(s) => (&*s).write_vectored(bufs),
+                Stream::Unix(s) => (&s.socket).write_vectored(bufs),
                 Stream::Tcp(s) => (&*s).write_vectored(bufs),
                 #[cfg(feature = "tls")]
                 Stream::Tls(s) => s.write_vectored(bufs),
@@ -110,7 +227,13 @@ impl Stream {
                 return Err(io::ErrorKind::TimedOut.into());
             }
         }
-        crate::sys::read_into_spare(self, buf)
+        let n = crate::sys::read_into_spare(self, buf)?;
+        if let Stream::Unix(s) = self {
+            // Reads into a message's own allocation stop at the message's end, so no
+            // descriptor of a later handle frame can come with them; count the bytes.
+            s.inbox().received += n as u64;
+        }
+        Ok(n)
     }
 
     /// Closes after a refusal or a close frame: stops sending, then drains what the peer
@@ -126,7 +249,7 @@ impl Stream {
 
     pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         match self {
-            Stream::Unix(s) => (&*s).write_all(buf),
+            Stream::Unix(s) => (&s.socket).write_all(buf),
             Stream::Tcp(s) => (&*s).write_all(buf),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.write_vectored(&[IoSlice::new(buf)]).map(drop),
@@ -135,7 +258,7 @@ impl Stream {
 
     pub(crate) fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Unix(s) => Stream::Unix(Local::new(s.socket.try_clone()?)),
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => Stream::Tls(std::sync::Arc::clone(s)),
@@ -237,7 +360,7 @@ impl Stream {
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Unix(s) => s.as_fd(),
+            Stream::Unix(s) => s.socket.as_fd(),
             Stream::Tcp(s) => s.as_fd(),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.socket().as_fd(),

@@ -110,9 +110,35 @@ pub(crate) struct Object {
     /// The creator's hold on the name (`RemoveOnDrop` only).
     claim: Option<Claim>,
     created: bool,
+    /// Received from another process (a passed handle): the name is the sender's, and not
+    /// one this process could open.
+    passed: bool,
 }
 
 impl Object {
+    /// An object whose open data file came from another process (a passed handle): it
+    /// holds no claim on any name and removes nothing.
+    pub(crate) fn passed(data: OwnedFd, size: u64, writable: bool) -> Object {
+        Object {
+            ns: Namespace::Local,
+            object: String::new(),
+            lifetime: Lifetime::Persistent,
+            file: None,
+            size,
+            data,
+            writable,
+            claim: None,
+            created: false,
+            passed: true,
+        }
+    }
+
+    /// The namespace it was opened in (for a passed object: [`Namespace::Local`], which
+    /// passing it on treats as private).
+    pub(crate) fn namespace(&self) -> Namespace {
+        self.ns
+    }
+
     /// Its size in bytes.
     pub(crate) fn size(&self) -> u64 {
         self.size
@@ -130,7 +156,7 @@ impl Object {
 
     /// The `/dev/shm` name, for a memory-backed object.
     pub(crate) fn shm_name(&self) -> Option<String> {
-        self.file.is_none().then(|| shm_name(self.ns, &self.object))
+        (self.file.is_none() && !self.passed).then(|| shm_name(self.ns, &self.object))
     }
 
     /// The open file that holds the bytes.
@@ -302,6 +328,7 @@ pub(crate) fn create<T>(
             writable: true,
             claim,
             created: true,
+            passed: false,
         },
         extra,
     ))
@@ -706,6 +733,7 @@ fn open_once(
         writable,
         claim: None,
         created: false,
+        passed: false,
     }))
 }
 

@@ -159,6 +159,104 @@ pub(crate) fn is_symlink_error(e: &io::Error) -> bool {
     e.raw_os_error() == Some(Errno::LOOP.raw_os_error())
 }
 
+/// What kind of file an open descriptor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DescriptorType {
+    /// A regular file (shared memory in `/dev/shm` is one too).
+    Regular,
+    /// A socket.
+    Socket,
+    /// A FIFO.
+    Fifo,
+    /// A directory, a device or a link.
+    Other(&'static str),
+}
+
+impl DescriptorType {
+    /// The type with an article, for messages.
+    pub(crate) fn with_article(self) -> &'static str {
+        match self {
+            DescriptorType::Regular => "a regular file",
+            DescriptorType::Socket => "a socket",
+            DescriptorType::Fifo => "a FIFO",
+            DescriptorType::Other(what) => what,
+        }
+    }
+}
+
+/// The facts of an open descriptor that passing it on depends on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Descriptor {
+    pub(crate) kind: DescriptorType,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    /// The permission bits (`0o777`).
+    pub(crate) mode: u32,
+    pub(crate) size: u64,
+    /// Whether it was opened for reading and for writing (`O_ACCMODE`).
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+/// What `fd` is, who owns it, and how it was opened.
+///
+/// # References
+/// - [`fstat(2)`](https://man7.org/linux/man-pages/man2/fstat.2.html),
+///   [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html) `F_GETFL`
+pub(crate) fn describe(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Descriptor> {
+    use rustix::fs::FileType;
+    let stat = rustix::fs::fstat(fd)?;
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => DescriptorType::Regular,
+        FileType::Socket => DescriptorType::Socket,
+        FileType::Fifo => DescriptorType::Fifo,
+        FileType::Directory => DescriptorType::Other("a directory"),
+        FileType::CharacterDevice | FileType::BlockDevice => DescriptorType::Other("a device"),
+        _ => DescriptorType::Other("a file of an unknown type"),
+    };
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    let (readable, writable) = match flags & OFlags::RWMODE {
+        f if f == OFlags::RDWR => (true, true),
+        f if f == OFlags::WRONLY => (false, true),
+        _ => (!flags.contains(OFlags::PATH), false),
+    };
+    Ok(Descriptor {
+        kind,
+        uid: stat.st_uid,
+        gid: stat.st_gid,
+        mode: stat.st_mode & 0o777,
+        size: stat.st_size as u64,
+        readable,
+        writable,
+    })
+}
+
+/// A new open file description of the file `fd` has open, for `readable` and `writable`
+/// (close-on-exec, never following a link): what a handle passed with less access than its
+/// own is, so that the receiver cannot use more. The kernel checks this process's right to
+/// the file again.
+///
+/// # References
+/// - [`proc_pid_fd(5)`](https://man7.org/linux/man-pages/man5/proc_pid_fd.5.html)
+pub(crate) fn reopen(
+    fd: std::os::fd::BorrowedFd<'_>,
+    readable: bool,
+    writable: bool,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let access = match (readable, writable) {
+        (true, true) => OFlags::RDWR,
+        (false, true) => OFlags::WRONLY,
+        _ => OFlags::RDONLY,
+    };
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::open(
+        path.as_str(),
+        access | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

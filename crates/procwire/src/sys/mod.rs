@@ -10,6 +10,10 @@
 //!   blocking, created only where nothing is, removed only if still the file checked.
 //! - [`ensure_private_dir`] and [`ensure_shared_dir`]: the namespace directories, created
 //!   with the right mode and checked for the right owner.
+//! - [`send_with_fds`], [`recv_with_fds`] and [`recv_some_with_fds`]: descriptors passed
+//!   beside bytes (`SCM_RIGHTS`), for the shared-memory handshake and passed handles;
+//!   [`fs::describe`] and [`fs::reopen`] for what a passed descriptor is and how to pass
+//!   less access than one holds.
 //! - [`set_socket_buffers`] and [`wait_readable`]: socket tuning and waiting with a timeout.
 //! - [`shm`]: `/dev/shm` files and [`shm::Region`], a shared mapping reached only through
 //!   copies, atomics and raw pointers.
@@ -33,7 +37,7 @@ pub(crate) use dir::{ensure_private_dir, ensure_shared_dir};
 #[cfg(feature = "tokio")]
 pub(crate) use socket::shutdown_write;
 pub(crate) use socket::{
-    answer_now, current_user, peek_now, peer_credentials, queued, read_into_spare, recv_now,
-    recv_with_fds, send_now, send_with_fds, set_socket_buffers, supplementary_groups,
-    wait_readable, wait_readable_any,
+    answer_now, current_user, is_stream_socket, peek_now, peer_credentials, queued,
+    read_into_spare, recv_now, recv_some_with_fds, recv_with_fds, send_now, send_with_fds,
+    set_socket_buffers, supplementary_groups, wait_readable, wait_readable_any,
 };

@@ -22,6 +22,14 @@ pub(crate) fn peer_credentials(fd: impl AsFd) -> io::Result<PeerCredentials> {
     })
 }
 
+/// Whether `fd` is a stream socket (`SO_TYPE` is `SOCK_STREAM`).
+///
+/// # References
+/// - [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html), `SO_TYPE`
+pub(crate) fn is_stream_socket(fd: impl AsFd) -> io::Result<bool> {
+    Ok(rustix::net::sockopt::socket_type(fd)? == rustix::net::SocketType::STREAM)
+}
+
 /// Reads from `fd` into the spare capacity of `buf`, growing its length by what was read.
 /// Never zero-fills: the kernel writes the bytes straight into the allocation.
 ///
@@ -117,15 +125,53 @@ pub(crate) const MAX_PASSED_FDS: usize = 2;
 /// `UnexpectedEof` when the peer closed first; `InvalidData` when more descriptors came
 /// than fit (the kernel truncated them).
 pub(crate) fn recv_with_fds(fd: impl AsFd, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
     let mut fds = Vec::new();
     let mut have = 0;
     while have < buf.len() {
+        let (got, passed) = recv_some_with_fds(&fd, &mut buf[have..])?;
+        fds.extend(passed);
+        if fds.len() > MAX_PASSED_FDS {
+            return Err(too_many_fds());
+        }
+        if got == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        have += got;
+    }
+    Ok(fds)
+}
+
+fn too_many_fds() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the peer passed more descriptors than expected",
+    )
+}
+
+/// Receives what one `recvmsg` gives (0 at the end of the stream) and the descriptors that
+/// came with it (at most [`MAX_PASSED_FDS`], close-on-exec; any received are closed on
+/// error). On a stream socket the descriptors belong to the sender's `sendmsg` whose first
+/// byte is among those received, and that `sendmsg`'s bytes are the last ones received.
+/// Honours the socket's read timeout; retries on `EINTR`.
+///
+/// # Errors
+///
+/// `InvalidData` when more descriptors came than fit (the kernel truncated them).
+///
+/// # References
+/// - [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html),
+///   [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html), `SCM_RIGHTS`
+pub(crate) fn recv_some_with_fds(
+    fd: impl AsFd,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
+    loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let got = rustix::net::recvmsg(
             &fd,
-            &mut [IoSliceMut::new(&mut buf[have..])],
+            &mut [IoSliceMut::new(buf)],
             &mut control,
             RecvFlags::CMSG_CLOEXEC,
         );
@@ -134,23 +180,17 @@ pub(crate) fn recv_with_fds(fd: impl AsFd, buf: &mut [u8]) -> io::Result<Vec<Own
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         };
+        let mut fds = Vec::new();
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(passed) = message {
                 fds.extend(passed);
             }
         }
         if got.flags.contains(ReturnFlags::CTRUNC) || fds.len() > MAX_PASSED_FDS {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the peer passed more descriptors than expected",
-            ));
+            return Err(too_many_fds());
         }
-        if got.bytes == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        have += got.bytes;
+        return Ok((got.bytes, fds));
     }
-    Ok(fds)
 }
 
 /// Sends what the socket takes at once (`MSG_DONTWAIT`), never raising `SIGPIPE`.

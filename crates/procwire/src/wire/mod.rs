@@ -7,19 +7,22 @@
 //! A connection starts with a [`Request`] from the client and a [`Response`] from the
 //! server. After an accepting response, a byte-type pipe is a plain byte stream; a
 //! message-type pipe carries frames: a 4-byte big-endian header, then the payload. A header
-//! with the top bit set is a close frame carrying a reason (see [`FrameHeader`]).
+//! with the top bit set is a close frame carrying a reason, one with the top two bits set a
+//! handle frame carrying a passed object's [`HandleRecord`] (see [`FrameHeader`]).
 
 #![forbid(unsafe_code)]
 
 mod frame;
+mod handle;
 mod handshake;
 mod mailslot;
 mod registry;
 
 pub use frame::{
-    encode_close_frame, encode_message_header, FrameHeader, CLOSE_BIT, FRAME_HEADER_LEN,
-    MAX_CLOSE_REASON, MAX_FRAME_LEN,
+    encode_close_frame, encode_handle_header, encode_message_header, FrameHeader, CLOSE_BIT,
+    FRAME_HEADER_LEN, HANDLE_BITS, MAX_CLOSE_REASON, MAX_FRAME_LEN, MAX_HANDLE_RECORD,
 };
+pub use handle::{HandleKind, HandleRecord, PipeFacts, HANDLE_RECORD_HEADER_LEN, HANDLE_VERSION};
 pub use handshake::{
     DataPath, Request, Response, Status, DATA_PATH_LEN, DATA_PATH_MAGIC, MAX_DETAIL_LEN,
     MAX_PIPE_NAME_LEN, REQUEST_FLAG_SHARED_MEMORY, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN,

@@ -67,6 +67,7 @@ proptest! {
         match FrameHeader::decode(word.to_be_bytes(), max) {
             Ok(FrameHeader::Message(len)) => prop_assert!(len <= max),
             Ok(FrameHeader::Close(len)) => prop_assert!(len <= MAX_CLOSE_REASON),
+            Ok(FrameHeader::Handle(len)) => prop_assert!(len <= crate::wire::MAX_HANDLE_RECORD),
             Err(_) => {}
         }
     }
