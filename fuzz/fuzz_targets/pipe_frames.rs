@@ -21,6 +21,8 @@ enum End {
     Eof { clean: bool },
     Closed(String),
     Protocol(ProtocolError),
+    /// A handle frame: the reader stops before it, taking nothing.
+    Handle,
 }
 
 struct Model {
@@ -65,6 +67,13 @@ fn model(stream: &[u8], max: u32) -> Model {
                     partial: Vec::new(),
                     end,
                 };
+            }
+            Ok(FrameHeader::Handle(_)) => {
+                return Model {
+                    messages,
+                    partial: Vec::new(),
+                    end: End::Handle,
+                }
             }
             Ok(FrameHeader::Message(len)) => match body.get(..len as usize) {
                 Some(m) => {
@@ -136,6 +145,7 @@ fn check_end(e: RecvError, m: &Model) -> bool {
         RecvError::Eof { clean, .. } => End::Eof { clean },
         RecvError::Closed(reason) => End::Closed(reason),
         RecvError::Protocol(e) => End::Protocol(e),
+        RecvError::Unexpected(_) => End::Handle,
     };
     assert_eq!(got, m.end);
     true

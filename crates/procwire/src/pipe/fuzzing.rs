@@ -30,6 +30,8 @@ pub enum RecvError {
     Closed(String),
     /// The peer sent bytes that break the protocol.
     Protocol(ProtocolError),
+    /// The next frame is a handle frame where a message was awaited; nothing was taken.
+    Unexpected(&'static str),
 }
 
 impl From<framing::RecvError> for RecvError {
@@ -39,6 +41,7 @@ impl From<framing::RecvError> for RecvError {
             framing::RecvError::Eof { detail, clean } => RecvError::Eof { detail, clean },
             framing::RecvError::Closed(reason) => RecvError::Closed(reason),
             framing::RecvError::Protocol(e) => RecvError::Protocol(e),
+            framing::RecvError::Unexpected(what) => RecvError::Unexpected(what),
         }
     }
 }
