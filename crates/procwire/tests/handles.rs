@@ -13,6 +13,7 @@ use procwire::mapping::{Mapping, MappingOptions};
 use procwire::name::{NameClass, Namespace};
 use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions, PipeServer};
 use procwire::security::{Access, AccessList};
+use procwire::sync::{EventReset, NamedEvent, NamedMutex};
 use procwire::wire::{HandleKind, PipeMode};
 use procwire_testkit::{helper, helper_as_user, helper_role, say, unique_name, Proc, Watchdog};
 
@@ -93,6 +94,21 @@ fn helper_process() {
             passed.send(b"ping over the passed connection").unwrap();
             assert_eq!(passed.recv().unwrap(), b"pong");
             say("DONE");
+            let _ = conn.recv();
+        }
+        "receive-sync" => {
+            let mut conn = open(&pipe);
+            let event = conn.recv_handle().unwrap().into_event().unwrap();
+            let mutex = conn.recv_handle().unwrap().into_mutex().unwrap();
+            // The creator holds the mutex: it is taken here too.
+            assert!(mutex.try_lock().unwrap().is_none());
+            say("WAITING");
+            event.wait_timeout(STEP).unwrap();
+            // The creator released the mutex before it set the event.
+            let guard = mutex.try_lock().unwrap();
+            assert!(guard.is_some(), "the mutex is free after the set");
+            say("WOKE");
+            drop(guard);
             let _ = conn.recv();
         }
         "wait" => {
@@ -219,6 +235,31 @@ fn handles_need_a_local_message_pipe_and_a_clean_connection() {
         other => panic!("expected WrongFrame, got {other:?}"),
     }
     assert_eq!(a.recv_timeout(STEP).unwrap(), b"three");
+}
+
+#[test]
+fn a_passed_event_and_mutex_are_the_same_objects_in_the_receiving_process() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("handles-sync");
+    let server = PipeServer::create(name.as_str()).unwrap();
+    let event =
+        NamedEvent::create(format!("{name}-event").as_str(), EventReset::Manual, false).unwrap();
+    let mutex = NamedMutex::create(format!("{name}-mutex").as_str()).unwrap();
+    let guard = mutex.lock().unwrap();
+    let mut child = helper("receive-sync", &[(PIPE, &name)]);
+    let mut conn = server.accept_timeout(STEP).unwrap();
+    conn.send_handle(&event).unwrap();
+    conn.send_handle(&mutex).unwrap();
+    match conn.send_handle_with_access(&event, Access::Read) {
+        Err(PipeError::NotPermitted { detail, .. }) => {
+            assert!(detail.contains("only read-write"), "{detail}")
+        }
+        other => panic!("expected NotPermitted, got {other:?}"),
+    }
+    child.wait_for("WAITING");
+    drop(guard);
+    event.set().unwrap();
+    child.wait_for("WOKE");
 }
 
 /// The hostile client.

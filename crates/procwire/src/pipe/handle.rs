@@ -8,23 +8,7 @@
 //! socket can pass handles: TCP cannot carry descriptors, and a shared-memory connection's
 //! data does not travel on the socket.
 //!
-//! # Who may receive what
-//!
-//! The sender checks the peer's kernel-verified credentials before anything is sent, and
-//! refuses with [`PipeError::AccessDenied`] what the peer could not have opened itself:
-//!
-//! - a [`Mapping`] or a [`File`]: the peer must be granted the access passed by the
-//!   object's file mode, as opening it by name would be (owner bits for its owner, group
-//!   bits for a member of its group, the other bits for everyone else; root is granted
-//!   everything). A mapping in the **Local** namespace is private to its user: it passes
-//!   only to that user (or root), whatever its mode.
-//! - a [`PipeConnection`]: the pipe's server checked who connected; the connection passes
-//!   only to the same user as this process (or root).
-//!
-//! The receiver gets no more access than the sender passes, and the sender passes no more
-//! than it holds: passing less (`send_handle_with_access`) passes a descriptor opened anew
-//! with only that access, for mappings and files; a pipe connection's access is kept in its
-//! record.
+//! The rules of who may receive what are on [`HandleRef`].
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -38,22 +22,75 @@ use super::PipeError;
 use crate::mapping::Mapping;
 use crate::name::Namespace;
 use crate::security::{mode_grants, Access, PeerCredentials};
+use crate::sync::{NamedEvent, NamedMutex, NamedSemaphore};
 use crate::sys::fs::{Descriptor, DescriptorType};
 use crate::wire::{self, HandleKind, HandleRecord, PipeFacts, PipeMode, FRAME_HEADER_LEN};
 
 /// An open object to pass to the peer of a connection: what
-/// [`send_handle`](PipeConnection::send_handle) takes, made from a `&Mapping`, a `&File` or
-/// a `&PipeConnection` with `.into()` (or implicitly).
+/// [`send_handle`](PipeConnection::send_handle) takes, made from a `&Mapping`, a `&File`, a
+/// `&PipeConnection`, a `&NamedMutex`, a `&NamedSemaphore` or a `&NamedEvent` with `.into()`
+/// (or implicitly).
+///
+/// A handle travels as a handle frame with the object's descriptor beside it
+/// (`SCM_RIGHTS`; docs/protocol.md section 5.2). Only local, message-type pipe connections
+/// that carry their data on the socket can pass handles: TCP cannot carry descriptors, and
+/// a shared-memory connection's data does not travel on the socket. A received mapping or
+/// sync object has the sender's name but holds no claim on it and removes nothing.
+///
+/// # Who may receive what
+///
+/// The sender checks the peer's kernel-verified credentials before anything is sent, and
+/// refuses with [`PipeError::AccessDenied`] what the peer could not have opened itself:
+///
+/// - a [`Mapping`], a [`File`] or a sync object ([`NamedMutex`], [`NamedSemaphore`],
+///   [`NamedEvent`], always passed read-write): the peer must be granted the access passed
+///   by the object's file mode, as opening it by name would be (owner bits for its owner,
+///   group bits for a member of its group, the other bits for everyone else; root is granted
+///   everything). An object in the **Local** namespace is private to its user: it passes
+///   only to that user (or root), whatever its mode.
+/// - a [`PipeConnection`]: the pipe's server checked who connected; the connection passes
+///   only to the same user as this process (or root).
+///
+/// The receiver gets no more access than the sender passes, and the sender passes no more
+/// than it holds: passing less (`send_handle_with_access`) passes a descriptor opened anew
+/// with only that access, for mappings and files; a pipe connection's access is kept in its
+/// record.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum HandleRef<'a> {
     /// A mapping: the peer gets a [`Mapping`] on the same memory.
     Mapping(&'a Mapping),
-    /// A regular file: the peer gets a [`File`] sharing its offset and flags.
+    /// A regular file: the peer gets a [`File`] sharing its offset (unless passed with less
+    /// access, which opens the file anew).
     File(&'a File),
     /// A local pipe connection: the peer gets a [`PipeConnection`] that talks to the same
     /// other end. Let one process use it: two that both read split the messages.
     Pipe(&'a PipeConnection),
+    /// A mutex: the peer gets a [`NamedMutex`] on the same state (locking it there excludes
+    /// holders here).
+    Mutex(&'a NamedMutex),
+    /// A semaphore: the peer gets a [`NamedSemaphore`] on the same count.
+    Semaphore(&'a NamedSemaphore),
+    /// An event: the peer gets a [`NamedEvent`] on the same state.
+    Event(&'a NamedEvent),
+}
+
+impl<'a> From<&'a NamedMutex> for HandleRef<'a> {
+    fn from(m: &'a NamedMutex) -> Self {
+        HandleRef::Mutex(m)
+    }
+}
+
+impl<'a> From<&'a NamedSemaphore> for HandleRef<'a> {
+    fn from(s: &'a NamedSemaphore) -> Self {
+        HandleRef::Semaphore(s)
+    }
+}
+
+impl<'a> From<&'a NamedEvent> for HandleRef<'a> {
+    fn from(e: &'a NamedEvent) -> Self {
+        HandleRef::Event(e)
+    }
 }
 
 impl<'a> From<&'a Mapping> for HandleRef<'a> {
@@ -75,8 +112,9 @@ impl<'a> From<&'a PipeConnection> for HandleRef<'a> {
 }
 
 /// A handle the peer passed: take the object out with [`into_mapping`](Self::into_mapping),
-/// [`into_file`](Self::into_file) or [`into_pipe`](Self::into_pipe). Dropping it closes the
-/// descriptor.
+/// [`into_file`](Self::into_file), [`into_pipe`](Self::into_pipe),
+/// [`into_mutex`](Self::into_mutex), [`into_semaphore`](Self::into_semaphore) or
+/// [`into_event`](Self::into_event). Dropping it closes the descriptor.
 #[derive(Debug)]
 pub struct PassedHandle {
     name: String,
@@ -89,6 +127,9 @@ enum Passed {
     Mapping(Mapping),
     File(File),
     Pipe(Box<PipeConnection>),
+    Mutex(NamedMutex),
+    Semaphore(NamedSemaphore),
+    Event(NamedEvent),
 }
 
 impl PassedHandle {
@@ -98,6 +139,9 @@ impl PassedHandle {
             Passed::Mapping(_) => HandleKind::Mapping,
             Passed::File(_) => HandleKind::File,
             Passed::Pipe(_) => HandleKind::Pipe,
+            Passed::Mutex(_) => HandleKind::Mutex,
+            Passed::Semaphore(_) => HandleKind::Semaphore,
+            Passed::Event(_) => HandleKind::Event,
         }
     }
 
@@ -157,6 +201,42 @@ impl PassedHandle {
             _ => Err(self.wrong(HandleKind::Pipe)),
         }
     }
+
+    /// The mutex passed.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadHandle`] when it is another kind of object (which is then closed).
+    pub fn into_mutex(self) -> Result<NamedMutex, PipeError> {
+        match self.object {
+            Passed::Mutex(m) => Ok(m),
+            _ => Err(self.wrong(HandleKind::Mutex)),
+        }
+    }
+
+    /// The semaphore passed.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadHandle`] when it is another kind of object (which is then closed).
+    pub fn into_semaphore(self) -> Result<NamedSemaphore, PipeError> {
+        match self.object {
+            Passed::Semaphore(s) => Ok(s),
+            _ => Err(self.wrong(HandleKind::Semaphore)),
+        }
+    }
+
+    /// The event passed.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadHandle`] when it is another kind of object (which is then closed).
+    pub fn into_event(self) -> Result<NamedEvent, PipeError> {
+        match self.object {
+            Passed::Event(e) => Ok(e),
+            _ => Err(self.wrong(HandleKind::Event)),
+        }
+    }
 }
 
 /// A descriptor to send: the object's own, or one opened anew with less access.
@@ -201,8 +281,8 @@ impl PipeConnection {
     /// # Errors
     ///
     /// [`PipeError::AccessDenied`] before anything is sent when the peer's user could not
-    /// open the object itself (see [the module docs](self#who-may-receive-what) for the
-    /// rule); [`PipeError::BadHandle`] when this connection cannot carry handles (TCP, shared
+    /// open the object itself (see [`HandleRef`](HandleRef#who-may-receive-what) for
+    /// the rule); [`PipeError::BadHandle`] when this connection cannot carry handles (TCP, shared
     /// memory) or the object cannot be passed (a file that is not a regular file, a pipe
     /// connection with data unread); [`PipeError::ModeMismatch`] on a byte-type pipe;
     /// otherwise as [`send`](Self::send).
@@ -407,6 +487,11 @@ impl PipeConnection {
                 };
                 Ok((record, fd_for(f.as_fd(), &d, want)?))
             }
+            HandleRef::Mutex(m) => self.outgoing_sync(m.shared(), HandleKind::Mutex, wanted, peer),
+            HandleRef::Semaphore(s) => {
+                self.outgoing_sync(s.shared(), HandleKind::Semaphore, wanted, peer)
+            }
+            HandleRef::Event(e) => self.outgoing_sync(e.shared(), HandleKind::Event, wanted, peer),
             HandleRef::Pipe(p) => {
                 let what = format!("the connection of pipe `{}`", p.info.name);
                 if !matches!(p.stream, Stream::Unix(_)) || p.shm.is_some() {
@@ -443,6 +528,53 @@ impl PipeConnection {
                 Ok((record, Fd::Own(p.stream.as_fd())))
             }
         }
+    }
+
+    /// A sync object's record and descriptor: always read-write (waiting on one writes its
+    /// state), checked as a mapping is.
+    fn outgoing_sync<'a>(
+        &self,
+        shared: &'a crate::sync::shared::Shared,
+        kind: HandleKind,
+        wanted: Option<Access>,
+        peer: &PeerCredentials,
+    ) -> Result<(HandleRecord, Fd<'a>), PipeError> {
+        let what = format!("{} `{}`", kind.with_article(), shared.name());
+        if wanted.is_some_and(|w| w != Access::ReadWrite) {
+            return Err(PipeError::NotPermitted {
+                name: self.info.name.clone(),
+                detail: format!("{what} passes only read-write: using it writes its state"),
+            });
+        }
+        let me = crate::sys::current_user().0;
+        let (fd, ns) = shared.data();
+        let denied = |detail: String| PipeError::AccessDenied {
+            name: self.info.name.clone(),
+            detail: format!("uid {} (pid {}) {detail}", peer.uid, peer.pid),
+        };
+        if ns == Namespace::Local && peer.uid != me && peer.uid != 0 {
+            return Err(denied(format!(
+                "may not receive {what}: it is in the Local namespace of uid {me}, which no other \
+                 user can open (create it in Global with an access list that grants that user)"
+            )));
+        }
+        let d = crate::sys::fs::describe(fd)
+            .map_err(|e| PipeError::io(&self.info.name, "cannot look at the handle to pass", e))?;
+        if !mode_grants(d.uid, d.gid, d.mode, peer).is_some_and(|g| g == Access::ReadWrite) {
+            return Err(denied(format!(
+                "could not open {what} for read-write access itself (file mode {:o}, owner uid \
+                 {}, group {}): it is not passed; grant that user access to the object",
+                d.mode, d.uid, d.gid
+            )));
+        }
+        let record = HandleRecord {
+            kind,
+            access: Access::ReadWrite,
+            name: shared.name().to_owned(),
+            size: shared.size(),
+            pipe: None,
+        };
+        Ok((record, Fd::Own(fd)))
     }
 
     /// Receives the next frame as a passed handle, waiting as long as it takes.
@@ -578,6 +710,31 @@ impl PipeConnection {
                 ))
             }
             HandleKind::File => Passed::File(File::from(fd)),
+            HandleKind::Mutex | HandleKind::Semaphore | HandleKind::Event => {
+                if access != Access::ReadWrite || d.size < record.size {
+                    return Err(self.bad(format!(
+                        "refused: the peer announced {what} with {access} access and {} bytes of \
+                         state; a sync object passes read-write with its whole state ({} bytes \
+                         came)",
+                        record.size, d.size
+                    )));
+                }
+                let (name, size) = (record.name.clone(), record.size);
+                let refused = |e: crate::sync::SyncError| {
+                    self.bad(format!(
+                        "refused: the peer passed {what} that is not one: {e}"
+                    ))
+                };
+                match record.kind {
+                    HandleKind::Mutex => {
+                        Passed::Mutex(NamedMutex::from_passed(fd, size, name).map_err(refused)?)
+                    }
+                    HandleKind::Semaphore => Passed::Semaphore(
+                        NamedSemaphore::from_passed(fd, size, name).map_err(refused)?,
+                    ),
+                    _ => Passed::Event(NamedEvent::from_passed(fd, size, name).map_err(refused)?),
+                }
+            }
             HandleKind::Pipe => {
                 let peer = match crate::sys::is_stream_socket(&fd) {
                     Ok(true) => crate::sys::peer_credentials(&fd).ok(),

@@ -308,6 +308,20 @@ impl EventOptions {
 }
 
 impl NamedEvent {
+    /// The object on a state file received from another process (a passed handle).
+    pub(crate) fn from_passed(
+        data: std::os::fd::OwnedFd,
+        size: u64,
+        name: String,
+    ) -> Result<NamedEvent, SyncError> {
+        NamedEvent::new(Shared::from_passed(data, size, name, ObjectKind::Event)?)
+    }
+
+    /// The shared state, for passing the handle.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     fn new(shared: Shared) -> Result<NamedEvent, SyncError> {
         let reset = shared
             .state::<EventState>()

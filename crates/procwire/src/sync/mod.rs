@@ -44,7 +44,7 @@ mod error;
 mod event;
 mod mutex;
 mod semaphore;
-mod shared;
+pub(crate) mod shared;
 #[cfg(feature = "tokio")]
 mod tokio;
 #[cfg(not(all(loom, test)))]

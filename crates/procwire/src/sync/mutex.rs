@@ -500,6 +500,20 @@ impl MutexOptions {
 }
 
 impl NamedMutex {
+    /// The object on a state file received from another process (a passed handle).
+    pub(crate) fn from_passed(
+        data: std::os::fd::OwnedFd,
+        size: u64,
+        name: String,
+    ) -> Result<NamedMutex, SyncError> {
+        NamedMutex::new(Shared::from_passed(data, size, name, ObjectKind::Mutex)?)
+    }
+
+    /// The shared state, for passing the handle.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     fn new(shared: Shared) -> Result<NamedMutex, SyncError> {
         let recursive = shared
             .state::<MutexState>()

@@ -305,6 +305,25 @@ impl SemaphoreOptions {
 }
 
 impl NamedSemaphore {
+    /// The object on a state file received from another process (a passed handle).
+    pub(crate) fn from_passed(
+        data: std::os::fd::OwnedFd,
+        size: u64,
+        name: String,
+    ) -> Result<NamedSemaphore, SyncError> {
+        NamedSemaphore::new(Shared::from_passed(
+            data,
+            size,
+            name,
+            ObjectKind::Semaphore,
+        )?)
+    }
+
+    /// The shared state, for passing the handle.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     fn new(shared: Shared) -> Result<NamedSemaphore, SyncError> {
         let max = shared
             .state::<SemaphoreState>()

@@ -194,9 +194,36 @@ impl Shared {
         display: String,
         kind: ObjectKind,
     ) -> Result<Shared, SyncError> {
-        let noun = kind.noun();
         let object = object::open(name, kind, true)
             .map_err(|e| SyncError::from_object(&display, kind, e))?;
+        Shared::adopt(object, display, kind)
+    }
+
+    /// A sync object on a state file received from another process (a passed handle),
+    /// checked as [`open`](Self::open) checks what it opens.
+    pub(crate) fn from_passed(
+        data: std::os::fd::OwnedFd,
+        size: u64,
+        display: String,
+        kind: ObjectKind,
+    ) -> Result<Shared, SyncError> {
+        Shared::adopt(Object::passed(data, size, true), display, kind)
+    }
+
+    /// The open file that holds the state, and the namespace it was opened in: what passing
+    /// the handle sends and checks.
+    pub(crate) fn data(&self) -> (std::os::fd::BorrowedFd<'_>, crate::name::Namespace) {
+        (self.object.data(), self.object.namespace())
+    }
+
+    /// The size of the state file.
+    pub(crate) fn size(&self) -> u64 {
+        self.object.size()
+    }
+
+    /// Checks that `object` holds the state of a procwire object of `kind`, and maps it.
+    fn adopt(object: Object, display: String, kind: ObjectKind) -> Result<Shared, SyncError> {
+        let noun = kind.noun();
         // `object::open` checked the memory is as long as the entry says; the entry (which
         // another user may have written, in Global) must say a whole state page, or mapping
         // it would fault on the first touch (SIGBUS).

@@ -4,10 +4,12 @@
 //! ```text
 //! offset size field
 //!      0    1 version        1
-//!      1    1 kind           1 = mapping, 2 = file, 3 = pipe connection
+//!      1    1 kind           1 = mapping, 2 = file, 3 = pipe connection, 4 = mutex,
+//!                            5 = semaphore, 6 = event
 //!      2    1 access         1 = read, 2 = write, 3 = read-write
 //!      3    1 descriptors    how many descriptors came with the frame (always 1)
-//!      4    8 size           a mapping's size in bytes, big-endian; 0 for other kinds
+//!      4    8 size           a mapping's (or sync object's state file's) size in bytes,
+//!                            big-endian; 0 for other kinds
 //!     12    1 pipe type      1 = byte, 2 = message (pipe connections; 0 otherwise)
 //!     13    1 read mode      1 = byte, 2 = message (pipe connections; 0 otherwise)
 //!     14    4 max message    big-endian (pipe connections; 0 otherwise)
@@ -34,6 +36,12 @@ pub enum HandleKind {
     File,
     /// A local [`PipeConnection`](crate::pipe::PipeConnection): its Unix socket.
     Pipe,
+    /// A [`NamedMutex`](crate::sync::NamedMutex): its state file.
+    Mutex,
+    /// A [`NamedSemaphore`](crate::sync::NamedSemaphore): its state file.
+    Semaphore,
+    /// A [`NamedEvent`](crate::sync::NamedEvent): its state file.
+    Event,
 }
 
 impl HandleKind {
@@ -43,6 +51,9 @@ impl HandleKind {
             HandleKind::Mapping => 1,
             HandleKind::File => 2,
             HandleKind::Pipe => 3,
+            HandleKind::Mutex => 4,
+            HandleKind::Semaphore => 5,
+            HandleKind::Event => 6,
         }
     }
 
@@ -52,6 +63,9 @@ impl HandleKind {
             1 => Some(HandleKind::Mapping),
             2 => Some(HandleKind::File),
             3 => Some(HandleKind::Pipe),
+            4 => Some(HandleKind::Mutex),
+            5 => Some(HandleKind::Semaphore),
+            6 => Some(HandleKind::Event),
             _ => None,
         }
     }
@@ -62,6 +76,9 @@ impl HandleKind {
             HandleKind::Mapping => "a mapping",
             HandleKind::File => "a file",
             HandleKind::Pipe => "a pipe connection",
+            HandleKind::Mutex => "a mutex",
+            HandleKind::Semaphore => "a semaphore",
+            HandleKind::Event => "an event",
         }
     }
 }
