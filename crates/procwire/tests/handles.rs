@@ -235,6 +235,9 @@ fn handles_need_a_local_message_pipe_and_a_clean_connection() {
         other => panic!("expected WrongFrame, got {other:?}"),
     }
     assert_eq!(a.recv_timeout(STEP).unwrap(), b"three");
+    // Nonblocking: nothing there is WouldBlock, not a wait.
+    a.set_nonblocking(true);
+    assert!(matches!(a.recv_handle(), Err(PipeError::WouldBlock { .. })));
 }
 
 #[test]
@@ -260,6 +263,50 @@ fn a_passed_event_and_mutex_are_the_same_objects_in_the_receiving_process() {
     drop(guard);
     event.set().unwrap();
     child.wait_for("WOKE");
+}
+
+/// However the receiver's reads cut the stream (many small frames read together, a header
+/// read alone after a large message), each handle frame gets its own descriptor.
+#[test]
+fn handles_among_small_and_large_messages_keep_their_own_descriptors() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("handles-mixed");
+    let server = PipeServer::create(name.as_str()).unwrap();
+    let mut receiver = open(&name);
+    let mut sender = server.accept_timeout(STEP).unwrap();
+    let maps: Vec<Mapping> = (0..3)
+        .map(|i| {
+            let m = Mapping::create(format!("{name}-{i}").as_str(), 4096).unwrap();
+            m.view(0, 8).unwrap().write_at(0, &[i as u8; 8]).unwrap();
+            m
+        })
+        .collect();
+    let large = vec![7u8; 1 << 20];
+    let writer = std::thread::spawn(move || {
+        for i in 0..100u32 {
+            sender.send(&i.to_be_bytes()).unwrap();
+        }
+        sender.send_handle(&maps[0]).unwrap();
+        sender.send(&large).unwrap();
+        sender.send_handle(&maps[1]).unwrap();
+        sender.send(b"small").unwrap();
+        sender.send_handle(&maps[2]).unwrap();
+        (sender, maps)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    for i in 0..100u32 {
+        assert_eq!(receiver.recv_timeout(STEP).unwrap(), i.to_be_bytes());
+    }
+    let first = |r: &mut PipeConnection| {
+        let m = r.recv_handle_timeout(STEP).unwrap().into_mapping().unwrap();
+        m.view(0, 8).unwrap().read_vec(0, 1).unwrap()[0]
+    };
+    assert_eq!(first(&mut receiver), 0);
+    assert_eq!(receiver.recv_timeout(STEP).unwrap().len(), 1 << 20);
+    assert_eq!(first(&mut receiver), 1);
+    assert_eq!(receiver.recv_timeout(STEP).unwrap(), b"small");
+    assert_eq!(first(&mut receiver), 2);
+    let _ = writer.join().unwrap();
 }
 
 /// The hostile client.

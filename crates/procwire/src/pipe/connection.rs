@@ -335,7 +335,7 @@ impl PipeConnection {
     }
 
     /// In nonblocking mode, a receive that found nothing says so as such.
-    fn would_block(&self, e: PipeError) -> PipeError {
+    pub(super) fn would_block(&self, e: PipeError) -> PipeError {
         match e {
             PipeError::Timeout { name, .. } => PipeError::WouldBlock {
                 name,

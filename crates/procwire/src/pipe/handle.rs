@@ -577,7 +577,8 @@ impl PipeConnection {
         Ok((record, Fd::Own(fd)))
     }
 
-    /// Receives the next frame as a passed handle, waiting as long as it takes.
+    /// Receives the next frame as a passed handle, waiting as long as it takes (in
+    /// nonblocking mode, [`set_nonblocking`](Self::set_nonblocking): not at all).
     ///
     /// # Errors
     ///
@@ -617,15 +618,17 @@ impl PipeConnection {
         self.info.check_messages()?;
         self.info.check_can_read()?;
         self.handle_peer()?;
-        let timeout = match (timeout, self.is_nonblocking()) {
-            (None, true) => Some(Duration::ZERO),
-            (t, _) => t,
-        };
+        let now = timeout.is_none() && self.is_nonblocking();
+        let timeout = if now { Some(Duration::ZERO) } else { timeout };
         let deadline = timeout.map(|t| Instant::now() + t);
         let stream = &self.stream;
         let mut read = |b: &mut [u8]| stream.read_until(b, deadline);
         let record = match self.reader.recv_handle(&mut read) {
             Ok(record) => record,
+            Err(e) if now => {
+                let e = self.fail(e, timeout);
+                return Err(self.would_block(e));
+            }
             Err(e) => return Err(self.fail(e, timeout)),
         };
         let Stream::Unix(local) = &self.stream else {
