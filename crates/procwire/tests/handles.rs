@@ -13,7 +13,7 @@ use procwire::mapping::{Mapping, MappingOptions};
 use procwire::name::{NameClass, Namespace};
 use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions, PipeServer};
 use procwire::security::{Access, AccessList};
-use procwire::sync::{EventReset, NamedEvent, NamedMutex};
+use procwire::sync::{EventOptions, EventReset, NamedEvent, NamedMutex};
 use procwire::wire::{HandleKind, PipeMode};
 use procwire_testkit::{helper, helper_as_user, helper_role, say, unique_name, Proc, Watchdog};
 
@@ -116,7 +116,16 @@ fn helper_process() {
             say("CONNECTED");
             // Nothing is passed to this user: whatever comes first is an error or the end.
             match conn.recv_handle_timeout(STEP) {
-                Ok(h) => say(&format!("RECEIVED {}", h.name())),
+                Ok(h) => {
+                    let name = h.name().to_owned();
+                    let mapping = h.into_mapping().unwrap();
+                    let text = mapping.view(0, 5).unwrap().read_vec(0, 5).unwrap();
+                    say(&format!(
+                        "RECEIVED {name} {} {}",
+                        mapping.access(),
+                        String::from_utf8_lossy(&text)
+                    ));
+                }
                 Err(e) => say(&format!("ENDED {e}")),
             }
         }
@@ -443,8 +452,15 @@ fn passing_to_a_user_without_access_is_refused_by_the_sender() {
         .access_list(AccessList::owner_only().everyone(Access::Read))
         .create(format!(r"Global\{}", unique_name("handles-readable")).as_str())
         .unwrap();
+    readable.view(0, 5).unwrap().write_at(0, b"hello").unwrap();
     let detail = denied(conn.send_handle(&readable));
     assert!(detail.contains("for read-write access"), "{detail}");
+    // Sync objects follow their file mode too.
+    let event = EventOptions::new(EventReset::Manual)
+        .create(format!(r"Global\{}", unique_name("handles-event")).as_str())
+        .unwrap();
+    let detail = denied(conn.send_handle(&event));
+    assert!(detail.contains("could not open an event"), "{detail}");
     // A pipe connection passes only to its own user.
     let other = unique_name("handles-other");
     let other_server = PipeServer::create(other.as_str()).unwrap();
@@ -457,4 +473,5 @@ fn passing_to_a_user_without_access_is_refused_by_the_sender() {
         .unwrap();
     let line = child.wait_for("RECEIVED");
     assert!(line.contains("handles-readable"), "{line}");
+    assert!(line.trim_end().ends_with("read hello"), "{line}");
 }
