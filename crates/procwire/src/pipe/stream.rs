@@ -5,6 +5,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -20,15 +21,12 @@ pub(crate) const MAX_WAITING_FDS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Local {
     socket: UnixStream,
-    inbox: Mutex<Inbox>,
-}
-
-/// Descriptors received and not yet claimed by a handle frame.
-#[derive(Debug, Default)]
-struct Inbox {
-    /// Bytes read from the socket so far through this handle.
-    received: u64,
-    arrivals: VecDeque<Arrival>,
+    /// Bytes read from the socket so far through this handle (one reader at a time: the
+    /// connection's receive path).
+    received: AtomicU64,
+    /// Descriptors received and not yet claimed by a handle frame; locked only when some
+    /// come or a handle frame claims them.
+    arrivals: Mutex<VecDeque<Arrival>>,
 }
 
 /// Descriptors that came with a read that ended at stream offset `end`: they belong to the
@@ -43,22 +41,23 @@ impl Local {
     pub(crate) fn new(socket: UnixStream) -> Local {
         Local {
             socket,
-            inbox: Mutex::default(),
+            received: AtomicU64::new(0),
+            arrivals: Mutex::default(),
         }
     }
 
-    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    fn arrivals(&self) -> std::sync::MutexGuard<'_, VecDeque<Arrival>> {
+        self.arrivals.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let (n, fds) = crate::sys::recv_some_with_fds(&self.socket, buf)?;
-        let mut inbox = self.inbox();
-        inbox.received += n as u64;
+        let end = self.received.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if !fds.is_empty() {
-            let waiting: usize = inbox.arrivals.iter().map(|a| a.fds.len()).sum();
+            let mut arrivals = self.arrivals();
+            let waiting: usize = arrivals.iter().map(|a| a.fds.len()).sum();
             if waiting + fds.len() > MAX_WAITING_FDS {
-                inbox.arrivals.clear();
+                arrivals.clear();
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -67,15 +66,19 @@ impl Local {
                     ),
                 ));
             }
-            let end = inbox.received;
-            inbox.arrivals.push_back(Arrival { end, fds });
+            arrivals.push_back(Arrival { end, fds });
         }
         Ok(n)
     }
 
+    /// Counts bytes read from the socket some other way (never with descriptors).
+    fn count(&self, n: usize) {
+        self.received.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     /// Bytes read from the socket so far through this handle.
     pub(crate) fn received(&self) -> u64 {
-        self.inbox().received
+        self.received.load(Ordering::Relaxed)
     }
 
     /// The descriptors of the handle frame of `len` bytes (header included) at stream offset
@@ -87,18 +90,14 @@ impl Local {
     /// came with earlier bytes (a peer attached them to a message) are closed and counted in
     /// the second value; those of later frames stay.
     pub(crate) fn claim(&self, at: u64, len: u64) -> (Vec<OwnedFd>, usize) {
-        let mut inbox = self.inbox();
+        let mut arrivals = self.arrivals();
         let mut stray = 0;
-        while inbox.arrivals.front().is_some_and(|a| a.end <= at) {
-            stray += inbox.arrivals.pop_front().map_or(0, |a| a.fds.len());
+        while arrivals.front().is_some_and(|a| a.end <= at) {
+            stray += arrivals.pop_front().map_or(0, |a| a.fds.len());
         }
-        match inbox.arrivals.front() {
+        match arrivals.front() {
             Some(a) if a.end <= at + len => {
-                let fds = inbox
-                    .arrivals
-                    .pop_front()
-                    .map(|a| a.fds)
-                    .unwrap_or_default();
+                let fds = arrivals.pop_front().map(|a| a.fds).unwrap_or_default();
                 (fds, stray)
             }
             _ => (Vec::new(), stray),
@@ -231,7 +230,7 @@ impl Stream {
         if let Stream::Unix(s) = self {
             // Reads into a message's own allocation stop at the message's end, so no
             // descriptor of a later handle frame can come with them; count the bytes.
-            s.inbox().received += n as u64;
+            s.count(n);
         }
         Ok(n)
     }
