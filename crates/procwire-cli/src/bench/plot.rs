@@ -101,7 +101,11 @@ fn technique_colour(t: Technique) -> RGBColor {
 }
 
 fn short_label(o: &Outcome) -> String {
-    let name = o.case.name.trim_start_matches("procwire ");
+    let name = o
+        .case
+        .name
+        .trim_start_matches("procwire ")
+        .trim_end_matches(" (robust)");
     if o.case.raw {
         format!("{name} (floor)")
     } else {
@@ -153,7 +157,10 @@ where
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..n).into_segmented(), (lo / 2.0..hi * 2.0).log_scale())?;
+        .build_cartesian_2d(
+            (0..n.saturating_sub(1).max(1)).into_segmented(),
+            (lo / 2.0..hi * 2.0).log_scale(),
+        )?;
     let labels: Vec<String> = rows.iter().map(|o| short_label(o)).collect();
     chart
         .configure_mesh()
@@ -223,16 +230,19 @@ where
     let (smin, smax) = rows.iter().fold((f64::INFINITY, 0.0f64), |(a, b), o| {
         (a.min(o.case.size as f64), b.max(o.case.size as f64))
     });
+    let mut sizes: Vec<f64> = rows.iter().map(|o| o.case.size as f64).collect();
+    sizes.sort_by(f64::total_cmp);
+    sizes.dedup();
     let mut chart = ChartBuilder::on(area)
         .caption(
-            "Throughput by message size, one way (dashed grey-edged: the floor); higher is better",
+            "Throughput by message size, one way (dashed: the floor); higher is better",
             ("sans-serif", 16),
         )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            (smin / 1.5..smax * 1.5).log_scale(),
+            (smin / 1.5..smax * 1.5).log_scale().with_key_points(sizes),
             (lo / 2.0..hi * 2.0).log_scale(),
         )?;
     chart
