@@ -170,15 +170,20 @@ impl Case {
         }
     }
 
-    /// A label for tables and plots: `pipe latency 64 B: unix socket`.
+    /// A label for tables and plots: `pipe latency 64 B: unix socket` (no size for the
+    /// sync cases).
     pub fn label(&self) -> String {
-        format!(
-            "{} {} {}: {}",
-            self.technique,
-            self.measure.name(),
-            format_size(self.size),
-            self.name
-        )
+        if self.size == 0 {
+            format!("{} {}: {}", self.technique, self.measure.name(), self.name)
+        } else {
+            format!(
+                "{} {} {}: {}",
+                self.technique,
+                self.measure.name(),
+                format_size(self.size),
+                self.name
+            )
+        }
     }
 }
 
@@ -354,6 +359,13 @@ pub fn all_cases() -> Vec<Case> {
     v
 }
 
+/// The case of `technique` called `name` at `size` bytes (0 for the sync cases).
+pub fn find_case(technique: Technique, name: &str, size: usize) -> Option<Case> {
+    all_cases()
+        .into_iter()
+        .find(|c| c.technique == technique && c.name == name && c.size == size)
+}
+
 fn boxed(session: impl Session + 'static) -> Result<Box<dyn Session>, String> {
     Ok(Box::new(session))
 }
@@ -396,7 +408,12 @@ impl Session for SocketEcho {
     }
 }
 
-fn socket_echo(size: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the raw Unix socket round trip of `size` bytes (write, then read the echo).
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn socket_echo(size: usize) -> Result<Box<dyn Session>, String> {
     boxed(SocketEcho(socket("raw-echo", size)?))
 }
 
@@ -420,7 +437,13 @@ impl Session for SocketSink {
     }
 }
 
-fn socket_sink(size: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the raw Unix socket throughput of `size`-byte messages (a batch to a sink, one
+/// acknowledgement).
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn socket_sink(size: usize) -> Result<Box<dyn Session>, String> {
     boxed(SocketSink(socket("raw-sink", size)?))
 }
 
@@ -464,7 +487,12 @@ impl Session for PipeEcho {
     }
 }
 
-fn pipe_echo(size: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the socket pipe round trip of `size` bytes (`send`, then `recv_into`).
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn pipe_echo(size: usize) -> Result<Box<dyn Session>, String> {
     boxed(PipeEcho(pipe("pipe-echo", size)?))
 }
 
@@ -550,7 +578,13 @@ impl Drop for AtomicPingPong {
     }
 }
 
-fn atomic_ping_pong(size: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the floor of shared memory at `size` bytes: the message copied into a mapping,
+/// a counter bumped, a busy wait for the peer's answer, the answer copied out.
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn atomic_ping_pong(size: usize) -> Result<Box<dyn Session>, String> {
     let name = bench_name("atomic");
     let mapping = Mapping::create(name.as_str(), atomic::MAPPING as u64)
         .map_err(|e| format!("create a mapping: {e}"))?;
@@ -670,7 +704,13 @@ impl Session for FutexPingPong {
     }
 }
 
-fn futex_ping_pong(_: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the futex ping-pong (two words in shared memory, `FUTEX_WAKE` and
+/// `FUTEX_WAIT`); the size is ignored.
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn futex_ping_pong(_: usize) -> Result<Box<dyn Session>, String> {
     let (name, mapping, view) = small_mapping("futex")?;
     let peer = Peer::spawn("raw-pong", &name)?;
     boxed(FutexPingPong {
@@ -694,7 +734,12 @@ impl Session for EventPingPong {
     }
 }
 
-fn event_ping_pong(_: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the ping-pong of two auto-reset `NamedEvent`s; the size is ignored.
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn event_ping_pong(_: usize) -> Result<Box<dyn Session>, String> {
     let name = bench_name("events");
     let event = |tag: &str| {
         NamedEvent::create(format!("{name}-{tag}").as_str(), EventReset::Auto, false)
@@ -721,7 +766,13 @@ impl Session for PthreadMutex {
     }
 }
 
-fn pthread_mutex(_: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the uncontended lock and unlock of a robust, process-shared pthread mutex; the
+/// size is ignored.
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn pthread_mutex(_: usize) -> Result<Box<dyn Session>, String> {
     let (_name, mapping, view) = small_mapping("pthread")?;
     boxed(PthreadMutex {
         mutex: raw::PthreadMutex::init(view),
@@ -737,7 +788,12 @@ impl Session for Mutex {
     }
 }
 
-fn named_mutex(_: usize) -> Result<Box<dyn Session>, String> {
+/// Starts the uncontended lock and unlock of a `NamedMutex`; the size is ignored.
+///
+/// # Errors
+///
+/// When the peer or the objects cannot be set up.
+pub fn named_mutex(_: usize) -> Result<Box<dyn Session>, String> {
     let mutex = NamedMutex::create(bench_name("mutex").as_str())
         .map_err(|e| format!("create a mutex: {e}"))?;
     boxed(Mutex(mutex))

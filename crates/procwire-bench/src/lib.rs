@@ -22,8 +22,8 @@
 //! - [`cases`]: the list of cases and their sessions.
 //! - [`peer`]: the peer processes and their roles.
 //! - [`placement`]: which CPUs the two processes run on (`same`, `split`, `none`).
-//! - `raw` (private): the floors that need the C library (a robust pthread mutex) or
-//!   futex calls.
+//! - [`raw`]: the floors that need the C library (a robust pthread mutex) or futex
+//!   calls.
 //! - `benches/cases.rs`: every case through divan. `benches/shm_compare.rs` (feature
 //!   `iceoryx2`): two-process round trips through shared memory — the floor, iceoryx2's
 //!   publish/subscribe, the procwire socket pipe and the shared-memory pipe. Results are in
@@ -32,7 +32,7 @@
 pub mod cases;
 pub mod peer;
 pub mod placement;
-mod raw;
+pub mod raw;
 
-pub use cases::{all_cases, Case, Measure, Session, Technique};
+pub use cases::{all_cases, find_case, Case, Measure, Session, Technique};
 pub use placement::Placement;

@@ -1,5 +1,7 @@
 //! The peer processes of the cases: the current executable started again as
-//! `EXE bench-peer ROLE ADDR`, pinned (when asked) to the peer CPU of the run.
+//! `EXE bench-peer ROLE ADDR`, pinned (when asked) to the peer CPU of the run
+//! ([`set_peer_cpu`]), or else under `taskset -c` as `PROCWIRE_BENCH_PEER_CPUS` says (as
+//! the divan benchmarks' own peers are).
 //!
 //! The peer sets itself up, prints `ready INFO` on its standard output, and serves until
 //! its connection closes or its standard input (held by the benchmark) does. The writer
@@ -19,7 +21,7 @@ use procwire::pipe::{PipeConnection, PipeError, PipeOptions};
 use procwire::security::Access;
 use procwire::sync::NamedEvent;
 use procwire::wire::PipeMode;
-use procwire_testkit::bench::spin_until;
+use procwire_testkit::bench::{spin_until, PEER_CPUS_VAR};
 
 use crate::cases::{remoting_server, MAX_MESSAGE};
 use crate::placement::pin_current_thread;
@@ -108,13 +110,24 @@ impl Peer {
     /// When it cannot be started or stops before it is ready.
     pub fn spawn(role: &str, addr: &str) -> Result<Peer, String> {
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-        let mut command = Command::new(exe);
+        let pinned = PEER_CPU.load(Ordering::Relaxed);
+        // The divan benchmarks' way of pinning peers (`PROCWIRE_BENCH_PEER_CPUS`), unless
+        // the run chose a CPU itself.
+        let taskset = std::env::var(PEER_CPUS_VAR).ok().filter(|_| pinned == 0);
+        let mut command = match &taskset {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
         command
             .args([PEER_COMMAND, role, addr])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        match PEER_CPU.load(Ordering::Relaxed) {
+        match pinned {
             0 => command.env_remove(PEER_CPU_VAR),
             n => command.env(PEER_CPU_VAR, (n - 1).to_string()),
         };

@@ -7,14 +7,14 @@ use procwire::mapping::View;
 use rustix::thread::futex;
 
 /// A `pthread_mutex_t` at the start of a view, process-shared and robust.
-pub(crate) struct PthreadMutex {
+pub struct PthreadMutex {
     ptr: *mut libc::pthread_mutex_t,
     _view: View,
 }
 
 impl PthreadMutex {
     /// Initializes a new mutex at the start of `view`.
-    pub(crate) fn init(view: View) -> PthreadMutex {
+    pub fn init(view: View) -> PthreadMutex {
         let ptr = view.as_ptr().cast::<libc::pthread_mutex_t>();
         assert!(view.len() >= std::mem::size_of::<libc::pthread_mutex_t>());
         assert_eq!(
@@ -41,8 +41,19 @@ impl PthreadMutex {
         PthreadMutex { ptr, _view: view }
     }
 
+    /// Uses a mutex another process initialized at the start of `view`.
+    ///
+    /// # Safety
+    ///
+    /// The start of `view` must hold a mutex made by [`PthreadMutex::init`] in another
+    /// process, alive for as long as the returned value is used.
+    pub unsafe fn attach(view: View) -> PthreadMutex {
+        let ptr = view.as_ptr().cast::<libc::pthread_mutex_t>();
+        PthreadMutex { ptr, _view: view }
+    }
+
     /// Locks the mutex (making it consistent again if its last owner died).
-    pub(crate) fn lock(&self) {
+    pub fn lock(&self) {
         // SAFETY: `ptr` points to an initialized process-shared mutex in a mapping that
         // `self` keeps alive.
         let r = unsafe { libc::pthread_mutex_lock(self.ptr) };
@@ -55,7 +66,7 @@ impl PthreadMutex {
     }
 
     /// Unlocks the mutex, which this thread holds.
-    pub(crate) fn unlock(&self) {
+    pub fn unlock(&self) {
         // SAFETY: as in `lock`, and this thread holds the mutex.
         let r = unsafe { libc::pthread_mutex_unlock(self.ptr) };
         assert_eq!(r, 0, "pthread_mutex_unlock");
@@ -63,13 +74,13 @@ impl PthreadMutex {
 }
 
 /// Sets `word` to 1 and wakes a waiter.
-pub(crate) fn signal(word: &AtomicU32) {
+pub fn signal(word: &AtomicU32) {
     word.store(1, Ordering::Release);
     let _ = futex::wake(word, futex::Flags::empty(), 1);
 }
 
 /// Waits until `word` is 1, then sets it back to 0.
-pub(crate) fn wait(word: &AtomicU32) {
+pub fn wait(word: &AtomicU32) {
     while word.load(Ordering::Acquire) == 0 {
         let _ = futex::wait(word, futex::Flags::empty(), 0, None);
     }
