@@ -904,7 +904,7 @@ pub(crate) fn remoting_server(addr: &str) -> Result<(), String> {
         let pipe = server
             .listen_pipe(procwire_remoting::PipeChannel::new(addr))
             .map_err(|e| e.to_string())?;
-        ready(&pipe.local().to_string())?;
+        ready(pipe.local())?;
         std::future::pending::<Result<(), String>>().await
     })
 }

@@ -212,6 +212,9 @@ fn time_label(ns: f64) -> String {
     }
 }
 
+/// One line of the throughput chart: technique, case, floor or not, (size, MiB/s) points.
+type Series<'a> = (Technique, &'a str, bool, Vec<(f64, f64)>);
+
 fn throughput<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     run: &Run,
@@ -254,7 +257,7 @@ where
         .label_style(("sans-serif", 11))
         .draw()?;
     // One line per technique and case.
-    let mut series: Vec<(Technique, &str, bool, Vec<(f64, f64)>)> = Vec::new();
+    let mut series: Vec<Series<'_>> = Vec::new();
     for o in &rows {
         let point = (o.case.size as f64, mib(o));
         match series
