@@ -801,6 +801,17 @@ pub fn named_mutex(_: usize) -> Result<Box<dyn Session>, String> {
 
 // --- mailslot: against raw datagrams ---
 
+/// How the reader of a datagram case takes its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A raw Unix datagram socket, `recv` into a reused buffer.
+    Raw,
+    /// A mailslot, `read_into` a reused buffer.
+    ReadInto,
+    /// A mailslot, `read` (a new `Vec` per message).
+    Read,
+}
+
 enum Slot {
     Raw(UnixDatagram, std::path::PathBuf),
     Procwire(MailslotServer),
@@ -808,69 +819,93 @@ enum Slot {
 
 struct Datagrams {
     slot: Slot,
+    reader: Reader,
     buf: Vec<u8>,
     size: usize,
-    count: usize,
-    peer: Peer,
+    each: usize,
+    peers: Vec<Peer>,
 }
 
 impl Session for Datagrams {
-    /// Ask the writer for a batch, read it all, wait for the writer's `done`.
+    /// Ask every writer for a batch, read them all, wait for every writer's `done`.
     fn iter(&mut self) {
-        self.peer.command(&format!("{} {}", self.count, self.size));
-        for _ in 0..self.count {
-            let n = match &self.slot {
-                Slot::Raw(socket, _) => socket.recv(&mut self.buf).unwrap(),
-                Slot::Procwire(slot) => slot.read_into(&mut self.buf).unwrap(),
+        let command = format!("{} {}", self.each, self.size);
+        for peer in &mut self.peers {
+            peer.command(&command);
+        }
+        for _ in 0..self.each * self.peers.len() {
+            let n = match (&self.slot, self.reader) {
+                (Slot::Raw(socket, _), _) => socket.recv(&mut self.buf).unwrap(),
+                (Slot::Procwire(slot), Reader::Read) => {
+                    std::hint::black_box(slot.read().unwrap()).len()
+                }
+                (Slot::Procwire(slot), _) => slot.read_into(&mut self.buf).unwrap(),
             };
             assert_eq!(n, self.size);
         }
-        self.peer.wait_done();
+        for peer in &mut self.peers {
+            peer.wait_done();
+        }
     }
 
     fn bytes(&self) -> u64 {
-        (self.count * self.size) as u64
+        (self.each * self.peers.len() * self.size) as u64
     }
 }
 
 impl Drop for Datagrams {
     fn drop(&mut self) {
+        self.peers.clear();
         if let Slot::Raw(_, path) = &self.slot {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-fn datagram_count(size: usize) -> usize {
-    (BATCH_BYTES / 4 / size).max(4)
+/// Starts a datagram case: `writers` writer processes sending `size`-byte messages, a
+/// batch of about 512 KiB (at least 4 messages a writer) per iteration, to a reader here
+/// (a raw socket or a mailslot, as `reader` says).
+///
+/// # Errors
+///
+/// When the socket, the slot or the writers cannot be set up.
+pub fn datagram_batch(
+    writers: usize,
+    size: usize,
+    reader: Reader,
+) -> Result<Box<dyn Session>, String> {
+    let each = (BATCH_BYTES / 4 / size / writers).max(4);
+    let (slot, role, addr) = if reader == Reader::Raw {
+        let path = std::env::temp_dir().join(format!("{}.dgram", bench_name("dgram")));
+        let socket = UnixDatagram::bind(&path).map_err(|e| format!("bind {path:?}: {e}"))?;
+        let addr = path.to_str().ok_or("the temp dir is not UTF-8")?.to_owned();
+        (Slot::Raw(socket, path), "dgram-writer", addr)
+    } else {
+        let name = bench_name("slot");
+        let slot = MailslotOptions::new()
+            .create(name.as_str())
+            .map_err(|e| format!("create a mailslot: {e}"))?;
+        (Slot::Procwire(slot), "mailslot-writer", name)
+    };
+    let peers = (0..writers)
+        .map(|_| Peer::spawn(role, &addr))
+        .collect::<Result<Vec<_>, _>>()?;
+    boxed(Datagrams {
+        slot,
+        reader,
+        buf: vec![0u8; (64 << 10) + 1],
+        size,
+        each,
+        peers,
+    })
 }
 
 fn datagrams(size: usize) -> Result<Box<dyn Session>, String> {
-    let path = std::env::temp_dir().join(format!("{}.dgram", bench_name("dgram")));
-    let socket = UnixDatagram::bind(&path).map_err(|e| format!("bind {path:?}: {e}"))?;
-    let peer = Peer::spawn("dgram-writer", path.to_str().ok_or("temp dir not UTF-8")?)?;
-    boxed(Datagrams {
-        slot: Slot::Raw(socket, path),
-        buf: vec![0u8; 64 << 10],
-        size,
-        count: datagram_count(size),
-        peer,
-    })
+    datagram_batch(1, size, Reader::Raw)
 }
 
 fn mailslot(size: usize) -> Result<Box<dyn Session>, String> {
-    let name = bench_name("slot");
-    let slot = MailslotOptions::new()
-        .create(name.as_str())
-        .map_err(|e| format!("create a mailslot: {e}"))?;
-    let peer = Peer::spawn("mailslot-writer", &name)?;
-    boxed(Datagrams {
-        slot: Slot::Procwire(slot),
-        buf: vec![0u8; (64 << 10) + 1],
-        size,
-        count: datagram_count(size),
-        peer,
-    })
+    datagram_batch(1, size, Reader::ReadInto)
 }
 
 // --- remoting: a remote call against the pipe round trip beneath it ---
