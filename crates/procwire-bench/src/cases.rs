@@ -917,6 +917,7 @@ pub trait Echo {
     async fn echo(&self, data: Vec<u8>) -> Vec<u8>;
 }
 
+/// The `Echo` object of the remoting peer.
 struct EchoImpl;
 
 impl Echo for EchoImpl {
@@ -925,7 +926,10 @@ impl Echo for EchoImpl {
     }
 }
 
-/// The remoting peer: `Echo` as a singleton on the pipe channel `addr`.
+/// The remoting peer: `Echo` as a singleton `Bench/Echo` on three channels — the pipe
+/// channel `addr` (shared memory), the pipe channel `addr-socket` (socket only) and the tcp
+/// channel on a loopback port — whose base URLs it prints after `ready`, in that order
+/// (see [`RemotingChannel`]).
 pub(crate) fn remoting_server(addr: &str) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -939,16 +943,75 @@ pub(crate) fn remoting_server(addr: &str) -> Result<(), String> {
         let pipe = server
             .listen_pipe(procwire_remoting::PipeChannel::new(addr))
             .map_err(|e| e.to_string())?;
-        ready(pipe.local())?;
+        let socket_only =
+            procwire_remoting::PipeChannel::new(format!("{addr}-socket")).shared_memory(false);
+        let socket_pipe = server.listen_pipe(socket_only).map_err(|e| e.to_string())?;
+        let tcp = server
+            .listen_tcp(procwire_remoting::TcpChannel::loopback(0))
+            .map_err(|e| e.to_string())?;
+        ready(&format!(
+            "{} {} {}",
+            pipe.local(),
+            socket_pipe.local(),
+            tcp.local()
+        ))?;
         std::future::pending::<Result<(), String>>().await
     })
+}
+
+/// The channels of the remoting peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemotingChannel {
+    /// The pipe channel through shared memory.
+    PipeShm = 0,
+    /// The pipe channel on its socket only.
+    PipeSocket = 1,
+    /// The tcp channel (loopback).
+    Tcp = 2,
+}
+
+/// A remoting peer ([`remoting_server`]), stopped when dropped.
+pub struct RemotingPeer(Peer);
+
+impl RemotingPeer {
+    /// Starts a remoting peer.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be started.
+    pub fn spawn() -> Result<RemotingPeer, String> {
+        Peer::spawn("remoting", &bench_name("remoting")).map(RemotingPeer)
+    }
+
+    /// The URL of the `Echo` object on `channel`.
+    pub fn url(&self, channel: RemotingChannel) -> String {
+        let base = self.0.info().split(' ').nth(channel as usize).unwrap_or("");
+        format!("{base}/Bench/Echo")
+    }
+
+    /// A client of the `Echo` object on `channel`, connected in `rt`.
+    ///
+    /// # Errors
+    ///
+    /// When the connection fails.
+    pub fn client(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        channel: RemotingChannel,
+    ) -> Result<EchoClient, String> {
+        let url = self.url(channel);
+        let proxy = rt
+            .block_on(Proxy::connect(&url))
+            .map_err(|e| format!("connect to {url}: {e}"))?;
+        Ok(EchoClient::new(proxy))
+    }
 }
 
 struct RemoteCall {
     rt: tokio::runtime::Runtime,
     client: EchoClient,
     data: Vec<u8>,
-    _peer: Peer,
+    _peer: RemotingPeer,
 }
 
 impl Session for RemoteCall {
@@ -961,26 +1024,23 @@ impl Session for RemoteCall {
     }
 }
 
-fn remoting_call(size: usize) -> Result<Box<dyn Session>, String> {
-    let peer = Peer::spawn("remoting", &bench_name("remoting"))?;
+/// Starts the remoting round trip: `echo` of `size` bytes through a `#[remote]` client
+/// on the pipe channel (shared memory), in a current-thread tokio runtime.
+///
+/// # Errors
+///
+/// When the peer cannot be started or reached.
+pub fn remoting_call(size: usize) -> Result<Box<dyn Session>, String> {
+    let peer = RemotingPeer::spawn()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let url = format!("{}/Bench/Echo", peer.info());
-    let proxy = rt
-        .block_on(Proxy::connect(&url))
-        .map_err(|e| format!("connect to {url}: {e}"))?;
+    let client = peer.client(&rt, RemotingChannel::PipeShm)?;
     boxed(RemoteCall {
         rt,
-        client: EchoClient::new(proxy),
+        client,
         data: vec![7u8; size],
         _peer: peer,
     })
-}
-
-impl fmt::Display for Case {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.label())
-    }
 }
