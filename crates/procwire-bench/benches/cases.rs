@@ -27,15 +27,21 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The cases of `measure`; `short` picks those timed many iterations at a time.
-fn cases(measure: Measure, short: bool) -> Vec<Case> {
+/// The labels of the cases of `measure` (as `procwire bench` prints them); `short` picks
+/// those timed many iterations at a time.
+fn cases(measure: Measure, short: bool) -> Vec<String> {
     all_cases()
         .into_iter()
         .filter(|c| c.measure == measure && (c.batch >= 1000) == short)
+        .map(|c| c.label())
         .collect()
 }
 
-fn run(bencher: Bencher<'_, '_>, case: &Case) {
+fn run(bencher: Bencher<'_, '_>, label: &str) {
+    let case: Case = all_cases()
+        .into_iter()
+        .find(|c| c.label() == label)
+        .expect("a case of that label");
     let mut session = case.start().expect("start the case");
     let bytes = session.bytes();
     if bytes > 0 {
@@ -49,18 +55,18 @@ fn run(bencher: Bencher<'_, '_>, case: &Case) {
 
 /// Round trips (64 B, or a bare wake-up), one per iteration.
 #[divan::bench(args = cases(Measure::Latency, false), sample_count = 2000, sample_size = 10)]
-fn latency(bencher: Bencher<'_, '_>, case: &Case) {
-    run(bencher, case);
+fn latency(bencher: Bencher<'_, '_>, label: &str) {
+    run(bencher, label);
 }
 
 /// Operations of a few nanoseconds (an uncontended lock and unlock).
 #[divan::bench(args = cases(Measure::Latency, true), sample_count = 1000, sample_size = 1000)]
-fn latency_short(bencher: Bencher<'_, '_>, case: &Case) {
-    run(bencher, case);
+fn latency_short(bencher: Bencher<'_, '_>, label: &str) {
+    run(bencher, label);
 }
 
 /// One-way bandwidth: a batch of messages, then one acknowledgement.
 #[divan::bench(args = cases(Measure::Throughput, false), sample_count = 30, sample_size = 1)]
-fn throughput(bencher: Bencher<'_, '_>, case: &Case) {
-    run(bencher, case);
+fn throughput(bencher: Bencher<'_, '_>, label: &str) {
+    run(bencher, label);
 }

@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Print the tables as Markdown (the tables of docs/performance.md).
     #[arg(long)]
     markdown: bool,
+    /// Run only the cases whose label (as the table shows it, `pipe latency 64 B: unix
+    /// socket`) contains this text; a procwire case without its floor gets no ratio.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
     /// Time per case in milliseconds (for tests; overrides the default and --quick).
     #[arg(long, hide = true)]
     budget_ms: Option<u64>,
@@ -159,7 +163,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .filter(|c| {
             args.technique == "all" || Technique::from_name(&args.technique) == Some(c.technique)
         })
+        .filter(|c| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| c.label().contains(only.as_str()))
+        })
         .collect();
+    if cases.is_empty() {
+        bail!(
+            "no case of `{}` matches --only {:?}",
+            args.technique,
+            args.only.as_deref().unwrap_or("")
+        );
+    }
     println!(
         "procwire bench {}: {} cases, {reps} repetitions each; CPUs {}",
         args.technique,
