@@ -176,7 +176,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.only.as_deref().unwrap_or("")
         );
     }
-    println!(
+    // Status on stderr: stdout carries only the report (`--markdown > page.md`).
+    eprintln!(
         "procwire bench {}: {} cases, {reps} repetitions each; CPUs {}",
         args.technique,
         cases.len(),
@@ -191,7 +192,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         pinning,
         reps,
         machine,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        // The program as `procwire`, not the path it was run from.
+        command: std::iter::once("procwire".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
     };
     if args.markdown {
         print!("{}", report::markdown(&run));

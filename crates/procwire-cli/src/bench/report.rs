@@ -86,8 +86,10 @@ const HEADERS: [&str; 6] = [
 ];
 
 fn heading(technique: Technique, latency: bool) -> String {
-    if latency {
+    if latency && technique == Technique::Sync {
         format!("{technique}: latency (one round trip; a lock and unlock for mutexes)")
+    } else if latency {
+        format!("{technique}: latency (one round trip)")
     } else {
         format!("{technique}: throughput (one way)")
     }
