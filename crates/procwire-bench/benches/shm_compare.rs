@@ -10,8 +10,9 @@
 //! [`spin_until`]: spinning, then yielding the CPU between polls, so that they also run
 //! when both processes share one CPU.
 //!
-//! The procwire cases and the peer harness are those of `procwire`'s `pipe` benchmark
-//! (`crates/procwire/benches/round_trip_cases`, `procwire_testkit::bench`): every peer is
+//! The procwire cases and the peer harness are those of the `pipe` benchmark beside this
+//! one (`benches/round_trip_cases`, `procwire_testkit::bench`; the floor is `procwire
+//! bench`'s own case, `procwire_bench::cases::atomic_ping_pong`): every peer is
 //! this binary started again in a role. Pinning, as LIMITS.md asks:
 //!
 //! ```text
@@ -22,7 +23,6 @@
 //!
 //! Results are in `docs/performance.md`.
 
-#[path = "../../procwire/benches/round_trip_cases/mod.rs"]
 mod round_trip_cases;
 
 use std::process::ExitCode;
@@ -32,6 +32,9 @@ use procwire_testkit::bench::{bench_name, bench_peer_role, serve_peer, spin_unti
 use round_trip_cases::SIZES;
 
 fn main() -> ExitCode {
+    if let Some(code) = round_trip_cases::serve_lib_peer() {
+        return code;
+    }
     match bench_peer_role() {
         Some(role) => serve_peer(&role, serve),
         None => {

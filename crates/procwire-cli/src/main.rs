@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod demo;
 mod duration;
 mod http_client;
@@ -49,6 +50,16 @@ enum Command {
     /// Create, read, write and remove named shared memory (file mappings).
     #[command(subcommand)]
     Shm(shm::ShmCommand),
+    /// Measure every technique against the raw kernel primitive beneath it.
+    Bench(bench::BenchArgs),
+    /// A peer process of `procwire bench` (started by it, not by hand).
+    #[command(hide = true, name = "bench-peer")]
+    BenchPeer {
+        /// The peer's role.
+        role: String,
+        /// The address it serves.
+        addr: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +84,8 @@ fn main() -> ExitCode {
         Command::Remoting(cmd) => remoting::run(cmd),
         Command::Ls => ls::run(),
         Command::Shm(cmd) => shm::run(cmd),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchPeer { role, addr } => bench::peer(&role, &addr),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,8 +17,9 @@
 //!   `round_trip_cases/`, shared with the iceoryx2 comparison of `crates/procwire-bench`.
 //!
 //! The raw baselines use `std::os::unix::net` directly, with the kernel's default buffers,
-//! as procwire does. Run with `cargo bench -p procwire --bench pipe`; results are in
-//! `docs/performance.md`.
+//! as procwire does; they are `procwire bench`'s cases (`procwire_bench::cases`), whose
+//! peers start as `EXE bench-peer ROLE ADDR`. Run with
+//! `cargo bench -p procwire-bench --bench pipe`; results are in `docs/performance.md`.
 //!
 //! Where the two processes run matters more than anything else here (a wake-up on the
 //! other CPU costs tens of microseconds). To fix it, run the benchmark under
@@ -27,15 +28,13 @@
 
 mod round_trip_cases;
 
-use std::io::{self, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
 
 use divan::counter::BytesCount;
 use divan::Bencher;
 use procwire::pipe::PipeConnection;
 use procwire::pipe::PipeError;
-use procwire_testkit::bench::{bench_name, bench_peer_role, peer_ready, serve_peer, BenchPeer};
+use procwire_testkit::bench::{bench_peer_role, serve_peer};
 use round_trip_cases::{pipe_server, pipe_session};
 
 /// The round-trip message size.
@@ -48,6 +47,9 @@ const SIZES: &[usize] = &[64 << 10, 1 << 20];
 const SINK_BUFFER: usize = 1 << 20;
 
 fn main() -> ExitCode {
+    if let Some(code) = round_trip_cases::serve_lib_peer() {
+        return code;
+    }
     match bench_peer_role() {
         Some(role) => serve_peer(&role, peer::serve),
         None => {
@@ -72,8 +74,6 @@ mod peer {
             "shm-sink-recv-into" => pipe_server(addr, true, pipe_sink_recv_into),
             "shm-sink-in-place" => pipe_server(addr, true, pipe_sink_in_place),
             "shm-sink-many" => pipe_server(addr, true, pipe_sink_many),
-            "raw-echo" => raw_server(addr, raw_echo),
-            "raw-sink" => raw_server(addr, raw_sink),
             _ => Err(format!("unknown role `{role}`")),
         }
     }
@@ -125,63 +125,6 @@ mod peer {
             }
         }
     }
-
-    fn raw_server(path: &str, serve: fn(UnixStream) -> io::Result<()>) -> Result<(), String> {
-        let listener = UnixListener::bind(path).map_err(|e| format!("bind {path}: {e}"))?;
-        peer_ready()?;
-        let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
-        drop(listener);
-        let _ = std::fs::remove_file(path);
-        serve(stream).map_err(|e| e.to_string())
-    }
-
-    /// Writes back whatever arrives, until the end of the stream.
-    fn raw_echo(mut stream: UnixStream) -> io::Result<()> {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            stream.write_all(&buf[..n])?;
-        }
-    }
-
-    /// Reads batches: a 16-byte preamble (message size and count, big-endian), that many
-    /// messages, each read whole into the start of one buffer (as a receiver that needs
-    /// the message must), then a one-byte acknowledgement back.
-    fn raw_sink(mut stream: UnixStream) -> io::Result<()> {
-        let mut buf = vec![0u8; SINK_BUFFER];
-        loop {
-            let mut preamble = [0u8; 16];
-            match stream.read_exact(&mut preamble) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e),
-            }
-            let (size, count) = preamble.split_at(8);
-            let size = u64::from_be_bytes(size.try_into().expect("8 bytes")) as usize;
-            let count = u64::from_be_bytes(count.try_into().expect("8 bytes"));
-            for _ in 0..count {
-                stream.read_exact(&mut buf[..size])?;
-            }
-            stream.write_all(b"k")?;
-        }
-    }
-}
-
-/// A raw socket connection and its peer.
-struct RawSession {
-    conn: UnixStream,
-    _peer: BenchPeer,
-}
-
-fn raw_session(role: &str) -> RawSession {
-    let path = std::env::temp_dir().join(format!("{}.sock", bench_name(role)));
-    let mut peer = BenchPeer::spawn(role, path.to_str().expect("UTF-8 temp dir"));
-    peer.remove_on_drop(path.clone());
-    let conn = UnixStream::connect(&path).expect("connect to the peer's socket");
-    RawSession { conn, _peer: peer }
 }
 
 /// 64-byte messages to an echo peer and back: latency of one request and its answer.
@@ -189,16 +132,11 @@ fn raw_session(role: &str) -> RawSession {
 mod round_trip {
     use super::*;
 
-    /// Raw socket: `write` 64 bytes, `read` 64 bytes.
+    /// Raw socket: `write` 64 bytes, `read` 64 bytes (`procwire bench`'s case).
     #[divan::bench]
     fn raw(bencher: Bencher<'_, '_>) {
-        let mut s = raw_session("raw-echo");
-        let message = [7u8; SMALL];
-        let mut answer = [0u8; SMALL];
-        bencher.bench_local(|| {
-            s.conn.write_all(&message).unwrap();
-            s.conn.read_exact(&mut answer).unwrap();
-        });
+        let mut s = procwire_bench::cases::socket_echo(SMALL).expect("start the case");
+        bencher.bench_local(|| s.iter());
     }
 
     /// procwire: `send`, then `recv` (a new `Vec` per answer).
@@ -237,25 +175,13 @@ mod throughput {
     }
 
     /// Raw socket: `write_all` of each message; the sink `read_exact`s each into the start
-    /// of a 1 MiB buffer.
+    /// of a 1 MiB buffer (`procwire bench`'s case, 2 MiB a batch).
     #[divan::bench(args = SIZES)]
     fn raw(bencher: Bencher<'_, '_>, size: usize) {
-        let mut s = raw_session("raw-sink");
-        let payload = vec![7u8; size];
-        let count = messages_per_batch(size);
-        let mut preamble = [0u8; 16];
-        preamble[..8].copy_from_slice(&(size as u64).to_be_bytes());
-        preamble[8..].copy_from_slice(&(count as u64).to_be_bytes());
-        let mut ack = [0u8; 1];
+        let mut s = procwire_bench::cases::socket_sink(size).expect("start the case");
         bencher
-            .counter(BytesCount::new(count * size))
-            .bench_local(|| {
-                s.conn.write_all(&preamble).unwrap();
-                for _ in 0..count {
-                    s.conn.write_all(&payload).unwrap();
-                }
-                s.conn.read_exact(&mut ack).unwrap();
-            });
+            .counter(BytesCount::new(s.bytes()))
+            .bench_local(|| s.iter());
     }
 
     fn procwire_to(bencher: Bencher<'_, '_>, size: usize, sink: &str) {

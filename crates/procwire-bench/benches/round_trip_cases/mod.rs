@@ -2,23 +2,34 @@
 //! memory (an atomic ping-pong in a mapping), the socket pipe, and the shared-memory pipe
 //! copying and zero-copy, for any message size up to [`MAX_MESSAGE`].
 //!
-//! Included as a module by `benches/pipe.rs` and by the iceoryx2 comparison in
-//! `crates/procwire-bench`, so that both run the same code; each binary's peer hands the
-//! roles it does not know itself to [`serve`].
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Included as a module by `benches/pipe.rs` and by the iceoryx2 comparison
+//! (`benches/shm_compare.rs`), so that both run the same code; each binary's peer hands the
+//! roles it does not know itself to [`serve`]. The floor is `procwire bench`'s own case
+//! (`procwire_bench::cases`), whose peer is started as `EXE bench-peer ROLE ADDR`: each
+//! binary's `main` hands that to [`serve_lib_peer`] first.
 
 use divan::Bencher;
-use procwire::mapping::{Mapping, View};
 use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
-use procwire::security::Access;
 use procwire::wire::PipeMode;
-use procwire_testkit::bench::{bench_name, peer_ready, spin_until, BenchPeer};
+use procwire_testkit::bench::{bench_name, peer_ready, BenchPeer};
 
 /// The round-trip message sizes: a small message and a page.
 pub const SIZES: &[usize] = &[64, 4 << 10];
 /// The largest message the echo peers take.
 pub const MAX_MESSAGE: usize = 1 << 20;
+
+/// Runs this process as a peer of `procwire_bench`'s cases if it was started as one
+/// (`EXE bench-peer ROLE ADDR`), and returns its exit code.
+pub fn serve_lib_peer() -> Option<std::process::ExitCode> {
+    let (role, addr) = procwire_bench::peer::peer_args()?;
+    Some(match procwire_bench::peer::serve(&role, &addr) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench peer {role}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
 
 /// Serves `role` at `addr` if it is one of the roles here (`None` otherwise).
 pub fn serve(role: &str, addr: &str) -> Option<Result<(), String>> {
@@ -27,7 +38,6 @@ pub fn serve(role: &str, addr: &str) -> Option<Result<(), String>> {
         "pipe-echo-into" => pipe_server(addr, false, pipe_echo_into),
         "shm-echo" => pipe_server(addr, true, pipe_echo_into),
         "shm-echo-in-place" => pipe_server(addr, true, pipe_echo_in_place),
-        "atomic-echo" => atomic_echo(addr),
         _ => return None,
     })
 }
@@ -107,93 +117,12 @@ pub fn pipe_session(role: &str) -> PipeSession {
     PipeSession { conn, _peer: peer }
 }
 
-// The floor's mapping: the two counters on cache lines of their own, the message size,
-// then a buffer for each direction.
-const PING: usize = 0;
-const PONG: usize = 64;
-const SIZE: usize = 128;
-const PING_DATA: usize = 4096;
-const PONG_DATA: usize = PING_DATA + MAX_MESSAGE;
-const FLOOR_MAPPING: usize = PONG_DATA + MAX_MESSAGE;
-
-/// The floor, in the peer: waits (spinning) for the counter at [`PING`] to change, copies
-/// the message out of its buffer and into the other, and answers by storing the counter at
-/// [`PONG`]; stops when the counter reads `u64::MAX`.
-fn atomic_echo(name: &str) -> Result<(), String> {
-    let mapping = Mapping::open(name, Access::ReadWrite).map_err(|e| e.to_string())?;
-    let view = mapping.view_all().map_err(|e| e.to_string())?;
-    let word = |at| view.atomic_u64(at).map_err(|e| e.to_string());
-    let (ping, pong) = (word(PING)?, word(PONG)?);
-    let size = word(SIZE)?.load(Ordering::Acquire) as usize;
-    let mut buf = vec![0u8; size];
-    peer_ready()?;
-    let mut last = 0;
-    loop {
-        let now = spin_until(|| Some(ping.load(Ordering::Acquire)).filter(|&n| n != last));
-        if now == u64::MAX {
-            return Ok(());
-        }
-        last = now;
-        view.read_at(PING_DATA, &mut buf)
-            .map_err(|e| e.to_string())?;
-        view.write_at(PONG_DATA, &buf).map_err(|e| e.to_string())?;
-        pong.store(now, Ordering::Release);
-    }
-}
-
-/// The floor's mapping and its peer.
-struct AtomicSession {
-    view: View,
-    _mapping: Mapping,
-    _peer: BenchPeer,
-}
-
-impl AtomicSession {
-    fn new(size: usize) -> AtomicSession {
-        let name = bench_name("atomic");
-        let mapping = Mapping::create(name.as_str(), FLOOR_MAPPING as u64).expect("mapping");
-        let view = mapping.view_all().expect("view");
-        view.atomic_u64(SIZE)
-            .expect("size word")
-            .store(size as u64, Ordering::Release);
-        let peer = BenchPeer::spawn("atomic-echo", &name);
-        AtomicSession {
-            view,
-            _mapping: mapping,
-            _peer: peer,
-        }
-    }
-
-    fn words(&self) -> (&AtomicU64, &AtomicU64) {
-        (
-            self.view.atomic_u64(PING).expect("ping"),
-            self.view.atomic_u64(PONG).expect("pong"),
-        )
-    }
-}
-
-impl Drop for AtomicSession {
-    fn drop(&mut self) {
-        self.words().0.store(u64::MAX, Ordering::Release);
-    }
-}
-
 /// The floor: copy `size` bytes into the mapping and bump a counter; busy-wait for the
 /// peer to echo the counter (having copied the bytes into the answer buffer); copy the
-/// answer out.
+/// answer out. The case of `procwire bench` (`procwire_bench::cases::atomic_ping_pong`).
 pub fn atomic_floor(bencher: Bencher<'_, '_>, size: usize) {
-    let s = AtomicSession::new(size);
-    let (ping, pong) = s.words();
-    let message = vec![7u8; size];
-    let mut answer = vec![0u8; size];
-    let mut n = 0u64;
-    bencher.bench_local(|| {
-        n += 1;
-        s.view.write_at(PING_DATA, &message).unwrap();
-        ping.store(n, Ordering::Release);
-        spin_until(|| (pong.load(Ordering::Acquire) == n).then_some(()));
-        s.view.read_at(PONG_DATA, &mut answer).unwrap();
-    });
+    let mut s = procwire_bench::cases::atomic_ping_pong(size).expect("start the floor");
+    bencher.bench_local(|| s.iter());
 }
 
 /// The socket pipe: `send`, then `recv_into`.

@@ -1,7 +1,9 @@
 //! Remote calls against the raw pipe round trip and against tarpc, between two processes.
 //!
 //! Every benchmark talks to a peer process: this same binary, started again with
-//! `PROCWIRE_BENCH_ROLE` set (as in procwire's pipe benchmark). Each iteration is one
+//! `PROCWIRE_BENCH_ROLE` set (as in the pipe benchmark), or as `remoting bench-peer ROLE
+//! ADDR` for the remoting server, which is `procwire bench`'s (`procwire_bench::cases`,
+//! one implementation; `remoting_pipe_shm` is its case). Each iteration is one
 //! round trip of a 64-byte payload:
 //!
 //! - `raw_pipe_socket`, `raw_pipe_shm`: a procwire message pipe (tokio API), `send` 64 B
@@ -14,7 +16,7 @@
 //! - `*_batch`: 64 calls in flight on one connection; `*_4x32`: 4 connections with 32
 //!   calls in flight on each.
 //!
-//! Run with `cargo bench -p procwire-remoting --bench remoting`; results are in
+//! Run with `cargo bench -p procwire-bench --bench remoting`; results are in
 //! `docs/performance.md`. Pin with `taskset -c 0` for the one-CPU view.
 
 use std::process::ExitCode;
@@ -23,26 +25,13 @@ use divan::Bencher;
 use futures::StreamExt;
 use procwire::pipe::{ClientOptions, PipeOptions};
 use procwire::wire::PipeMode;
-use procwire_remoting::{remote, Proxy, RegistryBuilder, RemotingServer, TcpChannel};
+use procwire_bench::cases::{EchoClient, RemotingChannel as Channel, RemotingPeer};
 use procwire_testkit::bench::{
     bench_name, bench_peer_role, peer_ready_with, serve_peer, BenchPeer,
 };
 use tarpc::server::Channel as _;
 
 const SMALL: usize = 64;
-
-#[remote]
-trait Echo {
-    async fn echo(&self, data: Vec<u8>) -> Vec<u8>;
-}
-
-struct EchoImpl;
-
-impl Echo for EchoImpl {
-    async fn echo(&self, data: Vec<u8>) -> Vec<u8> {
-        data
-    }
-}
 
 #[tarpc::service]
 trait TarpcEcho {
@@ -81,6 +70,15 @@ where
 }
 
 fn main() -> ExitCode {
+    if let Some((role, addr)) = procwire_bench::peer::peer_args() {
+        return match procwire_bench::peer::serve(&role, &addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench peer {role}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match bench_peer_role() {
         Some(role) => serve_peer(&role, peer),
         None => {
@@ -117,26 +115,6 @@ fn peer(role: &str, addr: &str) -> Result<(), String> {
                         }
                     });
                 }
-            }
-            "remoting" => {
-                let registry = RegistryBuilder::new("Bench")
-                    .singleton("Echo", || EchoServer::new(EchoImpl))
-                    .build();
-                let server = RemotingServer::new(registry);
-                let tcp = server.listen_tcp(TcpChannel::loopback(0)).expect("tcp");
-                let pipe = server
-                    .listen_pipe(procwire_remoting::PipeChannel::new(addr))
-                    .expect("pipe");
-                let socket_only = procwire_remoting::PipeChannel::new(format!("{addr}-socket"))
-                    .shared_memory(false);
-                let socket_pipe = server.listen_pipe(socket_only).expect("pipe");
-                peer_ready_with(&format!(
-                    "{} {} {}",
-                    tcp.local(),
-                    pipe.local(),
-                    socket_pipe.local()
-                ))?;
-                std::future::pending::<Result<(), String>>().await
             }
             "tarpc" => {
                 // TCP_NODELAY on both ends, as procwire does (tarpc's own tcp helpers
@@ -203,33 +181,16 @@ fn raw_pipe_shm(bencher: Bencher<'_, '_>) {
     raw_pipe(bencher, true);
 }
 
-/// Which of the remoting peer's channels a benchmark calls through.
-#[derive(Clone, Copy)]
-enum Channel {
-    Tcp = 0,
-    PipeShm = 1,
-    PipeSocket = 2,
-}
-
-/// A remoting peer and `connections` clients of its `channel`.
+/// A remoting peer (`procwire bench`'s, `procwire_bench::cases::RemotingPeer`) and
+/// `connections` clients of its `channel`.
 fn remoting_clients(
     rt: &tokio::runtime::Runtime,
     channel: Channel,
     connections: usize,
-) -> (BenchPeer, Vec<EchoClient>) {
-    let peer = start("remoting");
-    let base = peer
-        .info()
-        .split(' ')
-        .nth(channel as usize)
-        .expect("three addresses");
+) -> (RemotingPeer, Vec<EchoClient>) {
+    let peer = RemotingPeer::spawn().expect("start the remoting peer");
     let clients = (0..connections)
-        .map(|_| {
-            rt.block_on(async {
-                let proxy = Proxy::connect(&format!("{base}/Bench/Echo")).await;
-                EchoClient::new(proxy.expect("connect"))
-            })
-        })
+        .map(|_| peer.client(rt, channel).expect("connect"))
         .collect();
     (peer, clients)
 }
@@ -241,9 +202,11 @@ fn remoting(bencher: Bencher<'_, '_>, channel: Channel) {
     bencher.bench_local(|| rt.block_on(clients[0].echo(data.clone())).unwrap());
 }
 
+/// `procwire bench`'s remoting case (`procwire_bench::cases::remoting_call`).
 #[divan::bench]
 fn remoting_pipe_shm(bencher: Bencher<'_, '_>) {
-    remoting(bencher, Channel::PipeShm);
+    let mut s = procwire_bench::cases::remoting_call(SMALL).expect("start the case");
+    bencher.bench_local(|| s.iter());
 }
 
 #[divan::bench]

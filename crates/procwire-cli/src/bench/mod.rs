@@ -1,0 +1,268 @@
+//! `procwire bench`: every technique against the raw kernel primitive beneath it, in one
+//! run, each against a peer in another process; a table, and on request JSON, Markdown
+//! and a plot.
+//!
+//! The cases are `procwire_bench`'s, the same code as the divan benchmarks
+//! (`crates/procwire-bench/benches/cases.rs`); this module only times them, repeats them
+//! and reports. The peers are this binary again, as the hidden `procwire bench-peer`.
+
+mod plot;
+mod report;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::builder::PossibleValuesParser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use procwire_bench::placement::{self, Pinning};
+use procwire_bench::{all_cases, peer, Case, Measure, Placement, Technique};
+
+/// The arguments of `procwire bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The technique to measure, or `all`.
+    #[arg(
+        default_value = "all",
+        value_parser = PossibleValuesParser::new(["pipe", "shm-pipe", "mapping", "sync", "mailslot", "remoting", "all"])
+    )]
+    technique: String,
+    /// Where the benchmark and its peer run: `same` (one CPU), `split` (one CPU each) or
+    /// `none` (no pinning). Default: split with two CPUs or more, else same.
+    #[arg(long, value_name = "same|split|none")]
+    cpus: Option<Placement>,
+    /// Repetitions of each case (the spread is over their medians).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    reps: u32,
+    /// A short run (under 30 s for everything): fewer repetitions, less time per case.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON, one object per case.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also draw latency and throughput by message size (`.svg` or `.png`).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    plot: Option<PathBuf>,
+    /// Print the tables as Markdown (the tables of docs/performance.md).
+    #[arg(long)]
+    markdown: bool,
+    /// Run only the cases whose label (as the table shows it, `pipe latency 64 B: unix
+    /// socket`) contains this text; a procwire case without its floor gets no ratio.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// Time per case in milliseconds (for tests; overrides the default and --quick).
+    #[arg(long, hide = true)]
+    budget_ms: Option<u64>,
+}
+
+/// What one case measured.
+pub(crate) struct Outcome {
+    /// The case.
+    pub case: Case,
+    /// Nanoseconds per iteration, every sample of every repetition.
+    pub samples: Vec<f64>,
+    /// The median of each repetition.
+    pub rep_medians: Vec<f64>,
+    /// Bytes per iteration (0 for latency).
+    pub bytes: u64,
+}
+
+impl Outcome {
+    /// The median time per iteration, in nanoseconds.
+    pub fn median(&self) -> f64 {
+        percentile(&self.samples, 0.5)
+    }
+
+    /// The 99th percentile of the time per iteration, in nanoseconds.
+    pub fn p99(&self) -> f64 {
+        percentile(&self.samples, 0.99)
+    }
+
+    /// The lowest and highest median of a repetition.
+    pub fn spread(&self) -> (f64, f64) {
+        let lo = self
+            .rep_medians
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let hi = self.rep_medians.iter().copied().fold(0.0, f64::max);
+        (lo, hi)
+    }
+
+    /// Bytes per second at `ns` per iteration.
+    pub fn rate(&self, ns: f64) -> f64 {
+        self.bytes as f64 / (ns / 1e9)
+    }
+}
+
+/// The `q` quantile of `values` (nearest rank).
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// The run as a whole, for the reports.
+pub(crate) struct Run {
+    pub outcomes: Vec<Outcome>,
+    pub pinning: Pinning,
+    pub reps: u32,
+    pub machine: String,
+    pub command: String,
+}
+
+impl Run {
+    /// The floor's outcome for `o` (itself for a raw case).
+    pub fn floor(&self, o: &Outcome) -> Option<&Outcome> {
+        let cases: Vec<Case> = self.outcomes.iter().map(|o| o.case).collect();
+        let floor = o.case.floor(&cases)?;
+        self.outcomes
+            .iter()
+            .find(|f| f.case.label() == floor.label())
+    }
+
+    /// procwire's cost over the floor's (time per round trip, or per byte): 1.0 is the
+    /// floor, 2.0 twice its cost.
+    pub fn ratio(&self, o: &Outcome) -> Option<f64> {
+        self.floor(o).map(|f| o.median() / f.median())
+    }
+}
+
+/// The hidden `procwire bench-peer ROLE ADDR`: a peer process of a case.
+pub fn peer(role: &str, addr: &str) -> anyhow::Result<()> {
+    peer::serve(role, addr).map_err(|e| anyhow::anyhow!("bench peer {role}: {e}"))
+}
+
+/// Runs `procwire bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let placement = args.cpus.unwrap_or_else(placement::default_placement);
+    let pinning = placement::resolve(placement).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &args.plot {
+        plot::check_path(path)?;
+    }
+    // Before pinning, which narrows what this process sees.
+    let machine = placement::machine();
+    if let Some(cpu) = pinning.bench_cpu {
+        placement::pin_current_thread(cpu).map_err(anyhow::Error::msg)?;
+    }
+    peer::set_peer_cpu(pinning.peer_cpu);
+    let reps = if args.quick {
+        args.reps.min(3)
+    } else {
+        args.reps
+    };
+    let budget =
+        Duration::from_millis(
+            args.budget_ms
+                .unwrap_or(if args.quick { 400 } else { 2000 }),
+        );
+    let cases: Vec<Case> = all_cases()
+        .into_iter()
+        .filter(|c| {
+            args.technique == "all" || Technique::from_name(&args.technique) == Some(c.technique)
+        })
+        .filter(|c| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| c.label().contains(only.as_str()))
+        })
+        .collect();
+    if cases.is_empty() {
+        bail!(
+            "no case of `{}` matches --only {:?}",
+            args.technique,
+            args.only.as_deref().unwrap_or("")
+        );
+    }
+    // Status on stderr: stdout carries only the report (`--markdown > page.md`).
+    eprintln!(
+        "procwire bench {}: {} cases, {reps} repetitions each; CPUs {}",
+        args.technique,
+        cases.len(),
+        pinning.describe()
+    );
+    let mut outcomes = Vec::new();
+    for case in cases {
+        outcomes.push(measure(case, reps, budget)?);
+    }
+    let run = Run {
+        outcomes,
+        pinning,
+        reps,
+        machine,
+        // The program as `procwire`, not the path it was run from.
+        command: std::iter::once("procwire".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    if args.markdown {
+        print!("{}", report::markdown(&run));
+    } else {
+        print!("{}", report::table(&run));
+    }
+    if let Some(path) = &args.json {
+        let json = report::json(&run);
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        plot::draw(&run, path)?;
+    }
+    Ok(())
+}
+
+/// Times `case`: a warm-up, then `reps` repetitions of samples for `budget / reps` each
+/// (at least three samples a repetition), with a progress bar on a terminal.
+fn measure(case: Case, reps: u32, budget: Duration) -> anyhow::Result<Outcome> {
+    let bar = ProgressBar::with_draw_target(Some(u64::from(reps)), ProgressDrawTarget::stdout());
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:48} [{bar:30}] {pos}/{len} repetitions")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(case.label());
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Outcome, String> {
+        let mut session = case.start()?;
+        let warm_up = Instant::now();
+        while warm_up.elapsed() < budget / 10 {
+            session.iter();
+        }
+        let mut samples = Vec::new();
+        let mut rep_medians = Vec::new();
+        let per_rep = budget / reps;
+        for _ in 0..reps {
+            let start = Instant::now();
+            let mut rep = Vec::new();
+            while rep.len() < 3 || start.elapsed() < per_rep {
+                let t = Instant::now();
+                for _ in 0..case.batch {
+                    session.iter();
+                }
+                rep.push(t.elapsed().as_nanos() as f64 / f64::from(case.batch));
+            }
+            rep_medians.push(percentile(&rep, 0.5));
+            samples.extend(rep);
+            bar.inc(1);
+        }
+        Ok(Outcome {
+            case,
+            samples,
+            rep_medians,
+            bytes: session.bytes(),
+        })
+    }));
+    bar.finish_and_clear();
+    match result {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(e)) => bail!("{}: {e}", case.label()),
+        Err(_) => bail!("{}: the case failed (see the message above)", case.label()),
+    }
+}
+
+/// Whether the outcome is a latency.
+pub(crate) fn is_latency(o: &Outcome) -> bool {
+    o.case.measure == Measure::Latency
+}
