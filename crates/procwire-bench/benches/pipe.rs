@@ -151,6 +151,18 @@ mod round_trip {
         });
     }
 
+    /// procwire: `transact` (`TransactNamedPipe`): the same send and receive in one call,
+    /// against `procwire_recv` (issue 12's target: at most 1.05x).
+    #[divan::bench]
+    fn procwire_transact(bencher: Bencher<'_, '_>) {
+        let mut s = pipe_session("pipe-echo");
+        let message = [7u8; SMALL];
+        bencher.bench_local(|| {
+            let answer = s.conn.transact(&message).unwrap();
+            assert_eq!(answer.len(), SMALL);
+        });
+    }
+
     /// procwire: `send`, then `recv_into` a reused buffer.
     #[divan::bench]
     fn procwire_recv_into(bencher: Bencher<'_, '_>) {
