@@ -43,8 +43,6 @@ const SMALL: usize = 64;
 const BATCH_BYTES: usize = 8 << 20;
 /// Message sizes of the throughput benchmarks.
 const SIZES: &[usize] = &[64 << 10, 1 << 20];
-/// The receive buffer of the sinks, raw and procwire alike.
-const SINK_BUFFER: usize = 1 << 20;
 
 fn main() -> ExitCode {
     if let Some(code) = round_trip_cases::serve_lib_peer() {
@@ -70,8 +68,8 @@ mod peer {
         }
         match role {
             "pipe-sink-recv" => pipe_server(addr, false, pipe_sink_recv),
-            "pipe-sink-recv-into" => pipe_server(addr, false, pipe_sink_recv_into),
-            "shm-sink-recv-into" => pipe_server(addr, true, pipe_sink_recv_into),
+            "pipe-sink-recv-into" => pipe_server(addr, false, procwire_bench::peer::pipe_sink),
+            "shm-sink-recv-into" => pipe_server(addr, true, procwire_bench::peer::pipe_sink),
             "shm-sink-in-place" => pipe_server(addr, true, pipe_sink_in_place),
             "shm-sink-many" => pipe_server(addr, true, pipe_sink_many),
             _ => Err(format!("unknown role `{role}`")),
@@ -103,24 +101,6 @@ mod peer {
     fn pipe_sink_recv(conn: &mut PipeConnection) -> Result<(), PipeError> {
         loop {
             if conn.recv()?.is_empty() {
-                conn.send(b"k")?;
-            }
-        }
-    }
-
-    /// As [`pipe_sink_recv`], with `recv_into` and one reused buffer.
-    fn pipe_sink_recv_into(conn: &mut PipeConnection) -> Result<(), PipeError> {
-        let mut buf = vec![0u8; SINK_BUFFER];
-        loop {
-            let mut len = 0;
-            loop {
-                let part = conn.recv_into(&mut buf)?;
-                len += part.len;
-                if part.complete {
-                    break;
-                }
-            }
-            if len == 0 {
                 conn.send(b"k")?;
             }
         }

@@ -85,13 +85,8 @@ pub fn serve(role: &str, addr: &str) -> Result<(), String> {
     }
 }
 
-/// Says that the peer is listening, and `info`.
-pub fn ready(info: &str) -> Result<(), String> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "ready {info}")
-        .and_then(|()| out.flush())
-        .map_err(|e| e.to_string())
-}
+/// Says that the peer is listening, and `info` (the divan peers' own `ready` line).
+pub use procwire_testkit::bench::peer_ready_with as ready;
 
 /// A running peer process, stopped when dropped.
 pub struct Peer {
@@ -252,7 +247,7 @@ fn raw_sink(mut stream: UnixStream) -> io::Result<()> {
 
 /// Creates the pipe `name` in message mode, says it is ready, and `serve`s the first
 /// connection until the client goes away.
-fn pipe_server(
+pub fn pipe_server(
     name: &str,
     shared_memory: bool,
     serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
@@ -271,7 +266,7 @@ fn pipe_server(
 }
 
 /// Sends every message back, received with `recv_into` a reused buffer.
-fn pipe_echo(conn: &mut PipeConnection) -> Result<(), PipeError> {
+pub fn pipe_echo(conn: &mut PipeConnection) -> Result<(), PipeError> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let part = conn.recv_into(&mut buf)?;
@@ -281,7 +276,7 @@ fn pipe_echo(conn: &mut PipeConnection) -> Result<(), PipeError> {
 
 /// Receives messages with `recv_into` one reused buffer; an empty one asks for a
 /// one-byte acknowledgement.
-fn pipe_sink(conn: &mut PipeConnection) -> Result<(), PipeError> {
+pub fn pipe_sink(conn: &mut PipeConnection) -> Result<(), PipeError> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let mut len = 0;

@@ -9,14 +9,14 @@
 //! binary's `main` hands that to [`serve_lib_peer`] first.
 
 use divan::Bencher;
-use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
+use procwire::pipe::{ClientOptions, PipeConnection, PipeError};
 use procwire::wire::PipeMode;
-use procwire_testkit::bench::{bench_name, peer_ready, BenchPeer};
+use procwire_testkit::bench::{bench_name, BenchPeer};
 
 /// The round-trip message sizes: a small message and a page.
 pub const SIZES: &[usize] = &[64, 4 << 10];
 /// The largest message the echo peers take.
-pub const MAX_MESSAGE: usize = 1 << 20;
+pub use procwire_bench::cases::MAX_MESSAGE;
 
 /// Runs this process as a peer of `procwire_bench`'s cases if it was started as one
 /// (`EXE bench-peer ROLE ADDR`), and returns its exit code.
@@ -35,47 +35,20 @@ pub fn serve_lib_peer() -> Option<std::process::ExitCode> {
 pub fn serve(role: &str, addr: &str) -> Option<Result<(), String>> {
     Some(match role {
         "pipe-echo" => pipe_server(addr, false, pipe_echo),
-        "pipe-echo-into" => pipe_server(addr, false, pipe_echo_into),
-        "shm-echo" => pipe_server(addr, true, pipe_echo_into),
+        "pipe-echo-into" => pipe_server(addr, false, procwire_bench::peer::pipe_echo),
+        "shm-echo" => pipe_server(addr, true, procwire_bench::peer::pipe_echo),
         "shm-echo-in-place" => pipe_server(addr, true, pipe_echo_in_place),
         _ => return None,
     })
 }
 
-/// In the peer: creates the pipe `name` in message mode, says it is ready, and `serve`s
-/// the first connection until the client goes away.
-pub fn pipe_server(
-    name: &str,
-    shared_memory: bool,
-    serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
-) -> Result<(), String> {
-    let server = PipeOptions::new()
-        .mode(PipeMode::Message)
-        .shared_memory(shared_memory)
-        .create(name)
-        .map_err(|e| e.to_string())?;
-    peer_ready()?;
-    let mut conn = server.accept().map_err(|e| e.to_string())?;
-    match serve(&mut conn) {
-        Ok(()) | Err(PipeError::Disconnected { .. }) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
-}
+pub use procwire_bench::peer::pipe_server;
 
 /// Sends every message back (`recv`: a new `Vec` each).
 fn pipe_echo(conn: &mut PipeConnection) -> Result<(), PipeError> {
     loop {
         let message = conn.recv()?;
         conn.send(&message)?;
-    }
-}
-
-/// Sends every message back, received with `recv_into` a reused buffer.
-fn pipe_echo_into(conn: &mut PipeConnection) -> Result<(), PipeError> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        let part = conn.recv_into(&mut buf)?;
-        conn.send(&buf[..part.len])?;
     }
 }
 
