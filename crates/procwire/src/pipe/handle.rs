@@ -328,7 +328,7 @@ impl PipeConnection {
         handle: HandleRef<'_>,
         wanted: Option<Access>,
     ) -> Result<(), PipeError> {
-        self.check_usable()?;
+        self.check_sendable()?;
         self.info.check_can_write()?;
         self.info.check_messages()?;
         let peer = self.handle_peer()?;
@@ -500,7 +500,11 @@ impl PipeConnection {
                          or shared memory)"
                     )));
                 }
-                if p.reader.has_unread() || p.writer.is_mid_frame() || p.broken.is_some() {
+                if p.reader.has_unread()
+                    || p.writer.is_mid_frame()
+                    || p.broken.is_some()
+                    || p.ended.is_some()
+                {
                     return Err(self.bad(format!(
                         "cannot be sent: {what} has data received and not yet taken, a send \
                          left half done, or is broken; pass it between messages"

@@ -24,6 +24,8 @@ mod client;
 mod connection;
 mod server;
 mod stream;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use call::call;
 pub use connection::{PipeConnection, PipeRecvHalf, PipeSendHalf};

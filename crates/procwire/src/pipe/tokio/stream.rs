@@ -13,6 +13,9 @@ use crate::security::PeerCredentials;
 pub(crate) enum AsyncStream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    /// A TLS session over TCP, bridged to a local socket (see [`super::tls`]).
+    #[cfg(feature = "tls")]
+    Tls(super::tls::TlsEnd),
 }
 
 impl AsyncStream {
@@ -20,6 +23,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.try_read(buf),
             AsyncStream::Tcp(s) => s.try_read(buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.try_read(buf),
         }
     }
 
@@ -27,6 +32,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.try_read_buf(buf),
             AsyncStream::Tcp(s) => s.try_read_buf(buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.try_read_buf(buf),
         }
     }
 
@@ -34,6 +41,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.try_write_vectored(bufs),
             AsyncStream::Tcp(s) => s.try_write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.try_write_vectored(bufs),
         }
     }
 
@@ -41,6 +50,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.readable().await,
             AsyncStream::Tcp(s) => s.readable().await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.readable().await,
         }
     }
 
@@ -48,6 +59,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.writable().await,
             AsyncStream::Tcp(s) => s.writable().await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.writable().await,
         }
     }
 
@@ -55,6 +68,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.poll_write_ready(cx),
             AsyncStream::Tcp(s) => s.poll_write_ready(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.poll_write_ready(cx),
         }
     }
 
@@ -104,6 +119,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.poll_read_ready(cx),
             AsyncStream::Tcp(s) => s.poll_read_ready(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.poll_read_ready(cx),
         }
     }
 
@@ -112,6 +129,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(_) => None,
             AsyncStream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Some(t.peer.ip()),
         }
     }
 
@@ -120,6 +139,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(_) => None,
             AsyncStream::Tcp(s) => s.peer_addr().ok(),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Some(t.peer),
         }
     }
 
@@ -130,6 +151,9 @@ impl AsyncStream {
             AsyncStream::Unix(s) => crate::sys::answer_now(s, answer),
             AsyncStream::Tcp(s) if plaintext => crate::sys::answer_now(s, answer),
             AsyncStream::Tcp(_) => {}
+            // The session is not up before the gate: nothing can be said in plaintext.
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(_) => {}
         }
     }
 
@@ -137,6 +161,9 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => crate::sys::peer_credentials(s).map(Some),
             AsyncStream::Tcp(_) => Ok(None),
+            // The local pair's credentials are this process's own, never the peer's.
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(_) => Ok(None),
         }
     }
 
@@ -146,6 +173,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.write_all(buf).await,
             AsyncStream::Tcp(s) => s.write_all(buf).await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.write_all(buf).await,
         }
     }
 
@@ -155,6 +184,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.read(buf).await,
             AsyncStream::Tcp(s) => s.read(buf).await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.read(buf).await,
         }
     }
 
@@ -172,6 +203,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.shutdown().await,
             AsyncStream::Tcp(s) => s.shutdown().await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.shutdown().await,
         }
     }
 }
@@ -181,6 +214,8 @@ impl std::os::fd::AsFd for AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.as_fd(),
             AsyncStream::Tcp(s) => s.as_fd(),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.as_fd(),
         }
     }
 }
@@ -194,6 +229,8 @@ impl AsyncRead for AsyncStream {
         match self.get_mut() {
             AsyncStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_read(cx, buf),
         }
     }
 }
@@ -207,6 +244,8 @@ impl AsyncWrite for AsyncStream {
         match self.get_mut() {
             AsyncStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_write(cx, buf),
         }
     }
 
@@ -214,6 +253,8 @@ impl AsyncWrite for AsyncStream {
         match self.get_mut() {
             AsyncStream::Unix(s) => Pin::new(s).poll_flush(cx),
             AsyncStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_flush(cx),
         }
     }
 
@@ -221,6 +262,8 @@ impl AsyncWrite for AsyncStream {
         match self.get_mut() {
             AsyncStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             AsyncStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_shutdown(cx),
         }
     }
 }
