@@ -107,6 +107,20 @@ impl PipeConnection {
         error
     }
 
+    /// The same connection on the tokio API: a local socket connection that another
+    /// process passed (see [`PassedHandle::into_async_pipe`](super::PassedHandle::into_async_pipe)).
+    /// Must be called within a tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_async(self) -> io::Result<super::tokio::PipeConnection> {
+        let Stream::Unix(local) = self.stream else {
+            unreachable!("only local socket connections are passed");
+        };
+        let socket = local.into_socket();
+        socket.set_nonblocking(true)?;
+        let socket = ::tokio::net::UnixStream::from_std(socket)?;
+        Ok(super::tokio::PipeConnection::passed(socket, self.info))
+    }
+
     /// Connects to the pipe `name` with default [`ClientOptions`].
     ///
     /// # Errors

@@ -76,7 +76,7 @@ impl ClientOptions {
         let mut stream = match &endpoint.target {
             Target::Unix(path) => UnixStream::connect(path)
                 .await
-                .map(AsyncStream::Unix)
+                .map(AsyncStream::unix)
                 .map_err(|e| endpoint::connect_error(display, path, e))?,
             Target::Tcp { host, port } => {
                 let s = TcpStream::connect((host.as_str(), *port))

@@ -38,21 +38,21 @@ use crate::wire::{self, PipeMode};
 /// through the reactor on a doorbell socket: it never holds the runtime's thread longer.
 #[derive(Debug)]
 pub struct PipeConnection {
-    recv: PipeRecvHalf,
-    send: PipeSendHalf,
+    pub(super) recv: PipeRecvHalf,
+    pub(super) send: PipeSendHalf,
 }
 
 /// The receiving half of a [`PipeConnection`]: whole messages in, from one task while
 /// another sends through the [`PipeSendHalf`].
 #[derive(Debug)]
 pub struct PipeRecvHalf {
-    stream: Arc<AsyncStream>,
-    info: Arc<Info>,
-    reader: FrameReader,
-    broken: Option<String>,
-    sending: Arc<Sending>,
+    pub(super) stream: Arc<AsyncStream>,
+    pub(super) info: Arc<Info>,
+    pub(super) reader: FrameReader,
+    pub(super) broken: Option<String>,
+    pub(super) sending: Arc<Sending>,
     /// The shared-memory data path, when the handshake chose it.
-    shm: Option<AsyncReceiver>,
+    pub(super) shm: Option<AsyncReceiver>,
     /// How `AsyncRead` behaves: stopping at each message's end, or not.
     read_mode: PipeMode,
 }
@@ -60,33 +60,33 @@ pub struct PipeRecvHalf {
 /// The sending half of a [`PipeConnection`].
 #[derive(Debug)]
 pub struct PipeSendHalf {
-    stream: Arc<AsyncStream>,
-    info: Arc<Info>,
-    writer: FrameWriter,
-    broken: Option<String>,
-    sending: Arc<Sending>,
+    pub(super) stream: Arc<AsyncStream>,
+    pub(super) info: Arc<Info>,
+    pub(super) writer: FrameWriter,
+    pub(super) broken: Option<String>,
+    pub(super) sending: Arc<Sending>,
     /// The shared-memory data path, when the handshake chose it.
-    shm: Option<AsyncSender>,
+    pub(super) shm: Option<AsyncSender>,
 }
 
 /// What the two halves share about sending: a message is written under `lock`, and
 /// `mid_frame` stays set when a send stopped inside a message. The receiving half takes
 /// the lock to send a close frame between messages.
 #[derive(Debug, Default)]
-struct Sending {
-    lock: tokio::sync::Mutex<()>,
-    mid_frame: AtomicBool,
+pub(super) struct Sending {
+    pub(super) lock: tokio::sync::Mutex<()>,
+    pub(super) mid_frame: AtomicBool,
 }
 
 /// How long a receiving half that must refuse the peer waits for a message being sent
 /// to end before it closes without a close frame.
 const CLOSE_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn would_block(e: &RecvError) -> bool {
+pub(super) fn would_block(e: &RecvError) -> bool {
     matches!(e, RecvError::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-fn check_usable(info: &Info, broken: &Option<String>) -> Result<(), PipeError> {
+pub(super) fn check_usable(info: &Info, broken: &Option<String>) -> Result<(), PipeError> {
     match broken {
         Some(why) => Err(info.broken(why)),
         None => Ok(()),
@@ -124,6 +124,11 @@ impl PipeConnection {
             conn.recv.shm = Some(rx);
         }
         Ok(conn)
+    }
+
+    /// A local connection another process passed, now on the tokio API.
+    pub(crate) fn passed(socket: tokio::net::UnixStream, info: Info) -> PipeConnection {
+        PipeConnection::new(AsyncStream::unix(socket), info)
     }
 
     pub(crate) fn new(stream: AsyncStream, info: Info) -> PipeConnection {
@@ -430,7 +435,7 @@ impl PipeRecvHalf {
         }
     }
 
-    async fn wait_readable(&self) -> Result<(), PipeError> {
+    pub(super) async fn wait_readable(&self) -> Result<(), PipeError> {
         self.stream
             .readable()
             .await
@@ -444,13 +449,13 @@ impl PipeRecvHalf {
         })
     }
 
-    fn prepare(&self) -> Result<(), PipeError> {
+    pub(super) fn prepare(&self) -> Result<(), PipeError> {
         check_usable(&self.info, &self.broken)?;
         self.info.check_messages()?;
         self.info.check_can_read()
     }
 
-    async fn fail(&mut self, e: RecvError, sender_mid_frame: bool) -> PipeError {
+    pub(super) async fn fail(&mut self, e: RecvError, sender_mid_frame: bool) -> PipeError {
         match self.info.recv_failure(e, None) {
             Failure::Retry(e) => e,
             Failure::Fatal(e) => {

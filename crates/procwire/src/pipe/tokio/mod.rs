@@ -22,6 +22,7 @@
 mod call;
 mod client;
 mod connection;
+mod handle;
 mod server;
 mod stream;
 #[cfg(feature = "tls")]

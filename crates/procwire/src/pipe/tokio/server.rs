@@ -54,7 +54,7 @@ impl PipeOptions {
         tasks.push(tokio::spawn(async move {
             loop {
                 match unix.accept().await {
-                    Ok((s, _)) => spawn_handshake(&c, &t, AsyncStream::Unix(s)),
+                    Ok((s, _)) => spawn_handshake(&c, &t, AsyncStream::unix(s)),
                     Err(e) => backoff_after(&c, e).await,
                 }
             }

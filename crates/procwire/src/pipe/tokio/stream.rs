@@ -4,24 +4,64 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::pipe::stream::FdLedger;
 use crate::security::PeerCredentials;
 
 #[derive(Debug)]
 pub(crate) enum AsyncStream {
-    Unix(UnixStream),
+    Unix(AsyncLocal),
     Tcp(TcpStream),
     /// A TLS session over TCP, bridged to a local socket (see [`super::tls`]).
     #[cfg(feature = "tls")]
     Tls(super::tls::TlsEnd),
 }
 
+/// A connected Unix socket for tokio, read with `recvmsg` so that descriptors the peer
+/// passes beside a handle frame are kept, as the blocking connection's socket is.
+#[derive(Debug)]
+pub(crate) struct AsyncLocal {
+    socket: UnixStream,
+    ledger: FdLedger,
+}
+
+impl AsyncLocal {
+    /// The descriptors this socket brought in.
+    pub(crate) fn ledger(&self) -> &FdLedger {
+        &self.ledger
+    }
+}
+
+impl std::os::fd::AsFd for AsyncLocal {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl std::ops::Deref for AsyncLocal {
+    type Target = UnixStream;
+
+    fn deref(&self) -> &UnixStream {
+        &self.socket
+    }
+}
+
 impl AsyncStream {
+    /// A Unix socket connection.
+    pub(crate) fn unix(socket: UnixStream) -> AsyncStream {
+        AsyncStream::Unix(AsyncLocal {
+            socket,
+            ledger: FdLedger::default(),
+        })
+    }
+
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            AsyncStream::Unix(s) => s.try_read(buf),
+            AsyncStream::Unix(s) => s
+                .socket
+                .try_io(Interest::READABLE, || s.ledger.read(&s.socket, buf)),
             AsyncStream::Tcp(s) => s.try_read(buf),
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => t.plain.try_read(buf),
@@ -30,7 +70,9 @@ impl AsyncStream {
 
     pub(crate) fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {
-            AsyncStream::Unix(s) => s.try_read_buf(buf),
+            // Reads into a message's own allocation stop at the message's end, so no
+            // descriptor of a later handle frame can come with them; count the bytes.
+            AsyncStream::Unix(s) => s.socket.try_read_buf(buf).inspect(|&n| s.ledger.count(n)),
             AsyncStream::Tcp(s) => s.try_read_buf(buf),
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => t.plain.try_read_buf(buf),
@@ -171,7 +213,7 @@ impl AsyncStream {
     pub(crate) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            AsyncStream::Unix(s) => s.write_all(buf).await,
+            AsyncStream::Unix(s) => s.socket.write_all(buf).await,
             AsyncStream::Tcp(s) => s.write_all(buf).await,
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => t.plain.write_all(buf).await,
@@ -182,7 +224,8 @@ impl AsyncStream {
     pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use tokio::io::AsyncReadExt;
         match self {
-            AsyncStream::Unix(s) => s.read(buf).await,
+            // The handshake, before any frame: no descriptor may come with it.
+            AsyncStream::Unix(s) => s.socket.read(buf).await,
             AsyncStream::Tcp(s) => s.read(buf).await,
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => t.plain.read(buf).await,
@@ -201,7 +244,7 @@ impl AsyncStream {
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            AsyncStream::Unix(s) => s.shutdown().await,
+            AsyncStream::Unix(s) => s.socket.shutdown().await,
             AsyncStream::Tcp(s) => s.shutdown().await,
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => t.plain.shutdown().await,
@@ -227,7 +270,7 @@ impl AsyncRead for AsyncStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_read(cx, buf),
             AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_read(cx, buf),
@@ -242,7 +285,7 @@ impl AsyncWrite for AsyncStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_write(cx, buf),
             AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_write(cx, buf),
@@ -251,7 +294,7 @@ impl AsyncWrite for AsyncStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_flush(cx),
             AsyncStream::Tcp(s) => Pin::new(s).poll_flush(cx),
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_flush(cx),
@@ -260,7 +303,7 @@ impl AsyncWrite for AsyncStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_shutdown(cx),
             AsyncStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(feature = "tls")]
             AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_shutdown(cx),
