@@ -127,6 +127,11 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, id: usize, timeout: Duratio
             Request::TooLong => {
                 println!("Client {id}: request line too long; closing.");
                 let _ = writer.write_all(&sockets::too_long());
+                // Closing with unread bytes would reset the connection and could destroy
+                // the error line before the client reads it: shut down our side, then
+                // drain what the client still sends until it closes (or `timeout`).
+                let _ = stream.shutdown(Shutdown::Write);
+                let _ = io::copy(&mut reader, &mut io::sink());
                 break;
             }
             Request::Line(line) => {

@@ -121,6 +121,9 @@ async fn serve_client(stream: TcpStream, peer: SocketAddr, id: usize, limit: Dur
             Request::TooLong => {
                 println!("Client {id}: request line too long; closing.");
                 let _ = timeout(limit, writer.write_all(&sockets::too_long())).await;
+                // As socket_server: shut down our side, then drain until the client closes.
+                let _ = writer.shutdown().await;
+                let _ = timeout(limit, tokio::io::copy(&mut reader, &mut tokio::io::sink())).await;
                 break;
             }
             Request::Line(line) => {
