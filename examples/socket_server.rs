@@ -40,7 +40,7 @@ fn serve_tcp(args: &ServerArgs) -> io::Result<()> {
     let stop = StopSignals::catch()?;
     let bound = sockets::tcp_listener(args.addr(), args.ipv6_only)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.addr())))?;
-    println!("Listening on {} ({}).", bound.addr, bound.describe("TCP"));
+    bound.announce("TCP");
     let listener: TcpListener = bound.socket;
     let mut in_flight: Vec<JoinHandle<()>> = Vec::new();
     let mut accepted = 0;
@@ -65,9 +65,12 @@ fn serve_tcp(args: &ServerArgs) -> io::Result<()> {
                     serve_client(stream, peer, id, timeout)
                 }));
             }
-            // A client that gave up before we accepted it, or no descriptors left: keep
-            // serving the others.
-            Err(e) => eprintln!("accept failed: {e}"),
+            // A client that gave up before we accepted it, or no descriptors left (EMFILE):
+            // keep serving the others, pausing so that a lasting error does not spin.
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         in_flight.retain(|client| !client.is_finished());
     }
@@ -164,7 +167,7 @@ fn serve_udp(args: &ServerArgs) -> io::Result<()> {
     let stop = StopSignals::catch()?;
     let bound = sockets::udp_socket(args.addr(), args.ipv6_only)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {}: {e}", args.addr())))?;
-    println!("Listening on {} ({}).", bound.addr, bound.describe("UDP"));
+    bound.announce("UDP");
     let socket: UdpSocket = bound.socket;
     let mut buf = vec![0; sockets::MAX_DATAGRAM];
     let mut served = 0;

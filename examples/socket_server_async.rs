@@ -50,7 +50,7 @@ async fn serve_tcp(
     let bound = sockets::tcp_listener(args.addr(), args.ipv6_only)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.addr())))?;
     bound.socket.set_nonblocking(true)?;
-    println!("Listening on {} ({}).", bound.addr, bound.describe("TCP"));
+    bound.announce("TCP");
     let listener = TcpListener::from_std(bound.socket)?;
     let mut in_flight = JoinSet::new();
     let mut accepted = 0;
@@ -65,7 +65,10 @@ async fn serve_tcp(
                     accepted += 1;
                     in_flight.spawn(serve_client(stream, peer, accepted, args.timeout));
                 }
-                Err(e) => eprintln!("accept failed: {e}"),
+                Err(e) => {
+                    eprintln!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             },
             name = sockets::next_signal(interrupt, terminate) => {
                 println!("{name} received; stopping.");
@@ -170,7 +173,7 @@ async fn serve_udp(
     let bound = sockets::udp_socket(args.addr(), args.ipv6_only)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {}: {e}", args.addr())))?;
     bound.socket.set_nonblocking(true)?;
-    println!("Listening on {} ({}).", bound.addr, bound.describe("UDP"));
+    bound.announce("UDP");
     let socket = UdpSocket::from_std(bound.socket)?;
     let mut buf = vec![0; sockets::MAX_DATAGRAM];
     let mut served = 0;

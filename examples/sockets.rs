@@ -186,6 +186,18 @@ pub struct Bound<S> {
 }
 
 impl<S> Bound<S> {
+    /// Prints the server's first line, `Listening on ADDR (PROTOCOL, FAMILIES).` (the tests
+    /// read the address from it), and a warning when the address is not a loopback one.
+    pub fn announce(&self, protocol: &str) {
+        println!("Listening on {} ({}).", self.addr, self.describe(protocol));
+        if !self.addr.ip().is_loopback() {
+            println!(
+                "Not on loopback: anyone who can reach this port can talk to the server, \
+                 and nothing is encrypted."
+            );
+        }
+    }
+
     /// "TCP, IPv4", "TCP, IPv6 only", "UDP, dual-stack: IPv4 clients too".
     pub fn describe(&self, protocol: &str) -> String {
         let families = match self.addr {
@@ -228,9 +240,8 @@ fn bind_socket(addr: SocketAddr, kind: SocketType, ipv6_only: bool) -> io::Resul
             if addr.is_ipv6()
                 && addr.ip().is_unspecified()
                 && matches!(
-                    e.raw_os_error(),
-                    Some(code) if code == rustix::io::Errno::AFNOSUPPORT.raw_os_error()
-                        || code == rustix::io::Errno::ADDRNOTAVAIL.raw_os_error()
+                    rustix::io::Errno::from_io_error(&e),
+                    Some(rustix::io::Errno::AFNOSUPPORT | rustix::io::Errno::ADDRNOTAVAIL)
                 ) =>
         {
             let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());

@@ -270,10 +270,28 @@ fn the_server_prints_whether_it_is_dual_stack() {
     cmd.args(["--port", "0", "--bind", "::"]);
     let mut dual = Proc::spawn(cmd);
     dual.wait_for_within("(TCP, dual-stack: IPv4 clients too)", STEP);
+    dual.wait_for_within("Not on loopback: anyone who can reach this port", STEP);
     let mut cmd = Command::new(example("socket_server"));
     cmd.args(["--port", "0", "--bind", "::", "--ipv6-only", "--udp"]);
     let mut v6 = Proc::spawn(cmd);
     v6.wait_for_within("(UDP, IPv6 only)", STEP);
+}
+
+#[test]
+fn the_samples_explain_their_options() {
+    let _wd = Watchdog::new(LIMIT);
+    for (name, option) in [
+        ("socket_server", "--clients"),
+        ("socket_server_async", "--ipv6-only"),
+        ("socket_client", "--connect-timeout"),
+        ("socket_client_async", "--udp"),
+    ] {
+        let said = succeeded(&client(name, &["--help"]));
+        assert!(said.contains(option), "{name}: {said}");
+    }
+    // A duration is spelled as on the procwire command line.
+    let err = failed(&client("socket_client", &["--timeout", "5"]));
+    assert!(err.contains("write it as 250ms, 5s or 1m"), "{err}");
 }
 
 #[test]
@@ -414,6 +432,9 @@ fn a_client_that_leaves_mid_request_does_not_stop_the_others() {
         format!("error: request line longer than {MAX_LINE} bytes\n")
     );
     server.wait_for_within("request line too long; closing.", STEP);
+    // The server drains what is left until we close (it would otherwise reset the
+    // connection under its error line).
+    drop(long);
     // The server still serves.
     let said = succeeded(&client_to("socket_client", addr, &["still there?"]));
     assert!(said.contains("\"echo: still there?\""), "{said}");
@@ -626,4 +647,32 @@ fn socat_talks_to_the_servers() {
         );
         finishes(&mut server);
     }
+}
+
+#[test]
+fn every_test_docs_sockets_names_exists() {
+    // As crates/procwire/tests/porting_doc.rs does for docs/porting.md: the page proves what
+    // it says with tests it names as `` `examples/tests/socket_sample.rs`: `a`, `b` ``.
+    const PAGE: &str = include_str!("../../docs/sockets.md");
+    const SOURCE: &str = include_str!("socket_sample.rs");
+    let mut named = 0;
+    let mut in_list = false;
+    // A list may wrap onto the next line: join the page into one text first.
+    let text = PAGE.replace('\n', " ");
+    for (i, piece) in text.split('`').enumerate() {
+        if i % 2 == 0 {
+            in_list = in_list && matches!(piece.trim(), ":" | "," | "");
+            continue;
+        }
+        if piece == "examples/tests/socket_sample.rs" {
+            in_list = true;
+        } else if in_list {
+            assert!(
+                SOURCE.contains(&format!("fn {piece}(")),
+                "docs/sockets.md names `{piece}`, which socket_sample.rs does not have"
+            );
+            named += 1;
+        }
+    }
+    assert!(named >= 8, "the page names {named} tests");
 }
