@@ -435,6 +435,17 @@ fn a_client_that_leaves_mid_request_does_not_stop_the_others() {
     // The server drains what is left until we close (it would otherwise reset the
     // connection under its error line).
     drop(long);
+    // A client process killed in the middle of a line.
+    let mut cmd = socat();
+    cmd.args(["-", &format!("TCP:{addr}")]);
+    let mut killed = Proc::spawn_with_stdin(cmd);
+    server.wait_for_within("Client 4 connected from", STEP);
+    let stdin = killed.stdin.as_mut().unwrap();
+    stdin.write_all(b"never finish").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    killed.kill();
+    server.wait_for_within("Client 4 disconnected.", STEP);
     // The server still serves.
     let said = succeeded(&client_to("socket_client", addr, &["still there?"]));
     assert!(said.contains("\"echo: still there?\""), "{said}");
@@ -442,7 +453,7 @@ fn a_client_that_leaves_mid_request_does_not_stop_the_others() {
     let lines = finishes(&mut server);
     assert!(lines.contains("SIGTERM received; stopping."), "{lines}");
     assert!(
-        lines.contains("Server stopped after 4 client(s)."),
+        lines.contains("Server stopped after 5 client(s)."),
         "{lines}"
     );
 }
