@@ -145,7 +145,15 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, id: usize, timeout: Duratio
                 );
                 let answer = sockets::answer(line);
                 if let Err(e) = writer.write_all(&answer) {
-                    println!("Client {id}: send failed ({e}); closing.");
+                    if sockets::is_timeout(&e) {
+                        // The client does not read its answers: SO_SNDTIMEO ran out.
+                        println!(
+                            "Client {id}: send blocked for {}; closing.",
+                            humantime::format_duration(timeout)
+                        );
+                    } else {
+                        println!("Client {id}: send failed ({e}); closing.");
+                    }
                     break;
                 }
                 println!(

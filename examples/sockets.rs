@@ -163,9 +163,18 @@ pub fn datagram_text(datagram: &[u8]) -> &[u8] {
     text.strip_suffix(b"\r").unwrap_or(text)
 }
 
-/// Bytes as the samples print them: lossy UTF-8, without a trailing newline.
+/// How many bytes of a request or answer the samples print; the rest is elided.
+const SHOWN: usize = 60;
+
+/// Bytes as the samples print them: lossy UTF-8, without a trailing newline, and cut to
+/// the first 60 bytes and `...` when longer.
 pub fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(datagram_text(bytes)).into_owned()
+    let text = datagram_text(bytes);
+    if text.len() <= SHOWN {
+        String::from_utf8_lossy(text).into_owned()
+    } else {
+        format!("{}...", String::from_utf8_lossy(&text[..SHOWN]))
+    }
 }
 
 /// The error text the line protocol sends before it closes a connection whose line is
@@ -210,10 +219,11 @@ impl<S> Bound<S> {
 }
 
 /// The `socket`, `setsockopt`, `bind` (and `listen`) of a server socket, with SO_REUSEADDR
-/// (a restarted server can bind while old connections sit in TIME_WAIT) and, on an IPv6
+/// on TCP (a restarted server can bind while old connections sit in TIME_WAIT) and, on an IPv6
 /// wildcard address, IPV6_V6ONLY set explicitly rather than left to the system's default
 /// (`net.ipv6.bindv6only`; Windows defaults to on). When `::` cannot be used because the
-/// system has no IPv6, binds 0.0.0.0 instead and says so on stdout.
+/// system has no IPv6 (and IPv6-only was not asked for), binds 0.0.0.0 instead and says so
+/// on stdout.
 fn bind_socket(addr: SocketAddr, kind: SocketType, ipv6_only: bool) -> io::Result<(OwnedFd, bool)> {
     let attempt = |addr: SocketAddr| -> io::Result<(OwnedFd, bool)> {
         let family = match addr {
@@ -221,7 +231,11 @@ fn bind_socket(addr: SocketAddr, kind: SocketType, ipv6_only: bool) -> io::Resul
             SocketAddr::V6(_) => AddressFamily::INET6,
         };
         let fd = rustix::net::socket_with(family, kind, SocketFlags::CLOEXEC, None)?;
-        sockopt::set_socket_reuseaddr(&fd, true)?;
+        if kind == SocketType::STREAM {
+            // Not on UDP: there it would let another socket bind the same port and take
+            // the datagrams meant for this one.
+            sockopt::set_socket_reuseaddr(&fd, true)?;
+        }
         let mut dual_stack = false;
         if addr.is_ipv6() {
             // Only the wildcard can take IPv4 traffic; on ::1 the option changes nothing.
@@ -239,6 +253,7 @@ fn bind_socket(addr: SocketAddr, kind: SocketType, ipv6_only: bool) -> io::Resul
         Err(e)
             if addr.is_ipv6()
                 && addr.ip().is_unspecified()
+                && !ipv6_only
                 && matches!(
                     rustix::io::Errno::from_io_error(&e),
                     Some(rustix::io::Errno::AFNOSUPPORT | rustix::io::Errno::ADDRNOTAVAIL)

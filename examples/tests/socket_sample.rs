@@ -512,6 +512,34 @@ fn the_server_drops_a_client_that_stays_silent() {
 }
 
 #[test]
+fn the_server_drops_a_client_that_does_not_read_its_answers() {
+    let _wd = Watchdog::new(LIMIT);
+    for name in ["socket_server", "socket_server_async"] {
+        let (mut server, addr) = start_server(name, &["--timeout", "300ms", "--clients", "1"]);
+        let stream = connect(addr);
+        stream.set_write_timeout(Some(STEP)).unwrap();
+        // Requests until the answers fill both socket buffers and the server's send
+        // blocks; then the server gives up on us and closes.
+        let mut writer = stream.try_clone().unwrap();
+        let line = format!("{}\n", "x".repeat(MAX_LINE));
+        let flood = std::thread::spawn(move || {
+            for _ in 0..2000 {
+                if writer.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        });
+        let lines = finishes(&mut server);
+        assert!(
+            lines.contains("Client 1: send blocked for 300ms; closing."),
+            "{name}: {lines}"
+        );
+        drop(stream);
+        flood.join().unwrap();
+    }
+}
+
+#[test]
 fn a_connect_to_a_server_that_never_accepts_times_out() {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
     let _wd = Watchdog::new(LIMIT);
