@@ -6,36 +6,17 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use procwire_examples::sockets::{self, Request, MAX_LINE};
-use procwire_testkit::{Proc, Watchdog};
+use procwire_testkit::{example, Proc, Watchdog};
 
 /// How long any one test may take before its watchdog fails it.
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// How long a step (a server starting, a client finishing) may take.
 const STEP: Duration = Duration::from_secs(20);
-
-/// An example's executable, built next to this test by `cargo test`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: `cargo test --workspace` (or `cargo build --examples`) builds it",
-        path.display()
-    );
-    path
-}
 
 /// Starts a server sample with `args` (plus `--port 0`) and returns it with the address it
 /// printed.
