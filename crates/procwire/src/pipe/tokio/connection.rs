@@ -209,6 +209,36 @@ impl PipeConnection {
         self.send.send(message).await
     }
 
+    /// Sends each of `messages` in order, each as one message; on a shared-memory
+    /// connection they are published to the reader together, as the blocking
+    /// [`send_many`](crate::pipe::PipeConnection::send_many) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::send_many`].
+    pub async fn send_many<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<(), PipeError> {
+        self.send.send_many(messages).await
+    }
+
+    /// Waits for the next message, then hands it and every further message that has
+    /// already arrived (at most `max`, at least one) to `each`, in order; returns how many.
+    /// On shared memory each message in one piece of the ring is handed in place, as the
+    /// blocking [`recv_many`](crate::pipe::PipeConnection::recv_many) does. Cancel-safe:
+    /// nothing is handed before the wait ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); an end of the pipe after some messages were handed is
+    /// reported by the next call.
+    pub async fn recv_many(
+        &mut self,
+        max: usize,
+        each: impl FnMut(&[u8]) + Send,
+    ) -> Result<usize, PipeError> {
+        let mid_frame = self.send.writer.is_mid_frame();
+        self.recv.recv_many_with(max, each, mid_frame).await
+    }
+
     /// Receives the next whole message (or the rest of one `recv_into` left).
     ///
     /// # Errors
@@ -322,6 +352,49 @@ impl PipeRecvHalf {
     /// up to a second for a message being sent to end).
     pub async fn recv(&mut self) -> Result<Vec<u8>, PipeError> {
         self.recv_with(false).await
+    }
+
+    /// As [`PipeConnection::recv_many`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeConnection::recv_many`].
+    pub async fn recv_many(
+        &mut self,
+        max: usize,
+        each: impl FnMut(&[u8]) + Send,
+    ) -> Result<usize, PipeError> {
+        self.recv_many_with(max, each, false).await
+    }
+
+    async fn recv_many_with(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(&[u8]) + Send,
+        sender_mid_frame: bool,
+    ) -> Result<usize, PipeError> {
+        self.prepare()?;
+        if let Some(shm) = &mut self.shm {
+            let result = shm.recv_many(max, &mut each).await;
+            return result.map_err(|e| self.shm_failure(e));
+        }
+        each(&self.recv_with(sender_mid_frame).await?);
+        let mut handed = 1;
+        // Then what has already arrived, without waiting; a failure is met again (and
+        // reported) by the next receive.
+        while handed < max {
+            let stream = &self.stream;
+            let result = self.reader.recv_message(
+                &mut |b: &mut [u8]| stream.try_read(b),
+                &mut |v: &mut Vec<u8>| stream.try_read_buf(v),
+            );
+            match result {
+                Ok(message) => each(&message),
+                Err(_) => break,
+            }
+            handed += 1;
+        }
+        Ok(handed)
     }
 
     /// Receives into `buf`; a message longer than `buf` arrives over several calls.
@@ -537,6 +610,36 @@ impl PipeRecvHalf {
 }
 
 impl PipeSendHalf {
+    /// As [`PipeConnection::send_many`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeConnection::send_many`].
+    pub async fn send_many<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<(), PipeError> {
+        check_usable(&self.info, &self.broken)?;
+        self.info.check_can_write()?;
+        let whole = self.info.pipe_type == PipeMode::Message;
+        if whole {
+            for message in messages {
+                self.info.check_size(message.as_ref().len())?;
+            }
+        }
+        let Some(shm) = &mut self.shm else {
+            for message in messages {
+                self.send(message.as_ref()).await?;
+            }
+            return Ok(());
+        };
+        if shm.is_mid_message() {
+            self.broken = Some("an earlier send was cancelled in the middle of a message".into());
+            return Err(self
+                .info
+                .broken("an earlier send was cancelled mid-message"));
+        }
+        let result = shm.send_many(messages, whole).await;
+        result.map_err(|e| self.shm_failure(e))
+    }
+
     /// Sends one message (on a byte-type pipe: writes the bytes).
     ///
     /// # Errors
