@@ -540,6 +540,49 @@ mod tokio_api {
     }
 
     #[test]
+    fn tokio_loans_and_borrowed_receives_travel_in_place_and_fall_back_on_the_socket() {
+        let _wd = Watchdog::new(Duration::from_secs(60));
+        let name = unique_name("shm-tokio-loan");
+        let _server = tokio_server(&name, "message");
+        runtime().block_on(async {
+            for shm in [true, false] {
+                let mut pipe = tokio_options()
+                    .shared_memory(shm)
+                    .open_async(name.as_str())
+                    .await
+                    .unwrap();
+                assert_eq!(pipe.is_shared_memory(), shm);
+                for round in 0..100u8 {
+                    let mut loan = pipe.loan(4096).await.unwrap();
+                    loan.copy_from_slice(&pattern(4096, round));
+                    loan.send().await.unwrap();
+                    let received = pipe.recv_borrowed().await.unwrap();
+                    assert_eq!(received.is_in_place(), shm, "round {round}");
+                    assert!(*received == pattern(4096, round)[..], "round {round}");
+                }
+                // Longer than a quarter of the ring: through memory of its own.
+                let mut loan = pipe.loan(RING).await.unwrap();
+                loan.fill(7);
+                loan.send().await.unwrap();
+                let received = pipe.recv_borrowed().await.unwrap();
+                assert!(!received.is_in_place());
+                assert_eq!(received.len(), RING);
+                assert!(received.iter().all(|&b| b == 7));
+                drop(received);
+                // A loan dropped unsent sends nothing.
+                drop(pipe.loan(64).await.unwrap());
+                pipe.send(b"next").await.unwrap();
+                assert_eq!(pipe.recv().await.unwrap(), b"next", "shm {shm}");
+                let too_large = pipe.loan((16 << 20) + 1).await;
+                assert!(matches!(
+                    too_large,
+                    Err(procwire::pipe::PipeError::MessageTooLarge { .. })
+                ));
+            }
+        });
+    }
+
+    #[test]
     fn tokio_batches_keep_every_message_in_order_on_both_paths() {
         let _wd = Watchdog::new(Duration::from_secs(90));
         let name = unique_name("shm-tokio-batch");

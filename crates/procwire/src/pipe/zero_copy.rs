@@ -4,6 +4,7 @@
 //! for them works on every pipe.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::MutexGuard;
 
 use super::shm;
 use super::{PipeConnection, PipeError};
@@ -19,7 +20,7 @@ pub struct Loan<'a> {
 
 #[derive(Debug)]
 enum LoanInner<'a> {
-    Ring(shm::Loan<'a>),
+    Ring(shm::Loan<MutexGuard<'a, shm::Sender>>),
     Copy {
         conn: &'a mut PipeConnection,
         buf: Vec<u8>,
@@ -27,7 +28,7 @@ enum LoanInner<'a> {
 }
 
 impl<'a> Loan<'a> {
-    pub(crate) fn in_ring(loan: shm::Loan<'a>) -> Loan<'a> {
+    pub(crate) fn in_ring(loan: shm::Loan<MutexGuard<'a, shm::Sender>>) -> Loan<'a> {
         Loan {
             inner: LoanInner::Ring(loan),
         }
@@ -93,12 +94,12 @@ pub struct Received<'a> {
 
 #[derive(Debug)]
 enum ReceivedInner<'a> {
-    Ring(shm::Borrowed<'a>),
+    Ring(shm::Borrowed<MutexGuard<'a, shm::Receiver>>),
     Owned(Vec<u8>),
 }
 
 impl<'a> Received<'a> {
-    pub(crate) fn in_ring(borrowed: shm::Borrowed<'a>) -> Received<'a> {
+    pub(crate) fn in_ring(borrowed: shm::Borrowed<MutexGuard<'a, shm::Receiver>>) -> Received<'a> {
         Received {
             inner: ReceivedInner::Ring(borrowed),
         }

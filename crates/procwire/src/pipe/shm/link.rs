@@ -7,6 +7,7 @@
 //! (spin, then sleep on the doorbell) is the caller's, so both APIs share every step.
 
 use std::io;
+use std::ops::DerefMut;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -256,14 +257,22 @@ impl Sender {
 
     /// Waits for room for a message of `len` bytes in one record (`len <= max_loan()`).
     fn room_for(&mut self, len: usize) -> Result<Slot, LinkError> {
-        self.wait(|state, ctl, data| {
-            state.need = len;
-            Ok(state.producer.reserve(ctl, data, len, len)?)
-        })
+        self.wait(|state, ctl, data| state.reserve_whole(ctl, data, len))
     }
 }
 
 impl TxState {
+    /// Room for a message of `len` bytes in one record, if the ring has it now.
+    pub(super) fn reserve_whole(
+        &mut self,
+        ctl: &RingControl,
+        data: &RingBytes<'_>,
+        len: usize,
+    ) -> Result<Option<Slot>, LinkError> {
+        self.need = len;
+        Ok(self.producer.reserve(ctl, data, len, len)?)
+    }
+
     /// Places as much of `out` in the ring as fits now; `true` when all of it is in.
     ///
     /// Records are published as they fill [`PUBLISH_EVERY`] bytes, whenever the ring is
@@ -455,15 +464,11 @@ impl Receiver {
     /// Waits for the next record and takes it out of the ring's accounting as
     /// `recv_borrowed` needs: `Some` when it is a whole message in place.
     fn next_whole(&mut self, deadline: Option<Instant>) -> Result<Option<Record>, LinkError> {
-        if self.state.held.is_some() || !self.state.gathered.is_empty() {
+        if !self.state.between_messages() {
             return Ok(None);
         }
         let record = self.wait(deadline, |state, ctl, data| state.peek(ctl, data))?;
-        if record.first && record.last {
-            return Ok(Some(record));
-        }
-        self.state.held = Some((record, 0));
-        Ok(None)
+        Ok(self.state.whole_or_hold(record))
     }
 
     /// Frees `record` for the peer.
@@ -474,8 +479,23 @@ impl Receiver {
 }
 
 impl RxState {
+    /// Whether no message is partly handed out or gathered.
+    pub(super) fn between_messages(&self) -> bool {
+        self.held.is_none() && self.gathered.is_empty()
+    }
+
+    /// `record` (just peeked) when it is a whole message; otherwise it is kept as the one
+    /// being received, for the gathering receive that follows.
+    pub(super) fn whole_or_hold(&mut self, record: Record) -> Option<Record> {
+        if record.first && record.last {
+            return Some(record);
+        }
+        self.held = Some((record, 0));
+        None
+    }
+
     /// The next record, if one is there; `Closed` when none is and the peer is gone.
-    fn peek(
+    pub(super) fn peek(
         &mut self,
         ctl: &RingControl,
         data: &RingBytes<'_>,
@@ -780,11 +800,11 @@ impl Link {
 
     /// Waits for room for a message of `len` bytes in one record (`len <=
     /// max_loan()`), and lends it: the caller writes it in place, then [`Loan::commit`]s.
-    pub(crate) fn loan(&self, len: usize) -> Result<Loan<'_>, LinkError> {
+    pub(crate) fn loan(&self, len: usize) -> Result<Loan<MutexGuard<'_, Sender>>, LinkError> {
         debug_assert!(len <= self.max_record);
         let mut tx = self.lock_tx();
         let slot = tx.room_for(len)?;
-        Ok(Loan { tx, slot, len })
+        Ok(Loan::new(tx, slot, len))
     }
 
     /// Sends each of `messages` in order, published together (see [`Sender::send_many`]).
@@ -812,7 +832,7 @@ impl Link {
     pub(crate) fn recv_borrowed(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Borrowed<'_>, LinkError> {
+    ) -> Result<Borrowed<MutexGuard<'_, Receiver>>, LinkError> {
         let mut rx = self.lock_rx();
         if let Some(record) = rx.next_whole(deadline)? {
             return Ok(Borrowed::InPlace { rx, record });
@@ -836,30 +856,37 @@ impl Link {
 }
 
 /// Room in the ring lent to the caller for one message, published by [`commit`](Self::commit)
-/// (dropping it publishes nothing).
+/// (dropping it publishes nothing). `G` holds the sender exclusively: the blocking link's
+/// lock guard, or the tokio sender's unique borrow.
 #[derive(Debug)]
-pub(crate) struct Loan<'a> {
-    tx: MutexGuard<'a, Sender>,
+pub(crate) struct Loan<G: DerefMut<Target = Sender>> {
+    tx: G,
     slot: Slot,
     len: usize,
 }
 
-impl Loan<'_> {
+impl<G: DerefMut<Target = Sender>> Loan<G> {
+    /// Room for `len` bytes at `slot`, which `tx` reserved.
+    pub(super) fn new(tx: G, slot: Slot, len: usize) -> Loan<G> {
+        Loan { tx, slot, len }
+    }
+
     /// The lent bytes, to read back.
     pub(crate) fn bytes(&self) -> &[u8] {
         let (_, data) = self.tx.parts();
-        // SAFETY: the slot was reserved by this producer, whose lock `self.tx` holds, and is
-        // not yet published, so no one else writes it; mutable slices of it borrow `self`
-        // mutably, so none exists while this one lives.
+        // SAFETY: the slot was reserved by this producer, which `self.tx` holds exclusively
+        // (a lock guard or a unique borrow), and is not yet published, so no one else
+        // writes it; mutable slices of it borrow `self` mutably, so none exists while this
+        // one lives.
         unsafe { data.slice(self.slot.payload(), self.len) }
     }
 
     /// The lent bytes, to write.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         let (_, data) = self.tx.parts();
-        // SAFETY: the slot was reserved by this producer, whose lock `self.tx` holds, and is
-        // not yet published, so no one else writes it; the slice borrows `self` mutably, so
-        // no second one exists.
+        // SAFETY: the slot was reserved by this producer, which `self.tx` holds exclusively,
+        // and is not yet published, so no one else writes it; the slice borrows `self`
+        // mutably, so no second one exists.
         unsafe { data.slice_mut(self.slot.payload(), self.len) }
     }
 
@@ -875,28 +902,27 @@ impl Loan<'_> {
     }
 }
 
-/// A received message: in place in the ring (freed when dropped), or gathered.
+/// A received message: in place in the ring (freed when dropped), or gathered. `R` holds
+/// the receiver exclusively: the blocking link's lock guard, or the tokio receiver's unique
+/// borrow.
 #[derive(Debug)]
-pub(crate) enum Borrowed<'a> {
+pub(crate) enum Borrowed<R: DerefMut<Target = Receiver>> {
     /// The message in the ring.
-    InPlace {
-        rx: MutexGuard<'a, Receiver>,
-        record: Record,
-    },
+    InPlace { rx: R, record: Record },
     /// A message that was not in one piece.
     Owned(Vec<u8>),
 }
 
-impl Borrowed<'_> {
+impl<R: DerefMut<Target = Receiver>> Borrowed<R> {
     /// The message's bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Borrowed::InPlace { rx, record } => {
                 let (_, data) = rx.parts();
-                // SAFETY: the record is published to this consumer, whose lock `rx` this
-                // value holds, and is consumed only when it is dropped, so a peer that keeps
-                // the protocol does not write it meanwhile (one that breaks it changes
-                // plain bytes; the pipe's docs tell callers to treat them as input).
+                // SAFETY: the record is published to this consumer, which `rx` holds
+                // exclusively, and is consumed only when this value is dropped, so a peer
+                // that keeps the protocol does not write it meanwhile (one that breaks it
+                // changes plain bytes; the pipe's docs tell callers to treat them as input).
                 unsafe { data.slice(record.offset, record.len) }
             }
             Borrowed::Owned(v) => v,
@@ -904,7 +930,7 @@ impl Borrowed<'_> {
     }
 }
 
-impl Drop for Borrowed<'_> {
+impl<R: DerefMut<Target = Receiver>> Drop for Borrowed<R> {
     fn drop(&mut self) {
         if let Borrowed::InPlace { rx, record } = self {
             rx.consume(*record);

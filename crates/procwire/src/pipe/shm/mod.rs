@@ -26,7 +26,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use link::End;
-pub(crate) use link::{Borrowed, Link, LinkError, Loan};
+pub(crate) use link::{Borrowed, Link, LinkError, Loan, Receiver, Sender};
 use region::SharedRegion;
 
 use crate::wire::{DataPath, ProtocolError, DATA_PATH_LEN};

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use tokio::io::Interest;
 
-use super::link::{LinkError, Outgoing, Receiver, RxState, Sender};
+use super::link::{Borrowed, LinkError, Loan, Outgoing, Receiver, RxState, Sender, TxState};
 use super::region::RingBytes;
 use super::ring::RingControl;
 use super::wait::{take_rings, Spin, Taken};
@@ -131,35 +131,71 @@ impl AsyncSender {
         messages: &[M],
         whole: bool,
     ) -> Result<(), LinkError> {
-        let AsyncSender { inner, bell, .. } = self;
-        let (ctl, data, spin, state) = inner.split();
         for (i, message) in messages.iter().enumerate() {
             let more = i + 1 < messages.len();
             let mut out = Outgoing::new(message.as_ref(), whole);
-            loop {
-                let done = spin.spin(&ctl.producer_cpu, &ctl.consumer_cpu, None, || {
-                    state
-                        .push(ctl, &data, &mut out, more)
-                        .map(|done| done.then_some(()))
-                })?;
-                if done.is_some() {
-                    break;
+            self.wait(|state, ctl, data| {
+                state
+                    .push(ctl, data, &mut out, more)
+                    .map(|done| done.then_some(()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The largest message [`loan`](Self::loan) can place in the ring in one piece.
+    pub(crate) fn max_loan(&self) -> usize {
+        self.inner.max_loan()
+    }
+
+    /// Waits for room for a message of `len` bytes in one record (`len <= max_loan()`),
+    /// and lends it: the caller writes it in place, then commits. Cancel-safe: nothing is
+    /// reserved before the wait ends.
+    pub(crate) async fn loan(&mut self, len: usize) -> Result<Loan<&mut Sender>, LinkError> {
+        debug_assert!(len <= self.max_loan());
+        let slot = self
+            .wait(|state, ctl, data| state.reserve_whole(ctl, data, len))
+            .await;
+        match slot {
+            Ok(slot) => Ok(Loan::new(&mut self.inner, slot, len)),
+            Err(e) => {
+                if matches!(e, LinkError::Corrupt(_)) {
+                    self.shutdown();
                 }
-                if spin.keep_looking(&ctl.producer_cpu, &ctl.consumer_cpu) {
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                if state.must_sleep(ctl)? {
-                    let closed = bell.sleep().await;
-                    state.woke(ctl);
-                    spin.slept();
-                    if closed? {
-                        return Err(LinkError::Closed { mid_message: false });
-                    }
+                Err(e)
+            }
+        }
+    }
+
+    /// Spins briefly, then waits for the doorbell through the reactor, until `step` gives
+    /// a value (a step that gives none says what room it waits for).
+    async fn wait<T>(
+        &mut self,
+        mut step: impl FnMut(&mut TxState, &RingControl, &RingBytes<'_>) -> Result<Option<T>, LinkError>,
+    ) -> Result<T, LinkError> {
+        let AsyncSender { inner, bell, .. } = self;
+        let (ctl, data, spin, state) = inner.split();
+        loop {
+            let found = spin.spin(&ctl.producer_cpu, &ctl.consumer_cpu, None, || {
+                step(state, ctl, &data)
+            })?;
+            if let Some(value) = found {
+                return Ok(value);
+            }
+            if spin.keep_looking(&ctl.producer_cpu, &ctl.consumer_cpu) {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if state.must_sleep(ctl)? {
+                let closed = bell.sleep().await;
+                state.woke(ctl);
+                spin.slept();
+                if closed? {
+                    return Err(LinkError::Closed { mid_message: false });
                 }
             }
         }
-        Ok(())
     }
 
     /// Writes what fits of `bytes` as stream bytes; `Pending` while the ring is full.
@@ -260,6 +296,31 @@ impl AsyncReceiver {
     ) -> Result<usize, LinkError> {
         self.wait(|state, ctl, data| state.pull_many(ctl, data, max.max(1), each))
             .await
+    }
+
+    /// Waits for the next message and, when it lies in the ring in one record, lends it in
+    /// place; a longer message (or the rest of one partly read) is gathered, as the
+    /// blocking link's `recv_borrowed` does. Cancel-safe.
+    /// A ring the peer broke ends the connection here (both doorbells).
+    pub(crate) async fn recv_borrowed(&mut self) -> Result<Borrowed<&mut Receiver>, LinkError> {
+        let ended = |e: LinkError, rx: &Self| {
+            if matches!(e, LinkError::Corrupt(_)) {
+                rx.shutdown();
+            }
+            e
+        };
+        if self.inner.state.between_messages() {
+            let record = self.wait(|state, ctl, data| state.peek(ctl, data)).await;
+            let record = record.map_err(|e| ended(e, self))?;
+            if let Some(record) = self.inner.state.whole_or_hold(record) {
+                return Ok(Borrowed::InPlace {
+                    rx: &mut self.inner,
+                    record,
+                });
+            }
+        }
+        let gathered = self.recv().await;
+        gathered.map(Borrowed::Owned).map_err(|e| ended(e, self))
     }
 
     /// Receives into `buf`: the next message or the rest of one; `(bytes, complete)`.

@@ -27,7 +27,9 @@ mod server;
 mod stream;
 #[cfg(feature = "tls")]
 mod tls;
+mod zero_copy;
 
 pub use call::call;
 pub use connection::{PipeConnection, PipeRecvHalf, PipeSendHalf};
 pub use server::PipeServer;
+pub use zero_copy::{Loan, Received};
