@@ -1,0 +1,369 @@
+//! The clipboard between real processes, under a real X server (Xvfb) that each test starts
+//! on a display number of its own: one process copies, another pastes, lists, watches.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use procwire_clipboard::xvfb::Xvfb;
+use procwire_clipboard::{ChangeReason, Clipboard, ClipboardError, ClipboardOptions, Content};
+use procwire_testkit::{helper_command, helper_role, say, Proc, Watchdog};
+
+/// A fresh X server for one test.
+fn xvfb() -> Xvfb {
+    Xvfb::start().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A clipboard on `xvfb`'s display, waiting at most `timeout`.
+fn clipboard(xvfb: &Xvfb, timeout: Duration) -> Clipboard {
+    ClipboardOptions::new()
+        .display(xvfb.display())
+        .timeout(timeout)
+        .connect()
+        .unwrap()
+}
+
+/// `size` bytes that are not all alike.
+fn pattern(size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i * 31 + 7) as u8 ^ (i >> 12) as u8)
+        .collect()
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+#[test]
+fn helper_process() {
+    let Some(role) = helper_role() else { return };
+    match role.as_str() {
+        // Copies CLIP_TEXT, serves it until replaced.
+        "copy-text" => {
+            let clipboard = Clipboard::connect().unwrap();
+            clipboard.copy(Content::text(var("CLIP_TEXT"))).unwrap();
+            say("copied");
+            clipboard.serve_until_replaced().unwrap();
+            say("replaced");
+        }
+        // Copies CLIP_SIZE bytes of `pattern` under CLIP_FORMAT, serves until replaced.
+        "copy-bytes" => {
+            let size: usize = var("CLIP_SIZE").parse().unwrap();
+            let clipboard = Clipboard::connect().unwrap();
+            clipboard
+                .copy(Content::bytes(var("CLIP_FORMAT"), pattern(size)))
+                .unwrap();
+            say("copied");
+            clipboard.serve_until_replaced().unwrap();
+            say("replaced");
+        }
+        // Copies, then exits (with the Clipboard: nobody serves the data any more).
+        "copy-exit" => {
+            let clipboard = Clipboard::connect().unwrap();
+            clipboard.copy(Content::text("short-lived")).unwrap();
+            say("copied");
+            drop(clipboard);
+            say("exiting");
+        }
+        // Prints each of CLIP_CHANGES changes.
+        "watch" => {
+            let n: usize = var("CLIP_CHANGES").parse().unwrap();
+            let clipboard = Clipboard::connect().unwrap();
+            let mut watcher = clipboard.watch().unwrap();
+            say("watching");
+            for i in 1..=n {
+                let change = watcher
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap()
+                    .expect("a change within 30 s");
+                say(&format!(
+                    "change {i}: {:?} owner {:?}",
+                    change.reason, change.owner
+                ));
+            }
+        }
+        // Takes the clipboard with a raw X client and never answers a request.
+        "mute-owner" => {
+            use x11rb::connection::Connection;
+            use x11rb::protocol::xproto::{ConnectionExt, CreateWindowAux, WindowClass};
+            let (conn, screen) = x11rb::connect(None).unwrap();
+            let root = conn.setup().roots[screen].root;
+            let window = conn.generate_id().unwrap();
+            conn.create_window(
+                0,
+                window,
+                root,
+                0,
+                0,
+                1,
+                1,
+                0,
+                WindowClass::INPUT_ONLY,
+                0,
+                &CreateWindowAux::new(),
+            )
+            .unwrap();
+            let clipboard = conn
+                .intern_atom(false, b"CLIPBOARD")
+                .unwrap()
+                .reply()
+                .unwrap()
+                .atom;
+            conn.set_selection_owner(window, clipboard, x11rb::CURRENT_TIME)
+                .unwrap();
+            conn.get_input_focus().unwrap().reply().unwrap();
+            say("owning");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        // Connects from the environment and prints the error.
+        "connect" => {
+            let start = Instant::now();
+            match ClipboardOptions::new().connect() {
+                Ok(_) => say("connected"),
+                Err(e) => say(&format!("error after {:?}: {e}", start.elapsed())),
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// A helper on `xvfb`'s display.
+fn on_display(xvfb: &Xvfb, role: &str, vars: &[(&str, &str)]) -> Proc {
+    let mut all = vec![("DISPLAY", xvfb.display())];
+    all.extend_from_slice(vars);
+    let mut cmd = helper_command(std::env::current_exe().unwrap(), role, &all);
+    cmd.env_remove("WAYLAND_DISPLAY");
+    Proc::spawn(cmd)
+}
+
+const READY: Duration = Duration::from_secs(20);
+
+#[test]
+fn text_copied_by_one_process_is_pasted_by_another() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let mut owner = on_display(
+        &x,
+        "copy-text",
+        &[("CLIP_TEXT", "Hello, clipboard: grüß dich")],
+    );
+    owner.wait_for_within("copied", READY);
+    let clipboard = clipboard(&x, Duration::from_secs(5));
+    assert_eq!(
+        clipboard.paste_text().unwrap(),
+        "Hello, clipboard: grüß dich"
+    );
+    let formats = clipboard.formats().unwrap();
+    assert!(formats.iter().any(|f| f == "UTF8_STRING"), "{formats:?}");
+    assert!(
+        formats.iter().any(|f| f == "text/plain;charset=utf-8"),
+        "{formats:?}"
+    );
+    assert!(matches!(
+        clipboard.paste_png(),
+        Err(ClipboardError::FormatUnavailable { .. })
+    ));
+}
+
+#[test]
+fn ten_mib_under_a_custom_format_arrive_byte_exact_through_incr() {
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    let x = xvfb();
+    let size = 10 << 20;
+    let mut owner = on_display(
+        &x,
+        "copy-bytes",
+        &[
+            ("CLIP_SIZE", &size.to_string()),
+            ("CLIP_FORMAT", "application/x-procwire-test"),
+        ],
+    );
+    owner.wait_for_within("copied", READY);
+    let clipboard = clipboard(&x, Duration::from_secs(10));
+    let formats = clipboard.formats().unwrap();
+    assert!(
+        formats.iter().any(|f| f == "application/x-procwire-test"),
+        "{formats:?}"
+    );
+    let expected = pattern(size);
+    for _ in 0..2 {
+        let got = clipboard.paste("application/x-procwire-test").unwrap();
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "the 10 MiB differ");
+    }
+    // The size limit holds for a transfer in pieces too.
+    let small = ClipboardOptions::new()
+        .display(x.display())
+        .max_size(1 << 20)
+        .connect()
+        .unwrap();
+    assert!(matches!(
+        small.paste("application/x-procwire-test"),
+        Err(ClipboardError::TooLarge { limit }) if limit == 1 << 20
+    ));
+}
+
+#[test]
+fn a_custom_format_is_listed_and_an_unknown_one_refused() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let mut owner = on_display(
+        &x,
+        "copy-bytes",
+        &[
+            ("CLIP_SIZE", "100"),
+            ("CLIP_FORMAT", "ProcwireCustomFormat"),
+        ],
+    );
+    owner.wait_for_within("copied", READY);
+    let clipboard = clipboard(&x, Duration::from_secs(5));
+    assert_eq!(clipboard.formats().unwrap(), ["ProcwireCustomFormat"]);
+    assert_eq!(
+        clipboard.paste("ProcwireCustomFormat").unwrap(),
+        pattern(100)
+    );
+    let err = clipboard.paste("NeverNamedByAnyone-1234").unwrap_err();
+    assert!(
+        matches!(err, ClipboardError::FormatUnavailable { .. }),
+        "{err}"
+    );
+    let err = clipboard.paste("UTF8_STRING").unwrap_err();
+    assert!(err.to_string().contains("UTF8_STRING"), "{err}");
+}
+
+#[test]
+fn a_second_process_sees_every_copy() {
+    let _wd = Watchdog::new(Duration::from_secs(90));
+    let x = xvfb();
+    let mut watcher = on_display(&x, "watch", &[("CLIP_CHANGES", "4")]);
+    watcher.wait_for_within("watching", READY);
+    let mut owners = Vec::new();
+    for i in 0..3 {
+        let text = format!("copy {i}");
+        let mut owner = on_display(&x, "copy-text", &[("CLIP_TEXT", &text)]);
+        owner.wait_for_within("copied", READY);
+        let line = watcher.wait_for_within(&format!("change {}:", i + 1), READY);
+        assert!(line.contains("NewOwner owner Some("), "{line}");
+        owners.push(owner);
+    }
+    // The last owner exits: the fourth change is the clipboard left without owner.
+    let mut last = on_display(&x, "copy-exit", &[]);
+    last.wait_for_within("copied", READY);
+    let line = watcher.wait_for_within("change 4:", READY);
+    assert!(line.contains("NewOwner"), "{line}");
+    // Each earlier owner saw itself replaced and ended.
+    for mut owner in owners {
+        owner.wait_for_within("replaced", READY);
+        let status = owner.exit_within(READY).expect("the replaced owner exits");
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn when_the_owner_exits_the_data_is_gone_and_paste_says_so() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let clipboard = clipboard(&x, Duration::from_secs(5));
+    let mut watcher = clipboard.watch().unwrap();
+    let mut owner = on_display(&x, "copy-exit", &[]);
+    owner.wait_for_within("copied", READY);
+    assert!(owner.exit_within(READY).expect("the owner exits").success());
+    // Its going is an event too.
+    let mut reasons = Vec::new();
+    while let Some(change) = watcher.recv_timeout(Duration::from_secs(5)).unwrap() {
+        reasons.push(change.reason);
+        if change.reason != ChangeReason::NewOwner {
+            break;
+        }
+    }
+    assert_eq!(reasons, [ChangeReason::NewOwner, ChangeReason::OwnerClosed]);
+    let err = clipboard.paste_text().unwrap_err();
+    assert!(matches!(err, ClipboardError::Empty), "{err}");
+    assert!(err.to_string().contains("no client owns"), "{err}");
+    assert!(!clipboard.has_owner().unwrap());
+}
+
+#[test]
+fn serving_ends_when_another_process_copies() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let mut owner = on_display(&x, "copy-text", &[("CLIP_TEXT", "first")]);
+    owner.wait_for_within("copied", READY);
+    let clipboard = clipboard(&x, Duration::from_secs(5));
+    assert_eq!(clipboard.paste_text().unwrap(), "first");
+    clipboard.copy(Content::text("second")).unwrap();
+    owner.wait_for_within("replaced", READY);
+    assert!(owner
+        .exit_within(READY)
+        .expect("the old owner exits")
+        .success());
+    assert!(clipboard.is_serving());
+    // This process serves its own copy to others, and to itself.
+    assert_eq!(clipboard.paste_text().unwrap(), "second");
+    assert!(!clipboard
+        .serve_until_replaced_timeout(Duration::from_millis(200))
+        .unwrap());
+    // Replaced in turn, serve_until_replaced returns.
+    let mut third = on_display(&x, "copy-text", &[("CLIP_TEXT", "third")]);
+    third.wait_for_within("copied", READY);
+    assert!(clipboard.serve_until_replaced_timeout(READY).unwrap());
+    assert!(!clipboard.is_serving());
+    assert_eq!(clipboard.paste_text().unwrap(), "third");
+}
+
+#[test]
+fn a_paste_from_an_owner_that_never_answers_times_out() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let mut mute = on_display(&x, "mute-owner", &[]);
+    mute.wait_for_within("owning", READY);
+    let clipboard = clipboard(&x, Duration::from_millis(800));
+    let start = Instant::now();
+    let err = clipboard.paste_text().unwrap_err();
+    assert!(start.elapsed() >= Duration::from_millis(800));
+    assert!(
+        matches!(err, ClipboardError::Timeout { waited, .. } if waited == Duration::from_millis(800)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    assert!(matches!(
+        clipboard.formats(),
+        Err(ClipboardError::Timeout { .. })
+    ));
+}
+
+#[test]
+fn with_no_display_connect_fails_at_once_naming_both_variables() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let mut cmd = helper_command(std::env::current_exe().unwrap(), "connect", &[]);
+    cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    let mut p = Proc::spawn(cmd);
+    let line = p.wait_for_within("error", READY);
+    assert!(line.contains("DISPLAY (X11)"), "{line}");
+    assert!(line.contains("WAYLAND_DISPLAY"), "{line}");
+}
+
+#[test]
+fn wayland_alone_is_refused_naming_data_control() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let mut cmd: Command = helper_command(
+        std::env::current_exe().unwrap(),
+        "connect",
+        &[("WAYLAND_DISPLAY", "wayland-procwire-test")],
+    );
+    cmd.env_remove("DISPLAY");
+    let mut p = Proc::spawn(cmd);
+    let line = p.wait_for_within("error", READY);
+    assert!(line.contains("data-control"), "{line}");
+    assert!(line.contains("DISPLAY"), "{line}");
+}
+
+#[test]
+fn a_bad_display_is_a_clear_error() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let err = ClipboardOptions::new()
+        .display(":4987")
+        .connect()
+        .unwrap_err();
+    assert!(matches!(err, ClipboardError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains(":4987"), "{err}");
+}
