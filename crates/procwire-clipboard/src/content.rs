@@ -12,6 +12,7 @@ const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// What a copy puts on the clipboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Content {
     /// Text, offered as `UTF8_STRING`, `text/plain;charset=utf-8` and `TEXT` (and as `STRING`
     /// when it is ASCII, which is the same bytes in Latin-1).
