@@ -367,3 +367,70 @@ fn a_bad_display_is_a_clear_error() {
     assert!(matches!(err, ClipboardError::Connect { .. }), "{err}");
     assert!(err.to_string().contains(":4987"), "{err}");
 }
+
+/// `xclip` (a tool nobody here wrote), on `x`'s display.
+fn xclip(x: &Xvfb, args: &[&str]) -> Command {
+    let mut cmd = Command::new("xclip");
+    cmd.args(["-selection", "clipboard"])
+        .args(args)
+        .env("DISPLAY", x.display());
+    cmd
+}
+
+#[test]
+fn xclip_pastes_what_procwire_copies_and_the_other_way_round() {
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    let x = xvfb();
+    // xclip as the requestor, through INCR: 5 MiB under a custom format.
+    let size = 5 << 20;
+    let mut owner = on_display(
+        &x,
+        "copy-bytes",
+        &[
+            ("CLIP_SIZE", &size.to_string()),
+            ("CLIP_FORMAT", "application/x-procwire-xclip"),
+        ],
+    );
+    owner.wait_for_within("copied", READY);
+    let out = procwire_testkit::run(
+        xclip(&x, &["-o", "-t", "application/x-procwire-xclip"]),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "xclip must be installed (apt-get install xclip): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == pattern(size),
+        "xclip got {} bytes",
+        out.stdout.len()
+    );
+    let out = procwire_testkit::run(xclip(&x, &["-o", "-t", "TARGETS"]), b"", READY);
+    let targets = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        targets.contains("application/x-procwire-xclip"),
+        "{targets}"
+    );
+
+    // xclip as the owner (in the foreground: -quiet), procwire as the requestor.
+    let data = pattern(3 << 20);
+    let mut copier = Proc::spawn_with_stdin(xclip(&x, &["-quiet", "-t", "image/png", "-i"]));
+    {
+        use std::io::Write;
+        let mut stdin = copier.stdin.take().unwrap();
+        stdin.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
+        stdin.write_all(&data).unwrap();
+    }
+    owner.wait_for_within("replaced", READY);
+    let clipboard = clipboard(&x, Duration::from_secs(10));
+    let png = clipboard.paste_png().unwrap();
+    assert_eq!(png.len(), data.len() + 8);
+    assert!(png[8..] == data[..], "the image from xclip differs");
+    assert!(clipboard
+        .formats()
+        .unwrap()
+        .iter()
+        .any(|f| f == "image/png"));
+}
