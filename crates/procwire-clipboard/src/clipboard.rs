@@ -278,17 +278,25 @@ impl Clipboard {
     /// # Errors
     /// As [`serve_until_replaced`](Self::serve_until_replaced).
     pub fn serve_until_replaced_timeout(&self, limit: Duration) -> Result<bool, ClipboardError> {
-        let mut serving = self.serving.lock().unwrap();
-        let Some(current) = serving.as_mut() else {
-            return Ok(true);
-        };
-        let end = match current.done.recv_timeout(limit) {
-            Ok(end) => end,
-            Err(mpsc::RecvTimeoutError::Timeout) => return Ok(false),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Ok(End::Stopped),
-        };
-        *serving = None;
-        end.map(|_| true)
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // Short steps, with the lock released between them, so that another thread may
+            // copy (or ask is_serving) meanwhile.
+            let step = left.min(Duration::from_millis(100));
+            let mut serving = self.serving.lock().unwrap();
+            let Some(current) = serving.as_mut() else {
+                return Ok(true);
+            };
+            let end = match current.done.recv_timeout(step) {
+                Ok(end) => end,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Ok(End::Stopped),
+                Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => return Ok(false),
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            };
+            *serving = None;
+            return end.map(|_| true);
+        }
     }
 
     /// Pastes the data of `format` (an X atom name or MIME type such as `image/png`, or

@@ -222,8 +222,11 @@ impl X {
         let deadline = Instant::now() + timeout;
         let notify = loop {
             match self.next_event(deadline)? {
+                // (A late answer to an earlier paste that timed out names another target.)
                 Some(Event::SelectionNotify(e))
-                    if e.requestor == self.window && e.selection == self.atoms.CLIPBOARD =>
+                    if e.requestor == self.window
+                        && e.selection == self.atoms.CLIPBOARD
+                        && e.target == target =>
                 {
                     break e
                 }
