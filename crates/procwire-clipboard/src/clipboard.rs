@@ -161,17 +161,20 @@ struct Serving {
 }
 
 impl Serving {
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    /// Lets the thread end by itself: it has lost the selection and ends once the INCR
+    /// transfers it has in flight are done (or their requestors time out).
+    fn detach(mut self) {
+        self.thread.take();
     }
 }
 
 impl Drop for Serving {
+    /// Stops the thread (transfers in flight end with it) and waits for it.
     fn drop(&mut self) {
-        self.stop();
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, Ordering::Release);
+            let _ = thread.join();
+        }
     }
 }
 
@@ -245,7 +248,10 @@ impl Clipboard {
             done,
             thread: Some(thread),
         });
-        drop(previous);
+        // The previous copy's thread saw our take as a SelectionClear.
+        if let Some(previous) = previous {
+            previous.detach();
+        }
         Ok(())
     }
 
