@@ -114,6 +114,64 @@ fn helper_process() {
             say("owning");
             std::thread::sleep(Duration::from_secs(600));
         }
+        // Starts an INCR paste of CLIP_FORMAT with a raw X client, takes one piece, and
+        // exits in the middle of the transfer.
+        "paste-and-die" => {
+            use x11rb::connection::Connection;
+            use x11rb::protocol::xproto::{
+                AtomEnum, ConnectionExt, CreateWindowAux, EventMask, Property, WindowClass,
+            };
+            use x11rb::protocol::Event;
+            let (conn, screen) = x11rb::connect(None).unwrap();
+            let root = conn.setup().roots[screen].root;
+            let window = conn.generate_id().unwrap();
+            conn.create_window(
+                0,
+                window,
+                root,
+                0,
+                0,
+                1,
+                1,
+                0,
+                WindowClass::INPUT_ONLY,
+                0,
+                &CreateWindowAux::new().event_mask(EventMask::PROPERTY_CHANGE),
+            )
+            .unwrap();
+            let atom = |name: &str| {
+                conn.intern_atom(false, name.as_bytes())
+                    .unwrap()
+                    .reply()
+                    .unwrap()
+                    .atom
+            };
+            let (clipboard, target, property) =
+                (atom("CLIPBOARD"), atom(&var("CLIP_FORMAT")), atom("DYING"));
+            conn.convert_selection(window, clipboard, target, property, x11rb::CURRENT_TIME)
+                .unwrap();
+            conn.flush().unwrap();
+            loop {
+                if let Event::SelectionNotify(_) = conn.wait_for_event().unwrap() {
+                    break;
+                }
+            }
+            let incr = conn
+                .get_property(true, window, property, AtomEnum::ANY, 0, 1)
+                .unwrap()
+                .reply()
+                .unwrap();
+            assert_eq!(incr.type_, atom("INCR"), "a large paste goes by INCR");
+            loop {
+                if let Event::PropertyNotify(e) = conn.wait_for_event().unwrap() {
+                    if e.atom == property && e.state == Property::NEW_VALUE {
+                        break;
+                    }
+                }
+            }
+            say("got a piece; exiting mid-transfer");
+            std::process::exit(0);
+        }
         // Connects from the environment and prints the error.
         "connect" => {
             let start = Instant::now();
@@ -433,4 +491,35 @@ fn xclip_pastes_what_procwire_copies_and_the_other_way_round() {
         .unwrap()
         .iter()
         .any(|f| f == "image/png"));
+}
+
+#[test]
+fn a_requestor_that_dies_mid_transfer_leaves_the_owner_serving() {
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    let x = xvfb();
+    let size = 4 << 20;
+    let format = "application/x-procwire-dying";
+    let vars = [
+        ("CLIP_SIZE", size.to_string()),
+        ("CLIP_FORMAT", format.into()),
+    ];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut owner = on_display(&x, "copy-bytes", &vars);
+    owner.wait_for_within("copied", READY);
+    for _ in 0..2 {
+        let mut dying = on_display(&x, "paste-and-die", &vars);
+        dying.wait_for_within("exiting mid-transfer", READY);
+        assert!(dying
+            .exit_within(READY)
+            .expect("the requestor exits")
+            .success());
+    }
+    // The owner still serves everyone else, whole.
+    let clipboard = clipboard(&x, Duration::from_secs(10));
+    assert!(clipboard.paste(format).unwrap() == pattern(size));
+    assert_eq!(
+        owner.exit_within(Duration::from_millis(100)),
+        None,
+        "the owner lives"
+    );
 }
