@@ -19,8 +19,11 @@ fn main() -> Result<(), ClipboardError> {
     while count.is_none_or(|n| seen < n) {
         let change = watcher.recv()?;
         seen += 1;
-        if change.reason != ChangeReason::NewOwner || change.owner.is_none() {
-            println!("Change {seen}: the clipboard is empty (its owner went away).");
+        if change.reason != ChangeReason::NewOwner {
+            println!(
+                "Change {seen}: the clipboard is empty ({:?}).",
+                change.reason
+            );
             continue;
         }
         let formats = clipboard.formats().unwrap_or_default();

@@ -255,19 +255,20 @@ fn watch(args: WatchArgs) -> anyhow::Result<()> {
     while args.count.is_none_or(|count| n < count) {
         let change = watcher.recv()?;
         n += 1;
-        match (change.reason, change.owner) {
-            (ChangeReason::NewOwner, Some(owner)) => {
+        match change.reason {
+            ChangeReason::NewOwner => {
+                let owner = change
+                    .owner
+                    .map(|w| format!(" 0x{w:08x}"))
+                    .unwrap_or_default();
                 let formats = match clipboard.formats() {
                     Ok(formats) => formats.join(", "),
                     Err(e) => format!("unavailable ({e})"),
                 };
-                writeln!(
-                    out,
-                    "change {n}: new owner 0x{owner:08x}; formats: {formats}"
-                )?;
+                writeln!(out, "change {n}: new owner{owner}; formats: {formats}")?;
             }
-            (ChangeReason::NewOwner, None) => writeln!(out, "change {n}: cleared")?,
-            (_, _) => writeln!(out, "change {n}: the owner exited; the clipboard is empty")?,
+            ChangeReason::Cleared => writeln!(out, "change {n}: cleared")?,
+            _ => writeln!(out, "change {n}: the owner exited; the clipboard is empty")?,
         }
         out.flush()?;
     }

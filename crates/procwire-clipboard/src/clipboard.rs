@@ -83,29 +83,55 @@ impl ClipboardOptions {
     /// when the X server cannot be reached; [`ClipboardError::Timeout`] when it does not
     /// greet.
     pub fn connect(self) -> Result<Clipboard, ClipboardError> {
-        let display = match self.display.clone() {
-            Some(display) => display,
+        let target = match self.display.clone() {
+            Some(display) => Target::X11(display),
             None => display_from_env()?,
         };
-        let main = X::connect(&display, self.timeout)?;
-        Ok(Clipboard {
-            options: self,
-            display,
-            main: Mutex::new(main),
-            serving: Mutex::new(None),
-        })
+        match target {
+            Target::X11(display) => {
+                let main = X::connect(&display, self.timeout)?;
+                Ok(Clipboard {
+                    options: self,
+                    display,
+                    main: Some(Mutex::new(main)),
+                    serving: Mutex::new(None),
+                    #[cfg(feature = "wayland")]
+                    wayland: None,
+                })
+            }
+            #[cfg(feature = "wayland")]
+            Target::Wayland(display) => Ok(Clipboard {
+                wayland: Some(crate::wayland::Wayland::connect(&display)?),
+                options: self,
+                display,
+                main: None,
+                serving: Mutex::new(None),
+            }),
+        }
     }
 }
 
-/// The X display named by the environment, or why there is none.
-fn display_from_env() -> Result<String, ClipboardError> {
+/// Which display a clipboard is on.
+enum Target {
+    /// An X display name, such as `:0`.
+    X11(String),
+    /// A Wayland socket name, such as `wayland-0`.
+    #[cfg(feature = "wayland")]
+    Wayland(String),
+}
+
+/// The display named by the environment (`DISPLAY` first), or why there is none.
+fn display_from_env() -> Result<Target, ClipboardError> {
     let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (var("DISPLAY"), var("WAYLAND_DISPLAY")) {
-        (Some(display), _) => Ok(display),
+        (Some(display), _) => Ok(Target::X11(display)),
+        #[cfg(feature = "wayland")]
+        (None, Some(wayland)) => Ok(Target::Wayland(wayland)),
+        #[cfg(not(feature = "wayland"))]
         (None, Some(wayland)) => Err(ClipboardError::Unsupported(format!(
-            "WAYLAND_DISPLAY is set (`{wayland}`) but DISPLAY is not: procwire-clipboard \
-             speaks X11 only, and the Wayland data-control protocol (wlr/ext-data-control) is \
-             not implemented; run with XWayland and set DISPLAY"
+            "WAYLAND_DISPLAY is set (`{wayland}`) but DISPLAY is not: this build of \
+             procwire-clipboard speaks X11 only (Wayland's data-control protocol is behind the \
+             cargo feature `wayland`); run with XWayland and set DISPLAY"
         ))),
         (None, None) => Err(ClipboardError::NoDisplay),
     }
@@ -146,10 +172,14 @@ fn display_from_env() -> Result<String, ClipboardError> {
 pub struct Clipboard {
     options: ClipboardOptions,
     display: String,
-    /// The connection that pastes (one paste at a time: its events are the transfer's).
-    main: Mutex<X>,
+    /// The connection that pastes (one paste at a time: its events are the transfer's);
+    /// `None` on Wayland.
+    main: Option<Mutex<X>>,
     /// The thread serving the latest copy.
     serving: Mutex<Option<Serving>>,
+    /// The Wayland clipboard, when on Wayland.
+    #[cfg(feature = "wayland")]
+    wayland: Option<crate::wayland::Wayland>,
 }
 
 /// The serve thread of one copy.
@@ -187,9 +217,19 @@ impl Clipboard {
         ClipboardOptions::new().connect()
     }
 
-    /// The X display this clipboard is on, such as `:0`.
+    /// The display this clipboard is on: an X display such as `:0`, or a Wayland socket
+    /// such as `wayland-0`.
     pub fn display(&self) -> &str {
         &self.display
+    }
+
+    /// The X connection (present unless on Wayland).
+    fn x(&self) -> std::sync::MutexGuard<'_, X> {
+        self.main
+            .as_ref()
+            .expect("an X11 clipboard has its connection")
+            .lock()
+            .unwrap()
     }
 
     /// Puts `content` on the clipboard (the `EmptyClipboard` + `SetClipboardData` of Win32):
@@ -217,6 +257,10 @@ impl Clipboard {
         let mut named = Vec::new();
         for content in contents {
             named.extend(content.into_formats()?);
+        }
+        #[cfg(feature = "wayland")]
+        if let Some(wayland) = &self.wayland {
+            return wayland.copy(named, self.options.timeout);
         }
         let x = X::connect(&self.display, self.options.timeout)?;
         let mut offer = Offer {
@@ -258,6 +302,10 @@ impl Clipboard {
     /// Whether this clipboard's latest copy is still the clipboard's content (no other
     /// client has copied since).
     pub fn is_serving(&self) -> bool {
+        #[cfg(feature = "wayland")]
+        if let Some(wayland) = &self.wayland {
+            return wayland.is_serving();
+        }
         let serving = self.serving.lock().unwrap();
         serving
             .as_ref()
@@ -284,6 +332,10 @@ impl Clipboard {
     /// # Errors
     /// As [`serve_until_replaced`](Self::serve_until_replaced).
     pub fn serve_until_replaced_timeout(&self, limit: Duration) -> Result<bool, ClipboardError> {
+        #[cfg(feature = "wayland")]
+        if let Some(wayland) = &self.wayland {
+            return wayland.serve_until_replaced_timeout(limit);
+        }
         let deadline = std::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -314,7 +366,11 @@ impl Clipboard {
     /// [`ClipboardError::Timeout`] when the owner does not answer in time;
     /// [`ClipboardError::TooLarge`] past [`ClipboardOptions::max_size`].
     pub fn paste(&self, format: &str) -> Result<Vec<u8>, ClipboardError> {
-        let x = self.main.lock().unwrap();
+        #[cfg(feature = "wayland")]
+        if let Some(wayland) = &self.wayland {
+            return wayland.paste(format, self.options.timeout, self.options.max_size);
+        }
+        let x = self.x();
         let Some(atom) = x.atom(format, true)? else {
             // No client ever named this format, so nobody offers it.
             if x.owner()?.is_none() {
@@ -365,7 +421,13 @@ impl Clipboard {
     /// # Errors
     /// As [`paste`](Self::paste).
     pub fn formats(&self) -> Result<Vec<String>, ClipboardError> {
-        let x = self.main.lock().unwrap();
+        #[cfg(feature = "wayland")]
+        if let Some(wayland) = &self.wayland {
+            let mut names = wayland.formats()?;
+            names.retain(|n| !is_convention(n));
+            return Ok(names);
+        }
+        let x = self.x();
         let bytes = x.convert(
             x.atoms.TARGETS,
             "TARGETS",
@@ -377,12 +439,7 @@ impl Clipboard {
             .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
             .collect();
         let mut names = x.atom_names(&atoms)?;
-        names.retain(|n| {
-            !matches!(
-                n.as_str(),
-                "TARGETS" | "TIMESTAMP" | "MULTIPLE" | "SAVE_TARGETS"
-            )
-        });
+        names.retain(|n| !is_convention(n));
         Ok(names)
     }
 
@@ -391,7 +448,11 @@ impl Clipboard {
     /// # Errors
     /// Connection errors.
     pub fn has_owner(&self) -> Result<bool, ClipboardError> {
-        Ok(self.main.lock().unwrap().owner()?.is_some())
+        #[cfg(feature = "wayland")]
+        if let Some(wayland) = &self.wayland {
+            return wayland.has_owner();
+        }
+        Ok(self.x().owner()?.is_some())
     }
 
     /// Starts watching the clipboard: the [`Watcher`] reports each change of owner, the
@@ -401,6 +462,15 @@ impl Clipboard {
     /// Connection errors; [`ClipboardError::Unsupported`] when the X server has no XFIXES
     /// extension.
     pub fn watch(&self) -> Result<Watcher, ClipboardError> {
+        #[cfg(feature = "wayland")]
+        if self.wayland.is_some() {
+            return Watcher::wayland();
+        }
         Watcher::new(&self.display, self.options.timeout)
     }
+}
+
+/// The X conventions that are targets but not formats.
+fn is_convention(name: &str) -> bool {
+    matches!(name, "TARGETS" | "TIMESTAMP" | "MULTIPLE" | "SAVE_TARGETS")
 }

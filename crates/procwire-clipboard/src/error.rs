@@ -83,6 +83,21 @@ pub enum ClipboardError {
     /// Another client took the selection before this one could serve it.
     #[error("another client took the clipboard at the same moment; copy again")]
     Lost,
+    /// The Wayland compositor at `display` could not be reached (feature `wayland`).
+    #[error(
+        "cannot connect to the Wayland compositor `{display}`: {source}; is it running, and \
+         is XDG_RUNTIME_DIR the one of its session?"
+    )]
+    WaylandConnect {
+        /// The socket name, such as `wayland-0`.
+        display: String,
+        /// Why the connection failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The Wayland compositor failed a request (feature `wayland`).
+    #[error("the Wayland clipboard failed: {0}")]
+    Wayland(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A system call failed while waiting for the X server.
     #[error("waiting for the X server failed: {0}")]
     Io(#[from] io::Error),

@@ -51,6 +51,8 @@ mod clipboard;
 mod content;
 mod error;
 mod watch;
+#[cfg(feature = "wayland")]
+mod wayland;
 mod x11;
 pub mod xvfb;
 

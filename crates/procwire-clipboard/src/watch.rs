@@ -22,6 +22,9 @@ pub enum ChangeReason {
     OwnerClosed,
     /// The owner's window was destroyed: the clipboard is empty.
     OwnerWindowDestroyed,
+    /// A client emptied the clipboard (X11: set no owner; Wayland: a null selection, as when
+    /// the owner exits).
+    Cleared,
 }
 
 /// One change of the clipboard, as a [`Watcher`] reports it.
@@ -29,9 +32,11 @@ pub enum ChangeReason {
 pub struct ClipboardEvent {
     /// What happened.
     pub reason: ChangeReason,
-    /// The window that owns the clipboard now (`None`: nobody, the clipboard is empty).
+    /// The X window that owns the clipboard now (`None`: nobody, and always `None` on
+    /// Wayland, which does not say who owns it).
     pub owner: Option<u32>,
-    /// The X server time of the change, in milliseconds.
+    /// The time of the change, in milliseconds: the X server's clock on X11; since the
+    /// watcher started on Wayland.
     pub timestamp: u32,
 }
 
@@ -59,7 +64,14 @@ pub struct ClipboardEvent {
 /// - XFIXES protocol, `SelectSelectionInput`
 #[derive(Debug)]
 pub struct Watcher {
-    x: X,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    X11(Box<X>),
+    #[cfg(feature = "wayland")]
+    Wayland(crate::wayland::WaylandWatcher),
 }
 
 impl Watcher {
@@ -86,7 +98,16 @@ impl Watcher {
         // Make sure the selection is in place before the caller is told we watch.
         x.conn.get_input_focus()?.reply()?;
         x.conn.flush()?;
-        Ok(Watcher { x })
+        Ok(Watcher {
+            inner: Inner::X11(Box::new(x)),
+        })
+    }
+
+    #[cfg(feature = "wayland")]
+    pub(crate) fn wayland() -> Result<Watcher, ClipboardError> {
+        Ok(Watcher {
+            inner: Inner::Wayland(crate::wayland::WaylandWatcher::new()?),
+        })
     }
 
     /// The next change, waiting as long as it takes.
@@ -109,22 +130,29 @@ impl Watcher {
         &mut self,
         limit: Duration,
     ) -> Result<Option<ClipboardEvent>, ClipboardError> {
+        // Without the `wayland` feature there is one variant.
+        #[allow(clippy::infallible_destructuring_match)]
+        let x = match &mut self.inner {
+            Inner::X11(x) => x,
+            #[cfg(feature = "wayland")]
+            Inner::Wayland(w) => return w.recv_timeout(limit),
+        };
         let deadline = Instant::now() + limit;
         loop {
-            let Some(event) = self.x.next_event(deadline)? else {
+            let Some(event) = x.next_event(deadline)? else {
                 return Ok(None);
             };
             if let Event::XfixesSelectionNotify(e) = event {
-                if e.selection != self.x.atoms.CLIPBOARD {
+                if e.selection != x.atoms.CLIPBOARD {
                     continue;
                 }
                 let reason = match e.subtype {
                     SelectionEvent::SELECTION_CLIENT_CLOSE => ChangeReason::OwnerClosed,
                     SelectionEvent::SELECTION_WINDOW_DESTROY => ChangeReason::OwnerWindowDestroyed,
+                    _ if e.owner == NONE => ChangeReason::Cleared,
                     _ => ChangeReason::NewOwner,
                 };
-                let owner =
-                    (e.owner != NONE && reason == ChangeReason::NewOwner).then_some(e.owner);
+                let owner = (reason == ChangeReason::NewOwner).then_some(e.owner);
                 return Ok(Some(ClipboardEvent {
                     reason,
                     owner,

@@ -401,6 +401,7 @@ fn with_no_display_connect_fails_at_once_naming_both_variables() {
 }
 
 #[test]
+#[cfg(not(feature = "wayland"))]
 fn wayland_alone_is_refused_naming_data_control() {
     let _wd = Watchdog::new(Duration::from_secs(30));
     let mut cmd: Command = helper_command(
@@ -413,6 +414,24 @@ fn wayland_alone_is_refused_naming_data_control() {
     let line = p.wait_for_within("error", READY);
     assert!(line.contains("data-control"), "{line}");
     assert!(line.contains("DISPLAY"), "{line}");
+}
+
+#[test]
+#[cfg(feature = "wayland")]
+fn a_wayland_display_that_is_not_there_is_a_clear_error() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
+    let mut cmd: Command = helper_command(
+        std::env::current_exe().unwrap(),
+        "connect",
+        &[("WAYLAND_DISPLAY", "wayland-procwire-none")],
+    );
+    cmd.env_remove("DISPLAY");
+    let mut p = Proc::spawn(cmd);
+    let line = p.wait_for_within("error", READY);
+    assert!(
+        line.contains("cannot connect to the Wayland compositor `wayland-procwire-none`"),
+        "{line}"
+    );
 }
 
 #[test]
