@@ -206,7 +206,7 @@ fn spawn_background(args: &CopyArgs, content: Content, what: &str) -> anyhow::Re
     }
     println!(
         "copied {size} bytes as {what}; background process {} serves them until another copy \
-         replaces them (X11 keeps no copy of its own)",
+         replaces them (the clipboard keeps no copy of its own)",
         child.id()
     );
     Ok(())

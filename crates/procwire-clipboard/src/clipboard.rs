@@ -74,12 +74,14 @@ impl ClipboardOptions {
     /// Connects to the display's clipboard.
     ///
     /// The display is the one given to [`display`](Self::display), else `DISPLAY` (X11, and
-    /// XWayland in a Wayland session). A Wayland session without `DISPLAY` is refused: the
-    /// Wayland data-control protocol is not implemented.
+    /// XWayland in a Wayland session), else `WAYLAND_DISPLAY` with the cargo feature
+    /// `wayland` (the data-control protocol); without the feature, a Wayland session without
+    /// `DISPLAY` is refused.
     ///
     /// # Errors
     /// [`ClipboardError::NoDisplay`] at once when neither `DISPLAY` nor `WAYLAND_DISPLAY` is
-    /// set; [`ClipboardError::Unsupported`] for Wayland alone; [`ClipboardError::Connect`]
+    /// set; [`ClipboardError::Unsupported`] for Wayland alone without the feature `wayland`, or
+    /// a compositor without data-control; [`ClipboardError::Connect`]
     /// when the X server cannot be reached; [`ClipboardError::Timeout`] when it does not
     /// greet.
     pub fn connect(self) -> Result<Clipboard, ClipboardError> {

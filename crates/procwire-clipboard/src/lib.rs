@@ -25,14 +25,20 @@
 //! copies (X11's `SelectionClear`).
 //!
 //! # What it does not do
-//! - Wayland: a Wayland session is used through XWayland (`DISPLAY`); with only
-//!   `WAYLAND_DISPLAY` set, [`Clipboard::connect`] fails with [`ClipboardError::Unsupported`]
-//!   (the Wayland data-control protocol is not implemented).
+//! - Wayland without the cargo feature `wayland`: a Wayland session is then used through
+//!   XWayland (`DISPLAY`); with only `WAYLAND_DISPLAY` set, [`Clipboard::connect`] fails with
+//!   [`ClipboardError::Unsupported`]. With the feature, such a session is used through the
+//!   data-control protocol (wl-clipboard-rs), where the compositor offers it (wlroots
+//!   compositors such as sway, KDE; not GNOME): copy, paste, formats and watch, with these
+//!   differences: a [`ClipboardEvent`] names no owner, a copy's serving thread cannot be
+//!   stopped before another client copies (it outlives a dropped `Clipboard`, until the process
+//!   exits), and a requestor that never reads a large copy holds it up. When both variables
+//!   are set, X11 is used.
 //! - The PRIMARY selection (middle-click paste), the `MULTIPLE` target, and conversions
 //!   between formats (a PNG is not turned into a bitmap; text is served as the same UTF-8
 //!   bytes under each text name).
 //!
-//! Every wait has a deadline ([`ClipboardOptions::timeout`]): a paste from an owner that
+//! On X11 every wait has a deadline ([`ClipboardOptions::timeout`]): a paste from an owner that
 //! never answers ends with [`ClipboardError::Timeout`]; with no display at all,
 //! [`ClipboardError::NoDisplay`] comes at once and names `DISPLAY` and `WAYLAND_DISPLAY`.
 //!
@@ -42,6 +48,8 @@
 //! - [`Watcher`], [`ClipboardEvent`] (`watch.rs`): change notification.
 //! - [`ClipboardError`] (`error.rs`).
 //! - `x11.rs` (private): the selection protocol — transfers with INCR, the owner's serve loop.
+//! - `wayland.rs` (private, feature `wayland`): the data-control protocol through
+//!   wl-clipboard-rs.
 //! - [`xvfb::Xvfb`]: a headless X server for tests and demos.
 
 #![forbid(unsafe_code)]

@@ -47,9 +47,9 @@ impl Sway {
             .stderr(Stdio::null());
         if rustix::process::getuid().is_root() {
             // sway will not run as root; `nobody` owns the runtime directory.
-            let nobody = 65534;
-            std::os::unix::fs::chown(&runtime, Some(nobody), Some(nobody)).unwrap();
-            cmd.uid(nobody).gid(nobody);
+            let (uid, gid) = (id("-u"), id("-g"));
+            std::os::unix::fs::chown(&runtime, Some(uid), Some(gid)).unwrap();
+            cmd.uid(uid).gid(gid);
         }
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!("sway must be installed for the Wayland tests (apt-get install sway): {e}")
@@ -95,6 +95,13 @@ impl Sway {
             .env("XDG_RUNTIME_DIR", &self.runtime);
         procwire_testkit::run(cmd, b"", Duration::from_secs(30))
     }
+}
+
+/// `id FLAG nobody`: the uid or gid of `nobody`.
+fn id(flag: &str) -> u32 {
+    let out = Command::new("id").args([flag, "nobody"]).output().unwrap();
+    assert!(out.status.success(), "there is no user nobody");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 impl Drop for Sway {
