@@ -32,7 +32,8 @@ pub(crate) enum ClipboardCommand {
         replaced."
     )]
     Copy(CopyArgs),
-    /// Write what is on the clipboard to standard output (text unless --format or --png).
+    /// Write what is on the clipboard to standard output, as is (text unless --format or
+    /// --png; no newline is added).
     Paste(PasteArgs),
     /// Print a line each time the clipboard changes hands (a copy, or its owner's exit).
     Watch(WatchArgs),
