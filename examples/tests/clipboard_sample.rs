@@ -1,30 +1,11 @@
 //! The clipboard sample trio as separate processes under an X server of the test's own:
 //! the viewer watches, the writer copies, the reader pastes.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use procwire_clipboard::xvfb::Xvfb;
-use procwire_testkit::{Proc, Watchdog};
-
-/// An example's executable, built next to this test by `cargo test`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: `cargo test --workspace` (or `cargo build --examples`) builds it",
-        path.display()
-    );
-    path
-}
+use procwire_testkit::{example, Proc, Watchdog};
 
 fn on(x: &Xvfb, name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(example(name));

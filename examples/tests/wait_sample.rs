@@ -1,29 +1,10 @@
 //! The `wait_worker` / `wait_driver` sample pair, run as two processes: the worker waits on
 //! a work event, a quit event and its pipe at once, and the driver uses all three.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use procwire_testkit::{unique_name, Proc, Watchdog};
-
-/// An example's executable, built next to this test by `cargo test`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: `cargo test --workspace` (or `cargo build --examples`) builds it",
-        path.display()
-    );
-    path
-}
+use procwire_testkit::{example, unique_name, Proc, Watchdog};
 
 #[test]
 fn a_worker_waits_on_two_events_and_its_pipe_at_once() {

@@ -8,8 +8,9 @@
 //! - [`pipe`], [`mailslot`], [`mapping`], [`sync`]: the classes, one module per technique.
 //!
 //! Every call that can block releases the GIL while it waits. Timeouts are float seconds,
-//! `None` waiting as long as it takes. The `a`-prefixed methods (`arecv`, `aread`) run the
-//! blocking call on the running asyncio loop's default executor and return its future.
+//! `None` waiting as long as it takes. The `a`-prefixed methods run the blocking call on the
+//! running asyncio loop's default executor; `arecv` and `aread` do it in short slices, so
+//! that a cancelled one takes nothing (`procwire/_aio.py`).
 
 use std::time::Duration;
 
@@ -46,6 +47,17 @@ pub(crate) fn in_executor<'py>(
     let call = object.getattr(method)?;
     let running = py.import("asyncio")?.call_method0("get_running_loop")?;
     running.call_method1("run_in_executor", (py.None(), call, timeout))
+}
+
+/// The cancel-safe asyncio receive of `object` (see `procwire/_aio.py`): a coroutine that
+/// awaits `object._take_for(slice)` until it gives something or `timeout` runs out.
+pub(crate) fn cancel_safe<'py>(
+    object: &Bound<'py, PyAny>,
+    timeout: Option<f64>,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let take = object.py().import("procwire._aio")?.getattr("take")?;
+    take.call1((object, timeout, what))
 }
 
 #[pymodule]

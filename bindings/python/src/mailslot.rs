@@ -1,7 +1,10 @@
 //! `procwire.Mailslot`, `procwire.MailslotWriter` and `procwire.MailslotInfo`.
 
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
 use procwire::mailslot::{
-    MailslotOptions, MailslotServer, MailslotWriter, ReadTimeout, WriterOptions,
+    MailslotError, MailslotOptions, MailslotServer, MailslotWriter, ReadTimeout, WriterOptions,
 };
 use procwire::security::Access;
 use procwire::security::AccessList;
@@ -10,7 +13,7 @@ use pyo3::types::PyBytes;
 
 use crate::errors::{closed, raise};
 use crate::pipe::{with_bytes, Writable};
-use crate::{in_executor, timeout, FOREVER};
+use crate::{timeout, FOREVER};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMailslot>()?;
@@ -46,11 +49,18 @@ impl PyMailslotInfo {
 #[pyclass(name = "Mailslot", module = "procwire")]
 pub(crate) struct PyMailslot {
     slot: Option<MailslotServer>,
+    /// Messages a cancelled `aread` took in its last slice: read first, and counted by
+    /// `info()`.
+    given_back: Mutex<VecDeque<Vec<u8>>>,
 }
 
 impl PyMailslot {
     fn get(&self) -> PyResult<&MailslotServer> {
         self.slot.as_ref().ok_or_else(|| closed("mailslot"))
+    }
+
+    fn given_back(&self) -> MutexGuard<'_, VecDeque<Vec<u8>>> {
+        self.given_back.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -78,7 +88,10 @@ impl PyMailslot {
             options = options.access_list(AccessList::owner_only().everyone(Access::Write));
         }
         let slot = py.allow_threads(|| options.create(name)).map_err(raise)?;
-        Ok(PyMailslot { slot: Some(slot) })
+        Ok(PyMailslot {
+            slot: Some(slot),
+            given_back: Mutex::default(),
+        })
     }
 
     /// The slot's name.
@@ -93,6 +106,9 @@ impl PyMailslot {
     fn read<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
         let slot = self.get()?;
         let wait = crate::timeout(timeout)?;
+        if let Some(message) = self.given_back().pop_front() {
+            return Ok(PyBytes::new(py, &message));
+        }
         let message = py
             .allow_threads(|| match wait {
                 None => slot.read(),
@@ -104,6 +120,9 @@ impl PyMailslot {
 
     /// The next message if one waits, else None.
     fn try_read<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if let Some(message) = self.given_back().pop_front() {
+            return Ok(Some(PyBytes::new(py, &message)));
+        }
         Ok(self.get()?.try_read().map(|m| PyBytes::new(py, &m)))
     }
 
@@ -116,15 +135,29 @@ impl PyMailslot {
         // SAFETY: `target` holds the export for the call; the caller does not touch the
         // buffer from another thread meanwhile.
         let slice = unsafe { target.slice() };
+        let mut given_back = self.given_back();
+        if let Some(first) = given_back.front() {
+            if first.len() > slice.len() {
+                return Err(raise(MailslotError::BufferTooSmall {
+                    name: slot.name().to_owned(),
+                    needed: first.len(),
+                    given: slice.len(),
+                }));
+            }
+            slice[..first.len()].copy_from_slice(first);
+            return Ok(given_back.pop_front().map_or(0, |m| m.len()));
+        }
+        drop(given_back);
         py.allow_threads(|| slot.read_into(slice)).map_err(raise)
     }
 
     /// How many messages wait, the next one's size, the maximum size and the read timeout.
     fn info(&self) -> PyResult<PyMailslotInfo> {
         let info = self.get()?.info().map_err(raise)?;
+        let given_back = self.given_back();
         Ok(PyMailslotInfo {
-            waiting: info.waiting,
-            next_size: info.next_size,
+            waiting: info.waiting + given_back.len(),
+            next_size: given_back.front().map(Vec::len).or(info.next_size),
             max_message_size: info.max_message,
             read_timeout: match info.read_timeout {
                 ReadTimeout::Forever => None,
@@ -134,15 +167,37 @@ impl PyMailslot {
         })
     }
 
-    /// `read` on the running asyncio loop's executor: `await slot.aread(timeout)`. With
-    /// no timeout it waits as long as it takes, whatever the slot's read timeout.
+    /// `read` for asyncio: `await slot.aread(timeout)`. With no timeout it waits as long
+    /// as it takes, whatever the slot's read timeout. It waits on the loop's executor in
+    /// short slices; cancelled, it takes nothing: a message its last slice read is kept,
+    /// counted by `info()` and read first.
     #[pyo3(signature = (timeout = None))]
     fn aread<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        in_executor(
-            slf.as_any(),
-            "read",
-            Some(timeout.unwrap_or(FOREVER.as_secs_f64())),
-        )
+        crate::timeout(timeout)?;
+        crate::cancel_safe(slf.as_any(), timeout, "reading a mailslot message")
+    }
+
+    /// One slice of `aread`: the next message within `seconds`, or None.
+    fn _take_for<'py>(
+        &self,
+        py: Python<'py>,
+        seconds: f64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if let Some(message) = self.given_back().pop_front() {
+            return Ok(Some(PyBytes::new(py, &message)));
+        }
+        let wait = timeout(Some(seconds))?.unwrap_or_default();
+        let slot = self.get()?;
+        match py.allow_threads(|| slot.read_timeout(wait)) {
+            Ok(message) => Ok(Some(PyBytes::new(py, &message))),
+            Err(MailslotError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(raise(e)),
+        }
+    }
+
+    /// Takes back what a cancelled `aread` read: it comes first.
+    fn _give_back(&self, message: Vec<u8>) {
+        self.given_back().push_front(message);
     }
 
     /// Closes the slot and removes its name; unread messages are lost.

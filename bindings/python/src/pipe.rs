@@ -1,9 +1,12 @@
 //! `procwire.PipeServer` and `procwire.PipeConnection`.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use procwire::pipe::{ClientOptions, Direction, PipeConnection, PipeOptions, PipeServer};
+use procwire::pipe::{
+    ClientOptions, Direction, PipeConnection, PipeError, PipeOptions, PipeServer,
+};
 use procwire::security::{Access, AccessList};
 use procwire::wire::PipeMode;
 use pyo3::buffer::PyBuffer;
@@ -175,7 +178,7 @@ impl PyPipeServer {
                 Some(t) => server.accept_timeout(t),
             })
             .map_err(raise)?;
-        Ok(PyPipeConnection { conn: Some(conn) })
+        Ok(PyPipeConnection::new(conn))
     }
 
     /// `accept` on the running asyncio loop's executor.
@@ -203,9 +206,32 @@ impl PyPipeServer {
 #[pyclass(name = "PipeConnection", module = "procwire")]
 pub(crate) struct PyPipeConnection {
     conn: Option<PipeConnection>,
+    /// Messages a cancelled `arecv` took in its last slice: received first.
+    given_back: VecDeque<Vec<u8>>,
 }
 
 impl PyPipeConnection {
+    fn new(conn: PipeConnection) -> PyPipeConnection {
+        PyPipeConnection {
+            conn: Some(conn),
+            given_back: VecDeque::new(),
+        }
+    }
+
+    /// Copies as much of the first given-back message as fits into `buf`; `None` when
+    /// there is none. Returns `(nbytes, complete)` as `recv_into` does.
+    fn give_out_into(&mut self, buf: &mut [u8]) -> Option<(usize, bool)> {
+        let first = self.given_back.front_mut()?;
+        let n = first.len().min(buf.len());
+        buf[..n].copy_from_slice(&first[..n]);
+        if n == first.len() {
+            self.given_back.pop_front();
+            Some((n, true))
+        } else {
+            first.drain(..n);
+            Some((n, false))
+        }
+    }
     fn get(&mut self) -> PyResult<&mut PipeConnection> {
         self.conn.as_mut().ok_or_else(|| closed("pipe connection"))
     }
@@ -251,7 +277,7 @@ impl PyPipeConnection {
             options = options.require_owner(uid);
         }
         let conn = py.allow_threads(|| options.open(name)).map_err(raise)?;
-        Ok(PyPipeConnection { conn: Some(conn) })
+        Ok(PyPipeConnection::new(conn))
     }
 
     /// The pipe's name.
@@ -290,6 +316,9 @@ impl PyPipeConnection {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let wait = crate::timeout(timeout)?;
+        if let Some(message) = self.given_back.pop_front() {
+            return Ok(PyBytes::new(py, &message));
+        }
         let conn = self.get()?;
         let message = py
             .allow_threads(|| match wait {
@@ -302,6 +331,9 @@ impl PyPipeConnection {
 
     /// The next whole message if one is there already, else None.
     fn try_recv<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if let Some(message) = self.given_back.pop_front() {
+            return Ok(Some(PyBytes::new(py, &message)));
+        }
         let message = self.get()?.try_recv().map_err(raise)?;
         Ok(message.map(|m| PyBytes::new(py, &m)))
     }
@@ -311,10 +343,13 @@ impl PyPipeConnection {
     /// `complete` is False when the message goes on (`ERROR_MORE_DATA`).
     fn recv_into(&mut self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<(usize, bool)> {
         let mut target = Writable::get(buffer)?;
-        let conn = self.get()?;
         // SAFETY: `target` holds the export for the call; the caller does not touch the
         // buffer from another thread meanwhile (as with `socket.recv_into`).
         let slice = unsafe { target.slice() };
+        if let Some(part) = self.give_out_into(slice) {
+            return Ok(part);
+        }
+        let conn = self.get()?;
         let part = py.allow_threads(|| conn.recv_into(slice)).map_err(raise)?;
         Ok((part.len, part.complete))
     }
@@ -322,8 +357,11 @@ impl PyPipeConnection {
     /// Reads at most `n` bytes, waiting for at least one; b"" when the peer closed the
     /// pipe. On a message pipe in message read mode a read stops at a message's end.
     fn read<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
-        let conn = self.get()?;
         let mut buf = vec![0u8; n];
+        if let Some((got, _)) = self.give_out_into(&mut buf) {
+            return Ok(PyBytes::new(py, &buf[..got]));
+        }
+        let conn = self.get()?;
         let got = py.allow_threads(|| conn.read(&mut buf)).map_err(io_error)?;
         Ok(PyBytes::new(py, &buf[..got]))
     }
@@ -339,10 +377,36 @@ impl PyPipeConnection {
         self.get()?.finish_sending().map_err(raise)
     }
 
-    /// `recv` on the running asyncio loop's executor: `await conn.arecv(timeout)`.
+    /// `recv` for asyncio: `await conn.arecv(timeout)`. It waits on the loop's executor in
+    /// short slices; cancelled, it takes nothing: a message its last slice received is
+    /// kept and returned first by the next receive.
     #[pyo3(signature = (timeout = None))]
     fn arecv<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        in_executor(slf.as_any(), "recv", timeout)
+        crate::timeout(timeout)?;
+        crate::cancel_safe(slf.as_any(), timeout, "receiving a message")
+    }
+
+    /// One slice of `arecv`: the next message within `seconds`, or None.
+    fn _take_for<'py>(
+        &mut self,
+        py: Python<'py>,
+        seconds: f64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if let Some(message) = self.given_back.pop_front() {
+            return Ok(Some(PyBytes::new(py, &message)));
+        }
+        let wait = crate::timeout(Some(seconds))?.unwrap_or_default();
+        let conn = self.get()?;
+        match py.allow_threads(|| conn.recv_timeout(wait)) {
+            Ok(message) => Ok(Some(PyBytes::new(py, &message))),
+            Err(PipeError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(raise(e)),
+        }
+    }
+
+    /// Takes back what a cancelled `arecv` received: it comes first.
+    fn _give_back(&mut self, message: Vec<u8>) {
+        self.given_back.push_front(message);
     }
 
     /// Disconnects.

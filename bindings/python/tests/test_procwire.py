@@ -83,6 +83,66 @@ def test_async_recv():
         assert asyncio.run(main()) == b"later"
 
 
+def test_a_cancelled_arecv_takes_nothing():
+    """Receives cancelled before, while and after a message arrives: every message is
+    still received once, in order, and a timed-out arecv raises Timeout."""
+    name = rf"\\.\pipe\{unique('cancel')}"
+    with procwire.PipeServer(name) as server:
+        client = procwire.PipeConnection.open(name, mode="message")
+        conn = server.accept(10.0)
+
+        async def main():
+            got = []
+            for i in range(40):
+                task = asyncio.ensure_future(conn.arecv(10.0))
+                await asyncio.sleep(0.002 * (i % 4))
+                client.send(b"m%d" % i)
+                await asyncio.sleep(0.001 * (i % 3))
+                task.cancel()
+                try:
+                    got.append(await task)
+                except asyncio.CancelledError:
+                    pass
+            while len(got) < 40:
+                got.append(await conn.arecv(5.0))
+            with pytest.raises(procwire.Timeout):
+                await conn.arecv(0.1)
+            return got
+
+        assert asyncio.run(main()) == [b"m%d" % i for i in range(40)]
+        assert conn.try_recv() is None
+        client.close()
+        conn.close()
+
+
+def test_a_cancelled_aread_takes_nothing_and_info_counts_what_it_kept():
+    slot = procwire.Mailslot(rf"\\.\mailslot\{unique('cancel')}")
+    with procwire.MailslotWriter(slot.name) as writer:
+
+        async def main():
+            got = []
+            for i in range(40):
+                task = asyncio.ensure_future(slot.aread(10.0))
+                await asyncio.sleep(0.002 * (i % 4))
+                writer.write(b"n%d" % i)
+                await asyncio.sleep(0.001 * (i % 3))
+                task.cancel()
+                try:
+                    got.append(await task)
+                except asyncio.CancelledError:
+                    pass
+            # Let the last slice finish: what it read is counted as waiting.
+            await asyncio.sleep(0.2)
+            assert slot.info().waiting == 40 - len(got)
+            while len(got) < 40:
+                got.append(await slot.aread(5.0))
+            return got
+
+        assert asyncio.run(main()) == [b"n%d" % i for i in range(40)]
+        assert slot.info().waiting == 0
+    slot.close()
+
+
 def test_errors_are_exceptions_per_kind():
     with pytest.raises(procwire.NotFound) as e:
         procwire.PipeConnection.open(unique("missing"), timeout=0.5)

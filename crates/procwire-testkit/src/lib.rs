@@ -305,6 +305,28 @@ pub fn run(mut cmd: Command, input: &[u8], limit: Duration) -> Output {
     waiter.join().unwrap().expect("child output")
 }
 
+/// The executable of the example `name` of the workspace, which `cargo test` builds next to
+/// the test binary that calls this (in `target/<profile>/examples/`).
+///
+/// # Panics
+///
+/// When it is not built, with the command that builds it.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary sits in target/<profile>/deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: `cargo test --workspace` (or `cargo build --examples`) builds it",
+        path.display()
+    );
+    path
+}
+
 /// A copy of `program` where every user can run it (the build tree may sit in a private,
 /// 0700 home directory), made once per test process and per program name.
 pub fn copy_for_others(program: &std::path::Path) -> PathBuf {

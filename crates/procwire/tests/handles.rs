@@ -129,8 +129,54 @@ fn helper_process() {
                 Err(e) => say(&format!("ENDED {e}")),
             }
         }
+        "receive-async" => receive_async(&pipe),
         other => panic!("unknown role {other}"),
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The tokio client of `the_tokio_api_passes_handles_...`.
+fn receive_async(pipe: &str) {
+    runtime().block_on(async {
+        let mut conn = ClientOptions::new()
+            .read_mode(PipeMode::Message)
+            .timeout(STEP)
+            .open_async(pipe)
+            .await
+            .unwrap();
+        // A handle comes first: a plain receive says so and takes nothing.
+        match conn.recv().await {
+            Err(PipeError::WrongFrame { detail, .. }) => {
+                assert!(detail.contains("recv_handle"), "{detail}")
+            }
+            other => panic!("expected WrongFrame, got {other:?}"),
+        }
+        let mapping = conn.recv_handle().await.unwrap().into_mapping().unwrap();
+        let view = mapping.view(0, 4096).unwrap();
+        assert_eq!(view.read_vec(0, 10).unwrap(), b"from tokio");
+        view.write_at(100, b"seen by tokio").unwrap();
+        // A message comes next: a handle receive says so and takes nothing.
+        match conn.recv_handle().await {
+            Err(PipeError::WrongFrame { .. }) => {}
+            other => panic!("expected WrongFrame, got {other:?}"),
+        }
+        assert_eq!(conn.recv().await.unwrap(), b"between");
+        // A handle receive dropped before the handle comes takes nothing.
+        let early = tokio::time::timeout(Duration::from_millis(100), conn.recv_handle()).await;
+        assert!(early.is_err(), "nothing was sent yet");
+        say("WAITING");
+        let mut passed = conn.recv_handle().await.unwrap().into_async_pipe().unwrap();
+        passed.send(b"ping from tokio").await.unwrap();
+        assert_eq!(passed.recv().await.unwrap(), b"pong");
+        say("DONE");
+        let _ = conn.recv().await;
+    });
 }
 
 #[test]
@@ -169,6 +215,39 @@ fn a_passed_mapping_and_file_work_in_the_receiving_process() {
     assert_eq!(
         mapping.view(0, 4096).unwrap().read_vec(100, 17).unwrap(),
         b"from the receiver"
+    );
+}
+
+#[test]
+fn the_tokio_api_passes_and_receives_handles_and_a_dropped_receive_takes_nothing() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("handles-async");
+    let data = unique_name("handles-async-data");
+    let mapping = Mapping::create(format!(r"Local\{name}-map").as_str(), 4096).unwrap();
+    mapping
+        .view(0, 4096)
+        .unwrap()
+        .write_at(0, b"from tokio")
+        .unwrap();
+    let data_server = PipeServer::create(data.as_str()).unwrap();
+    let client_end = open(&data);
+    let mut server_end = data_server.accept_timeout(STEP).unwrap();
+    runtime().block_on(async {
+        let server = PipeOptions::new().create_async(name.as_str()).unwrap();
+        let mut child = helper("receive-async", &[(PIPE, &name)]);
+        let mut conn = server.accept().await.unwrap();
+        conn.send_handle(&mapping).await.unwrap();
+        conn.send(b"between").await.unwrap();
+        child.wait_for("WAITING");
+        conn.send_handle(&client_end).await.unwrap();
+        drop(client_end);
+        assert_eq!(server_end.recv_timeout(STEP).unwrap(), b"ping from tokio");
+        server_end.send(b"pong").unwrap();
+        child.wait_for("DONE");
+    });
+    assert_eq!(
+        mapping.view(0, 4096).unwrap().read_vec(100, 13).unwrap(),
+        b"seen by tokio"
     );
 }
 

@@ -540,6 +540,60 @@ mod tokio_api {
     }
 
     #[test]
+    fn tokio_batches_keep_every_message_in_order_on_both_paths() {
+        let _wd = Watchdog::new(Duration::from_secs(90));
+        let name = unique_name("shm-tokio-batch");
+        let _server = tokio_server(&name, "message");
+        let mut batch: Vec<Vec<u8>> = (0..2000).map(|i| pattern(i % 97, i as u8)).collect();
+        for (i, len) in sizes().into_iter().enumerate() {
+            batch.insert(i * 200, pattern(len, 200 + i as u8));
+        }
+        let batch = std::sync::Arc::new(batch);
+        for shm in [true, false] {
+            runtime().block_on(async {
+                let pipe = tokio_options()
+                    .shared_memory(shm)
+                    .open_async(name.as_str())
+                    .await
+                    .unwrap();
+                assert_eq!(pipe.is_shared_memory(), shm);
+                let (mut rx, mut tx) = pipe.into_split();
+                let count = batch.len();
+                let receiving = tokio::spawn(async move {
+                    let (mut got, mut calls) = (Vec::<Vec<u8>>::new(), 0);
+                    while got.len() < count {
+                        let handed = rx
+                            .recv_many(usize::MAX, |m| got.push(m.to_vec()))
+                            .await
+                            .unwrap();
+                        assert!(handed >= 1, "recv_many hands at least one message");
+                        calls += 1;
+                    }
+                    (got, calls, rx)
+                });
+                tx.send_many(&batch[..]).await.unwrap();
+                let (got, calls, mut rx) = receiving.await.unwrap();
+                assert_eq!(got.len(), count, "shm {shm}: message count");
+                for (i, (g, e)) in got.iter().zip(batch.iter()).enumerate() {
+                    assert!(g == e, "shm {shm}: message {i} of {} bytes", e.len());
+                }
+                assert!(calls < count, "shm {shm}: several messages per recv_many");
+                let too_large = vec![vec![0u8; 1], vec![0u8; (16 << 20) + 1]];
+                let refused = tx.send_many(&too_large).await;
+                assert!(
+                    matches!(
+                        refused,
+                        Err(procwire::pipe::PipeError::MessageTooLarge { .. })
+                    ),
+                    "shm {shm}: an oversize message in a batch is refused first"
+                );
+                tx.send(b"after").await.unwrap();
+                assert_eq!(rx.recv().await.unwrap(), b"after", "shm {shm}");
+            });
+        }
+    }
+
+    #[test]
     fn a_tokio_client_and_a_tokio_server_talk_through_shared_memory() {
         let _wd = Watchdog::new(Duration::from_secs(60));
         let name = unique_name("shm-tokio");

@@ -350,6 +350,49 @@ mod tokio_api {
     }
 }
 
+#[test]
+fn after_a_half_close_the_server_still_answers_on_both_paths_and_apis() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = unique_name("halfclose");
+    let _server = server(&name, "message");
+    for shm in PATHS {
+        let mut pipe = client(&name, shm);
+        pipe.send(b"one").unwrap();
+        pipe.finish_sending().unwrap();
+        assert_eq!(pipe.recv().unwrap(), b"one", "shm {shm}");
+        assert_eq!(pipe.recv().unwrap(), b"saw the end", "shm {shm}");
+        let end = pipe.recv().unwrap_err();
+        assert!(
+            matches!(end, PipeError::Disconnected { .. }),
+            "shm {shm}: {end}"
+        );
+        // The end stays the end.
+        assert!(matches!(
+            pipe.recv().unwrap_err(),
+            PipeError::Disconnected { .. }
+        ));
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            for shm in PATHS {
+                let mut pipe = options(shm).open_async(name.as_str()).await.unwrap();
+                assert_eq!(pipe.is_shared_memory(), shm);
+                pipe.send(b"two").await.unwrap();
+                pipe.finish_sending().await.unwrap();
+                assert_eq!(pipe.recv().await.unwrap(), b"two", "shm {shm}");
+                assert_eq!(pipe.recv().await.unwrap(), b"saw the end", "shm {shm}");
+                let end = pipe.recv().await.unwrap_err();
+                assert!(
+                    matches!(end, PipeError::Disconnected { .. }),
+                    "shm {shm}: {end}"
+                );
+            }
+        });
+}
+
 /// Not a test of its own: the body of the helper processes above.
 #[test]
 fn helper_process() {
@@ -385,9 +428,15 @@ fn echo(name: &str, mode: &str) {
                 while let Ok(1..) = conn.read(&mut buf) {}
                 return;
             }
-            while let Ok(m) = conn.recv() {
-                if conn.send(&m).is_err() {
-                    break;
+            loop {
+                match conn.recv() {
+                    Ok(m) if conn.send(&m).is_ok() => {}
+                    // The client's half close: it still hears the server's last word.
+                    Err(PipeError::Disconnected { .. }) => {
+                        let _ = conn.send(b"saw the end");
+                        return;
+                    }
+                    _ => return,
                 }
             }
         });

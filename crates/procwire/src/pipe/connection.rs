@@ -42,6 +42,9 @@ pub struct PipeConnection {
     pub(super) reader: FrameReader,
     pub(super) writer: FrameWriter,
     pub(super) broken: Option<String>,
+    /// Set when the peer finished sending (a half close, or its close): receives end there,
+    /// and sending goes on, as on the tokio API's halves.
+    pub(super) ended: Option<String>,
     /// The shared-memory data path, when the handshake chose it; the socket then only
     /// carries doorbells.
     pub(super) shm: Option<Arc<Link>>,
@@ -61,6 +64,7 @@ impl PipeConnection {
             stream,
             info,
             broken: None,
+            ended: None,
             shm: None,
             nonblocking: false,
         }
@@ -84,15 +88,37 @@ impl PipeConnection {
     /// Turns a failure of the shared-memory path into the connection's error and marks the
     /// connection unusable unless it was a timeout.
     fn link_failure(&mut self, e: LinkError, waited: Option<Duration>) -> PipeError {
-        let timeout = matches!(e, LinkError::Timeout);
+        // A timeout leaves the connection as it was; the peer's orderly end stops receiving
+        // only; anything else breaks the connection.
+        let (timeout, at_end) = match &e {
+            LinkError::Timeout => (true, false),
+            LinkError::Closed { mid_message } => (false, !mid_message),
+            _ => (false, false),
+        };
         let error = match self.shm.as_deref() {
             Some(link) => link_error(&self.info, e, waited, || link.shutdown()),
             None => unreachable!("a shared-memory failure without shared memory"),
         };
-        if !timeout {
+        if at_end {
+            self.ended = Some(error.to_string());
+        } else if !timeout {
             self.broken = Some(error.to_string());
         }
         error
+    }
+
+    /// The same connection on the tokio API: a local socket connection that another
+    /// process passed (see [`PassedHandle::into_async_pipe`](super::PassedHandle::into_async_pipe)).
+    /// Must be called within a tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_async(self) -> io::Result<super::tokio::PipeConnection> {
+        let Stream::Unix(local) = self.stream else {
+            unreachable!("only local socket connections are passed");
+        };
+        let socket = local.into_socket();
+        socket.set_nonblocking(true)?;
+        let socket = ::tokio::net::UnixStream::from_std(socket)?;
+        Ok(super::tokio::PipeConnection::passed(socket, self.info))
     }
 
     /// Connects to the pipe `name` with default [`ClientOptions`].
@@ -142,7 +168,18 @@ impl PipeConnection {
         self.info.peer.filter(|_| self.info.is_client)
     }
 
+    /// For receiving: the connection is not broken and the peer has not finished sending.
     pub(super) fn check_usable(&self) -> Result<(), PipeError> {
+        self.check_sendable()?;
+        match &self.ended {
+            Some(why) => Err(self.info.broken(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// For sending: the connection is not broken (the peer's end of sending does not stop
+    /// this side's).
+    pub(super) fn check_sendable(&self) -> Result<(), PipeError> {
         match &self.broken {
             Some(why) => Err(self.info.broken(why)),
             None => Ok(()),
@@ -157,7 +194,7 @@ impl PipeConnection {
     /// pipe's maximum; [`PipeError::NotPermitted`] on a read-only end;
     /// [`PipeError::Disconnected`] when the peer is gone.
     pub fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
-        self.check_usable()?;
+        self.check_sendable()?;
         self.info.check_can_write()?;
         let whole = self.info.pipe_type == PipeMode::Message;
         if whole {
@@ -197,7 +234,7 @@ impl PipeConnection {
     /// pipe's maximum; otherwise as [`send`](Self::send), and then the messages before the
     /// one that failed may have been delivered.
     pub fn send_many<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<(), PipeError> {
-        self.check_usable()?;
+        self.check_sendable()?;
         self.info.check_can_write()?;
         let whole = self.info.pipe_type == PipeMode::Message;
         if whole {
@@ -559,8 +596,13 @@ impl PipeConnection {
         e: super::framing::RecvError,
         waited: Option<Duration>,
     ) -> PipeError {
+        let at_end = matches!(e, super::framing::RecvError::Eof { .. });
         match self.info.recv_failure(e, waited) {
             Failure::Retry(e) => e,
+            Failure::Fatal(e) if at_end => {
+                self.ended = Some(e.to_string());
+                e
+            }
             Failure::Fatal(e) => {
                 self.broken = Some(e.to_string());
                 e
@@ -651,7 +693,7 @@ impl PipeConnection {
     ///
     /// As [`send`](Self::send): [`PipeError::MessageTooLarge`] before anything is lent.
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, PipeError> {
-        self.check_usable()?;
+        self.check_sendable()?;
         self.info.check_can_write()?;
         if self.info.pipe_type == PipeMode::Message {
             self.info.check_size(len)?;
@@ -773,7 +815,7 @@ impl Read for PipeConnection {
 impl Write for PipeConnection {
     /// Writes bytes; on a message-type pipe each call sends `buf` as one message.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.check_usable().map_err(into_io)?;
+        self.check_sendable().map_err(into_io)?;
         self.info.check_can_write().map_err(into_io)?;
         if self.info.pipe_type == PipeMode::Byte && self.shm.is_none() {
             return self.stream.write_vectored(&[IoSlice::new(buf)]);
@@ -860,7 +902,7 @@ impl crate::sys::ready::ReadySource for PipeConnection {
         use std::os::fd::AsFd;
         let fd = crate::sys::ready::duplicate(self.stream.as_fd()).map_err(|e| e.to_string())?;
         Ok(crate::sys::ready::Watch {
-            ready: self.broken.is_some() || self.reader.has_buffered(),
+            ready: self.broken.is_some() || self.ended.is_some() || self.reader.has_buffered(),
             fds: vec![fd],
             also: None,
             _hold: None,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::PipeConnection;
 use super::info::Info;
-use super::stream::Stream;
+use super::stream::{FdLedger, Stream};
 use super::PipeError;
 use crate::mapping::Mapping;
 use crate::name::Namespace;
@@ -202,6 +202,20 @@ impl PassedHandle {
         }
     }
 
+    /// The pipe connection passed, for tokio. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::BadHandle`] when it is another kind of object (which is then closed);
+    /// [`PipeError::Io`] when the socket cannot join the runtime.
+    #[cfg(feature = "tokio")]
+    pub fn into_async_pipe(self) -> Result<super::tokio::PipeConnection, PipeError> {
+        let name = self.name.clone();
+        let pipe = self.into_pipe()?;
+        pipe.into_async()
+            .map_err(|e| PipeError::io(&name, "cannot register the passed connection", e))
+    }
+
     /// The mutex passed.
     ///
     /// # Errors
@@ -240,13 +254,13 @@ impl PassedHandle {
 }
 
 /// A descriptor to send: the object's own, or one opened anew with less access.
-enum Fd<'a> {
+pub(crate) enum Fd<'a> {
     Own(BorrowedFd<'a>),
     Reopened(OwnedFd),
 }
 
 impl Fd<'_> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Fd::Own(fd) => *fd,
             Fd::Reopened(fd) => fd.as_fd(),
@@ -328,21 +342,18 @@ impl PipeConnection {
         handle: HandleRef<'_>,
         wanted: Option<Access>,
     ) -> Result<(), PipeError> {
-        self.check_usable()?;
+        self.check_sendable()?;
         self.info.check_can_write()?;
         self.info.check_messages()?;
         let peer = self.handle_peer()?;
         if self.writer.is_mid_frame() {
-            return Err(self.bad("cannot be sent: a message's send was left half done".into()));
+            return Err(bad(
+                &self.info,
+                "cannot be sent: a message's send was left half done".into(),
+            ));
         }
-        let (record, fd) = self.outgoing(handle, wanted, &peer)?;
-        let bytes = record
-            .encode()
-            .map_err(|e| self.bad(format!("cannot be sent: {e}")))?;
-        let mut frame = wire::encode_handle_header(bytes.len())
-            .map_err(|e| self.bad(format!("cannot be sent: {e}")))?
-            .to_vec();
-        frame.extend_from_slice(&bytes);
+        let (record, fd) = outgoing(&self.info, handle, wanted, &peer)?;
+        let frame = handle_frame(&self.info, &record)?;
         let result = crate::sys::send_with_fds(&self.stream, &frame, &[fd.as_fd()]);
         result.map_err(|e| {
             if e.kind() == std::io::ErrorKind::WriteZero {
@@ -352,229 +363,10 @@ impl PipeConnection {
         })
     }
 
-    fn bad(&self, detail: String) -> PipeError {
-        PipeError::BadHandle {
-            name: self.info.name.clone(),
-            detail,
-        }
-    }
-
     /// The peer's credentials, when this connection can carry descriptors.
     fn handle_peer(&self) -> Result<PeerCredentials, PipeError> {
-        if self.shm.is_some() {
-            return Err(self.bad(
-                "passing needs a connection whose data travels on the socket; this one uses \
-                 shared memory (open it without shared_memory)"
-                    .into(),
-            ));
-        }
-        match (&self.stream, self.info.peer) {
-            (Stream::Unix(_), Some(peer)) => Ok(peer),
-            _ => Err(self.bad(
-                "passing needs a local pipe (a Unix socket); a network connection cannot carry \
-                 descriptors"
-                    .into(),
-            )),
-        }
-    }
-
-    fn outgoing<'a>(
-        &self,
-        handle: HandleRef<'a>,
-        wanted: Option<Access>,
-        peer: &PeerCredentials,
-    ) -> Result<(HandleRecord, Fd<'a>), PipeError> {
-        let me = crate::sys::current_user().0;
-        let who = format!("uid {} (pid {})", peer.uid, peer.pid);
-        let denied = |detail: String| PipeError::AccessDenied {
-            name: self.info.name.clone(),
-            detail,
-        };
-        let not_permitted = |detail: String| PipeError::NotPermitted {
-            name: self.info.name.clone(),
-            detail,
-        };
-        let describe = |fd: BorrowedFd<'_>| {
-            crate::sys::fs::describe(fd)
-                .map_err(|e| PipeError::io(&self.info.name, "cannot look at the handle to pass", e))
-        };
-        let narrow = |own: Access, what: &str| -> Result<Access, PipeError> {
-            let want = wanted.unwrap_or(own);
-            if !own.contains(want) {
-                return Err(not_permitted(format!(
-                    "{what} is held with {own} access; it cannot be passed with {want} access"
-                )));
-            }
-            Ok(want)
-        };
-        // The descriptor to pass for `want`: the own one when it has exactly that access.
-        let fd_for =
-            |fd: BorrowedFd<'a>, d: &Descriptor, want: Access| -> Result<Fd<'a>, PipeError> {
-                if access_of(d) == Some(want) {
-                    return Ok(Fd::Own(fd));
-                }
-                crate::sys::fs::reopen(fd, want.can_read(), want.can_write())
-                    .map(Fd::Reopened)
-                    .map_err(|e| {
-                        PipeError::io(
-                            &self.info.name,
-                            format!("cannot open the handle anew with {want} access"),
-                            e,
-                        )
-                    })
-            };
-        let check_mode = |d: &Descriptor, want: Access, what: &str| {
-            let granted = mode_grants(d.uid, d.gid, d.mode, peer);
-            if granted.is_some_and(|g| g.contains(want)) {
-                return Ok(());
-            }
-            Err(denied(format!(
-                "{who} could not open {what} for {want} access itself (file mode {:o}, owner \
-                 uid {}, group {}): it is not passed; grant that user access to the object, or \
-                 pass less access",
-                d.mode, d.uid, d.gid
-            )))
-        };
-        match handle {
-            HandleRef::Mapping(m) => {
-                let what = format!("mapping `{}`", m.name());
-                let want = narrow(m.access(), &what)?;
-                if want == Access::Write {
-                    return Err(not_permitted(
-                        "a mapping cannot be passed write-only; pass ReadWrite".into(),
-                    ));
-                }
-                let (fd, ns) = m.data();
-                if ns == Namespace::Local && peer.uid != me && peer.uid != 0 {
-                    return Err(denied(format!(
-                        "{what} is in the Local namespace of uid {me}, which no other user can \
-                         open; {who} may not receive it (create it in Global with an access \
-                         list that grants that user)"
-                    )));
-                }
-                let d = describe(fd)?;
-                check_mode(&d, want, &what)?;
-                let record = HandleRecord {
-                    kind: HandleKind::Mapping,
-                    access: want,
-                    name: m.name().to_owned(),
-                    size: m.size(),
-                    pipe: None,
-                };
-                Ok((record, fd_for(fd, &d, want)?))
-            }
-            HandleRef::File(f) => {
-                let d = describe(f.as_fd())?;
-                if d.kind != DescriptorType::Regular {
-                    return Err(self.bad(format!(
-                        "cannot be sent: only regular files pass as files; this is {}",
-                        d.kind.with_article()
-                    )));
-                }
-                let own = access_of(&d).ok_or_else(|| {
-                    self.bad(
-                        "cannot be sent: the file is open for neither reading nor writing".into(),
-                    )
-                })?;
-                let want = narrow(own, "the file")?;
-                check_mode(&d, want, "the file")?;
-                let record = HandleRecord {
-                    kind: HandleKind::File,
-                    access: want,
-                    name: String::new(),
-                    size: 0,
-                    pipe: None,
-                };
-                Ok((record, fd_for(f.as_fd(), &d, want)?))
-            }
-            HandleRef::Mutex(m) => self.outgoing_sync(m.shared(), HandleKind::Mutex, wanted, peer),
-            HandleRef::Semaphore(s) => {
-                self.outgoing_sync(s.shared(), HandleKind::Semaphore, wanted, peer)
-            }
-            HandleRef::Event(e) => self.outgoing_sync(e.shared(), HandleKind::Event, wanted, peer),
-            HandleRef::Pipe(p) => {
-                let what = format!("the connection of pipe `{}`", p.info.name);
-                if !matches!(p.stream, Stream::Unix(_)) || p.shm.is_some() {
-                    return Err(self.bad(format!(
-                        "cannot be sent: {what} is not a local connection on its socket (TCP \
-                         or shared memory)"
-                    )));
-                }
-                if p.reader.has_unread() || p.writer.is_mid_frame() || p.broken.is_some() {
-                    return Err(self.bad(format!(
-                        "cannot be sent: {what} has data received and not yet taken, a send \
-                         left half done, or is broken; pass it between messages"
-                    )));
-                }
-                let want = narrow(p.info.access, &what)?;
-                if peer.uid != me && peer.uid != 0 {
-                    return Err(denied(format!(
-                        "{what} passes only to its own user (uid {me}) or root; {who} may not \
-                         receive it"
-                    )));
-                }
-                let record = HandleRecord {
-                    kind: HandleKind::Pipe,
-                    access: want,
-                    name: p.info.name.clone(),
-                    size: 0,
-                    pipe: Some(PipeFacts {
-                        pipe_type: p.info.pipe_type,
-                        read_mode: p.info.read_mode,
-                        max_message: p.info.max_message,
-                        is_client: p.info.is_client,
-                    }),
-                };
-                Ok((record, Fd::Own(p.stream.as_fd())))
-            }
-        }
-    }
-
-    /// A sync object's record and descriptor: always read-write (waiting on one writes its
-    /// state), checked as a mapping is.
-    fn outgoing_sync<'a>(
-        &self,
-        shared: &'a crate::sync::shared::Shared,
-        kind: HandleKind,
-        wanted: Option<Access>,
-        peer: &PeerCredentials,
-    ) -> Result<(HandleRecord, Fd<'a>), PipeError> {
-        let what = format!("{} `{}`", kind.with_article(), shared.name());
-        if wanted.is_some_and(|w| w != Access::ReadWrite) {
-            return Err(PipeError::NotPermitted {
-                name: self.info.name.clone(),
-                detail: format!("{what} passes only read-write: using it writes its state"),
-            });
-        }
-        let me = crate::sys::current_user().0;
-        let (fd, ns) = shared.data();
-        let denied = |detail: String| PipeError::AccessDenied {
-            name: self.info.name.clone(),
-            detail: format!("uid {} (pid {}) {detail}", peer.uid, peer.pid),
-        };
-        if ns == Namespace::Local && peer.uid != me && peer.uid != 0 {
-            return Err(denied(format!(
-                "may not receive {what}: it is in the Local namespace of uid {me}, which no other \
-                 user can open (create it in Global with an access list that grants that user)"
-            )));
-        }
-        let d = crate::sys::fs::describe(fd)
-            .map_err(|e| PipeError::io(&self.info.name, "cannot look at the handle to pass", e))?;
-        if !mode_grants(d.uid, d.gid, d.mode, peer).is_some_and(|g| g == Access::ReadWrite) {
-            return Err(denied(format!(
-                "could not open {what} for read-write access itself (file mode {:o}, owner uid \
-                 {}, group {}): it is not passed; grant that user access to the object",
-                d.mode, d.uid, d.gid
-            )));
-        }
-        let record = HandleRecord {
-            kind,
-            access: Access::ReadWrite,
-            name: shared.name().to_owned(),
-            size: shared.size(),
-            pipe: None,
-        };
-        Ok((record, Fd::Own(fd)))
+        let local = matches!(self.stream, Stream::Unix(_));
+        handle_peer(&self.info, local, self.shm.is_some())
     }
 
     /// Receives the next frame as a passed handle, waiting as long as it takes (in
@@ -634,142 +426,450 @@ impl PipeConnection {
         let Stream::Unix(local) = &self.stream else {
             unreachable!("handle_peer accepts only Unix sockets");
         };
-        let len = (FRAME_HEADER_LEN + record.len()) as u64;
-        let at = local.received() - self.reader.buffered_len() as u64 - len;
-        let (fds, stray) = local.claim(at, len);
-        if stray > 0 {
-            tracing::warn!(
-                pipe = %self.info.name,
-                "closed {stray} descriptors the peer passed beside messages rather than handles"
-            );
-        }
-        self.adopt(&record, fds)
+        let fds = claim_fds(
+            &self.info,
+            local.ledger(),
+            self.reader.buffered_len(),
+            &record,
+        );
+        adopt(&self.info, &record, fds)
     }
+}
 
-    /// Makes the object a handle frame announced; every descriptor is closed on error.
-    fn adopt(&self, bytes: &[u8], mut fds: Vec<OwnedFd>) -> Result<PassedHandle, PipeError> {
-        let (record, count) = HandleRecord::decode(bytes).map_err(|e| {
-            self.bad(format!(
-                "record refused: {e} ({} descriptors that came with it are closed)",
-                fds.len()
-            ))
-        })?;
-        let what = format!("{} `{}`", record.kind.with_article(), record.name);
-        let fd = match fds.len() {
-            0 => {
-                return Err(self.bad(format!(
-                    "refused: the peer announced {what} but passed no descriptor with it"
-                )))
-            }
-            n if n != count => {
-                return Err(self.bad(format!(
-                    "refused: the peer announced {what} with {count} descriptor but passed {n} \
-                     (all are closed)"
-                )))
-            }
-            _ => fds.pop().expect("one descriptor"),
-        };
-        let d = crate::sys::fs::describe(fd.as_fd())
-            .map_err(|e| PipeError::io(&self.info.name, "cannot look at a passed descriptor", e))?;
-        let wrong_type = |expected: DescriptorType| {
-            if d.kind == expected {
-                return Ok(());
-            }
-            Err(self.bad(format!(
-                "refused: the peer announced {what} but passed {} (it is closed)",
-                d.kind.with_article()
-            )))
-        };
-        wrong_type(match record.kind {
-            HandleKind::Pipe => DescriptorType::Socket,
-            _ => DescriptorType::Regular,
-        })?;
-        let access = record.access;
-        if (access.can_read() && !d.readable) || (access.can_write() && !d.writable) {
-            return Err(self.bad(format!(
-                "refused: the peer announced {what} with {access} access but passed a descriptor \
-                 open {} (it is closed)",
-                open_as(&d)
+/// A [`PipeError::BadHandle`] of the connection `info` describes.
+pub(crate) fn bad(info: &Info, detail: String) -> PipeError {
+    PipeError::BadHandle {
+        name: info.name.clone(),
+        detail,
+    }
+}
+
+/// What is sent for `handle` on the connection `info` describes: its record and descriptor
+/// (reopened with `wanted` access when less is passed), checked against the peer's user.
+pub(crate) fn outgoing<'a>(
+    info: &Info,
+    handle: HandleRef<'a>,
+    wanted: Option<Access>,
+    peer: &PeerCredentials,
+) -> Result<(HandleRecord, Fd<'a>), PipeError> {
+    let me = crate::sys::current_user().0;
+    let who = format!("uid {} (pid {})", peer.uid, peer.pid);
+    let denied = |detail: String| PipeError::AccessDenied {
+        name: info.name.clone(),
+        detail,
+    };
+    let not_permitted = |detail: String| PipeError::NotPermitted {
+        name: info.name.clone(),
+        detail,
+    };
+    let describe = |fd: BorrowedFd<'_>| {
+        crate::sys::fs::describe(fd)
+            .map_err(|e| PipeError::io(&info.name, "cannot look at the handle to pass", e))
+    };
+    let narrow = |own: Access, what: &str| -> Result<Access, PipeError> {
+        let want = wanted.unwrap_or(own);
+        if !own.contains(want) {
+            return Err(not_permitted(format!(
+                "{what} is held with {own} access; it cannot be passed with {want} access"
             )));
         }
-        let object = match record.kind {
-            HandleKind::Mapping => {
-                if access == Access::Write {
-                    return Err(self.bad(format!(
+        Ok(want)
+    };
+    // The descriptor to pass for `want`: the own one when it has exactly that access.
+    let fd_for = |fd: BorrowedFd<'a>, d: &Descriptor, want: Access| -> Result<Fd<'a>, PipeError> {
+        if access_of(d) == Some(want) {
+            return Ok(Fd::Own(fd));
+        }
+        crate::sys::fs::reopen(fd, want.can_read(), want.can_write())
+            .map(Fd::Reopened)
+            .map_err(|e| {
+                PipeError::io(
+                    &info.name,
+                    format!("cannot open the handle anew with {want} access"),
+                    e,
+                )
+            })
+    };
+    let check_mode = |d: &Descriptor, want: Access, what: &str| {
+        let granted = mode_grants(d.uid, d.gid, d.mode, peer);
+        if granted.is_some_and(|g| g.contains(want)) {
+            return Ok(());
+        }
+        Err(denied(format!(
+            "{who} could not open {what} for {want} access itself (file mode {:o}, owner \
+             uid {}, group {}): it is not passed; grant that user access to the object, or \
+             pass less access",
+            d.mode, d.uid, d.gid
+        )))
+    };
+    match handle {
+        HandleRef::Mapping(m) => {
+            let what = format!("mapping `{}`", m.name());
+            let want = narrow(m.access(), &what)?;
+            if want == Access::Write {
+                return Err(not_permitted(
+                    "a mapping cannot be passed write-only; pass ReadWrite".into(),
+                ));
+            }
+            let (fd, ns) = m.data();
+            if ns == Namespace::Local && peer.uid != me && peer.uid != 0 {
+                return Err(denied(format!(
+                    "{what} is in the Local namespace of uid {me}, which no other user can \
+                     open; {who} may not receive it (create it in Global with an access \
+                     list that grants that user)"
+                )));
+            }
+            let d = describe(fd)?;
+            check_mode(&d, want, &what)?;
+            let record = HandleRecord {
+                kind: HandleKind::Mapping,
+                access: want,
+                name: m.name().to_owned(),
+                size: m.size(),
+                pipe: None,
+            };
+            Ok((record, fd_for(fd, &d, want)?))
+        }
+        HandleRef::File(f) => {
+            let d = describe(f.as_fd())?;
+            if d.kind != DescriptorType::Regular {
+                return Err(bad(
+                    info,
+                    format!(
+                        "cannot be sent: only regular files pass as files; this is {}",
+                        d.kind.with_article()
+                    ),
+                ));
+            }
+            let own = access_of(&d).ok_or_else(|| {
+                bad(
+                    info,
+                    "cannot be sent: the file is open for neither reading nor writing".into(),
+                )
+            })?;
+            let want = narrow(own, "the file")?;
+            check_mode(&d, want, "the file")?;
+            let record = HandleRecord {
+                kind: HandleKind::File,
+                access: want,
+                name: String::new(),
+                size: 0,
+                pipe: None,
+            };
+            Ok((record, fd_for(f.as_fd(), &d, want)?))
+        }
+        HandleRef::Mutex(m) => outgoing_sync(info, m.shared(), HandleKind::Mutex, wanted, peer),
+        HandleRef::Semaphore(s) => {
+            outgoing_sync(info, s.shared(), HandleKind::Semaphore, wanted, peer)
+        }
+        HandleRef::Event(e) => outgoing_sync(info, e.shared(), HandleKind::Event, wanted, peer),
+        HandleRef::Pipe(p) => {
+            let what = format!("the connection of pipe `{}`", p.info.name);
+            if !matches!(p.stream, Stream::Unix(_)) || p.shm.is_some() {
+                return Err(bad(
+                    info,
+                    format!(
+                        "cannot be sent: {what} is not a local connection on its socket (TCP \
+                     or shared memory)"
+                    ),
+                ));
+            }
+            if p.reader.has_unread()
+                || p.writer.is_mid_frame()
+                || p.broken.is_some()
+                || p.ended.is_some()
+            {
+                return Err(bad(
+                    info,
+                    format!(
+                        "cannot be sent: {what} has data received and not yet taken, a send \
+                     left half done, or is broken; pass it between messages"
+                    ),
+                ));
+            }
+            let want = narrow(p.info.access, &what)?;
+            if peer.uid != me && peer.uid != 0 {
+                return Err(denied(format!(
+                    "{what} passes only to its own user (uid {me}) or root; {who} may not \
+                     receive it"
+                )));
+            }
+            let record = HandleRecord {
+                kind: HandleKind::Pipe,
+                access: want,
+                name: p.info.name.clone(),
+                size: 0,
+                pipe: Some(PipeFacts {
+                    pipe_type: p.info.pipe_type,
+                    read_mode: p.info.read_mode,
+                    max_message: p.info.max_message,
+                    is_client: p.info.is_client,
+                }),
+            };
+            Ok((record, Fd::Own(p.stream.as_fd())))
+        }
+    }
+}
+
+/// A sync object's record and descriptor: always read-write (waiting on one writes its
+/// state), checked as a mapping is.
+fn outgoing_sync<'a>(
+    info: &Info,
+    shared: &'a crate::sync::shared::Shared,
+    kind: HandleKind,
+    wanted: Option<Access>,
+    peer: &PeerCredentials,
+) -> Result<(HandleRecord, Fd<'a>), PipeError> {
+    let what = format!("{} `{}`", kind.with_article(), shared.name());
+    if wanted.is_some_and(|w| w != Access::ReadWrite) {
+        return Err(PipeError::NotPermitted {
+            name: info.name.clone(),
+            detail: format!("{what} passes only read-write: using it writes its state"),
+        });
+    }
+    let me = crate::sys::current_user().0;
+    let (fd, ns) = shared.data();
+    let denied = |detail: String| PipeError::AccessDenied {
+        name: info.name.clone(),
+        detail: format!("uid {} (pid {}) {detail}", peer.uid, peer.pid),
+    };
+    if ns == Namespace::Local && peer.uid != me && peer.uid != 0 {
+        return Err(denied(format!(
+            "may not receive {what}: it is in the Local namespace of uid {me}, which no other \
+             user can open (create it in Global with an access list that grants that user)"
+        )));
+    }
+    let d = crate::sys::fs::describe(fd)
+        .map_err(|e| PipeError::io(&info.name, "cannot look at the handle to pass", e))?;
+    if !mode_grants(d.uid, d.gid, d.mode, peer).is_some_and(|g| g == Access::ReadWrite) {
+        return Err(denied(format!(
+            "could not open {what} for read-write access itself (file mode {:o}, owner uid \
+             {}, group {}): it is not passed; grant that user access to the object",
+            d.mode, d.uid, d.gid
+        )));
+    }
+    let record = HandleRecord {
+        kind,
+        access: Access::ReadWrite,
+        name: shared.name().to_owned(),
+        size: shared.size(),
+        pipe: None,
+    };
+    Ok((record, Fd::Own(fd)))
+}
+
+/// Makes the object a handle frame announced; every descriptor is closed on error.
+pub(crate) fn adopt(
+    info: &Info,
+    bytes: &[u8],
+    mut fds: Vec<OwnedFd>,
+) -> Result<PassedHandle, PipeError> {
+    let (record, count) = HandleRecord::decode(bytes).map_err(|e| {
+        bad(
+            info,
+            format!(
+                "record refused: {e} ({} descriptors that came with it are closed)",
+                fds.len()
+            ),
+        )
+    })?;
+    let what = format!("{} `{}`", record.kind.with_article(), record.name);
+    let fd = match fds.len() {
+        0 => {
+            return Err(bad(
+                info,
+                format!("refused: the peer announced {what} but passed no descriptor with it"),
+            ))
+        }
+        n if n != count => {
+            return Err(bad(
+                info,
+                format!(
+                    "refused: the peer announced {what} with {count} descriptor but passed {n} \
+                 (all are closed)"
+                ),
+            ))
+        }
+        _ => fds.pop().expect("one descriptor"),
+    };
+    let d = crate::sys::fs::describe(fd.as_fd())
+        .map_err(|e| PipeError::io(&info.name, "cannot look at a passed descriptor", e))?;
+    let wrong_type = |expected: DescriptorType| {
+        if d.kind == expected {
+            return Ok(());
+        }
+        Err(bad(
+            info,
+            format!(
+                "refused: the peer announced {what} but passed {} (it is closed)",
+                d.kind.with_article()
+            ),
+        ))
+    };
+    wrong_type(match record.kind {
+        HandleKind::Pipe => DescriptorType::Socket,
+        _ => DescriptorType::Regular,
+    })?;
+    let access = record.access;
+    if (access.can_read() && !d.readable) || (access.can_write() && !d.writable) {
+        return Err(bad(
+            info,
+            format!(
+                "refused: the peer announced {what} with {access} access but passed a descriptor \
+             open {} (it is closed)",
+                open_as(&d)
+            ),
+        ));
+    }
+    let object = match record.kind {
+        HandleKind::Mapping => {
+            if access == Access::Write {
+                return Err(bad(
+                    info,
+                    format!(
                         "refused: the peer announced {what} write-only, which a mapping cannot be"
-                    )));
-                }
-                if d.size < record.size {
-                    return Err(self.bad(format!(
+                    ),
+                ));
+            }
+            if d.size < record.size {
+                return Err(bad(
+                    info,
+                    format!(
                         "refused: the peer announced {what} of {} bytes but the file holds {}",
                         record.size, d.size
-                    )));
-                }
-                Passed::Mapping(Mapping::from_passed(
-                    fd,
-                    record.name.clone(),
-                    record.size,
-                    access,
-                ))
-            }
-            HandleKind::File => Passed::File(File::from(fd)),
-            HandleKind::Mutex | HandleKind::Semaphore | HandleKind::Event => {
-                if access != Access::ReadWrite || d.size < record.size {
-                    return Err(self.bad(format!(
-                        "refused: the peer announced {what} with {access} access and {} bytes of \
-                         state; a sync object passes read-write with its whole state ({} bytes \
-                         came)",
-                        record.size, d.size
-                    )));
-                }
-                let (name, size) = (record.name.clone(), record.size);
-                let refused = |e: crate::sync::SyncError| {
-                    self.bad(format!(
-                        "refused: the peer passed {what} that is not one: {e}"
-                    ))
-                };
-                match record.kind {
-                    HandleKind::Mutex => {
-                        Passed::Mutex(NamedMutex::from_passed(fd, size, name).map_err(refused)?)
-                    }
-                    HandleKind::Semaphore => Passed::Semaphore(
-                        NamedSemaphore::from_passed(fd, size, name).map_err(refused)?,
                     ),
-                    _ => Passed::Event(NamedEvent::from_passed(fd, size, name).map_err(refused)?),
+                ));
+            }
+            Passed::Mapping(Mapping::from_passed(
+                fd,
+                record.name.clone(),
+                record.size,
+                access,
+            ))
+        }
+        HandleKind::File => Passed::File(File::from(fd)),
+        HandleKind::Mutex | HandleKind::Semaphore | HandleKind::Event => {
+            if access != Access::ReadWrite || d.size < record.size {
+                return Err(bad(
+                    info,
+                    format!(
+                        "refused: the peer announced {what} with {access} access and {} bytes of \
+                     state; a sync object passes read-write with its whole state ({} bytes \
+                     came)",
+                        record.size, d.size
+                    ),
+                ));
+            }
+            let (name, size) = (record.name.clone(), record.size);
+            let refused = |e: crate::sync::SyncError| {
+                bad(
+                    info,
+                    format!("refused: the peer passed {what} that is not one: {e}"),
+                )
+            };
+            match record.kind {
+                HandleKind::Mutex => {
+                    Passed::Mutex(NamedMutex::from_passed(fd, size, name).map_err(refused)?)
                 }
+                HandleKind::Semaphore => {
+                    Passed::Semaphore(NamedSemaphore::from_passed(fd, size, name).map_err(refused)?)
+                }
+                _ => Passed::Event(NamedEvent::from_passed(fd, size, name).map_err(refused)?),
             }
-            HandleKind::Pipe => {
-                let peer = match crate::sys::is_stream_socket(&fd) {
-                    Ok(true) => crate::sys::peer_credentials(&fd).ok(),
-                    _ => None,
-                };
-                let (Some(peer), Some(facts)) = (peer, record.pipe) else {
-                    return Err(self.bad(format!(
+        }
+        HandleKind::Pipe => {
+            let peer = match crate::sys::is_stream_socket(&fd) {
+                Ok(true) => crate::sys::peer_credentials(&fd).ok(),
+                _ => None,
+            };
+            let (Some(peer), Some(facts)) = (peer, record.pipe) else {
+                return Err(bad(
+                    info,
+                    format!(
                         "refused: the peer announced {what} but passed a socket that is not a \
-                         connected Unix stream (it is closed)"
-                    )));
-                };
-                let info = Info {
-                    name: record.name.clone(),
-                    pipe_type: facts.pipe_type,
-                    read_mode: match facts.pipe_type {
-                        PipeMode::Byte => PipeMode::Byte,
-                        PipeMode::Message => facts.read_mode,
-                    },
-                    access,
-                    max_message: facts.max_message,
-                    peer: Some(peer),
-                    is_client: facts.is_client,
-                    _slot: None,
-                };
-                let stream = Stream::unix(UnixStream::from(fd));
-                Passed::Pipe(Box::new(PipeConnection::new(stream, info)))
-            }
-        };
-        Ok(PassedHandle {
-            name: record.name,
-            access,
-            object,
-        })
+                     connected Unix stream (it is closed)"
+                    ),
+                ));
+            };
+            let info = Info {
+                name: record.name.clone(),
+                pipe_type: facts.pipe_type,
+                read_mode: match facts.pipe_type {
+                    PipeMode::Byte => PipeMode::Byte,
+                    PipeMode::Message => facts.read_mode,
+                },
+                access,
+                max_message: facts.max_message,
+                peer: Some(peer),
+                is_client: facts.is_client,
+                _slot: None,
+            };
+            let stream = Stream::unix(UnixStream::from(fd));
+            Passed::Pipe(Box::new(PipeConnection::new(stream, info)))
+        }
+    };
+    Ok(PassedHandle {
+        name: record.name,
+        access,
+        object,
+    })
+}
+
+/// The peer's credentials, when a connection can carry descriptors: a `local` one (a Unix
+/// socket) whose data is not on `shared_memory`.
+pub(crate) fn handle_peer(
+    info: &Info,
+    local: bool,
+    shared_memory: bool,
+) -> Result<PeerCredentials, PipeError> {
+    if shared_memory {
+        return Err(bad(
+            info,
+            "passing needs a connection whose data travels on the socket; this one uses \
+             shared memory (open it without shared_memory)"
+                .into(),
+        ));
     }
+    match (local, info.peer) {
+        (true, Some(peer)) => Ok(peer),
+        _ => Err(bad(
+            info,
+            "passing needs a local pipe (a Unix socket); a network connection cannot carry \
+             descriptors"
+                .into(),
+        )),
+    }
+}
+
+/// The handle frame (header and record) that announces `record`.
+pub(crate) fn handle_frame(info: &Info, record: &HandleRecord) -> Result<Vec<u8>, PipeError> {
+    let bytes = record
+        .encode()
+        .map_err(|e| bad(info, format!("cannot be sent: {e}")))?;
+    let mut frame = wire::encode_handle_header(bytes.len())
+        .map_err(|e| bad(info, format!("cannot be sent: {e}")))?
+        .to_vec();
+    frame.extend_from_slice(&bytes);
+    Ok(frame)
+}
+
+/// The descriptors of the handle frame whose `record` was just taken from a reader that
+/// still holds `buffered` bytes, out of `ledger`; those the peer attached to earlier
+/// messages are closed (and logged).
+pub(crate) fn claim_fds(
+    info: &Info,
+    ledger: &FdLedger,
+    buffered: usize,
+    record: &[u8],
+) -> Vec<OwnedFd> {
+    let len = (FRAME_HEADER_LEN + record.len()) as u64;
+    let at = ledger.received() - buffered as u64 - len;
+    let (fds, stray) = ledger.claim(at, len);
+    if stray > 0 {
+        tracing::warn!(
+            pipe = %info.name,
+            "closed {stray} descriptors the peer passed beside messages rather than handles"
+        );
+    }
+    fds
 }

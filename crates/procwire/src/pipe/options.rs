@@ -176,7 +176,8 @@ impl PipeOptions {
         self
     }
 
-    /// Serves TCP clients over TLS with this configuration (blocking API; feature `tls`).
+    /// Serves TCP clients over TLS with this configuration (blocking and tokio API; feature
+    /// `tls`).
     /// With TLS the listener may use any address.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
@@ -297,7 +298,7 @@ impl ClientOptions {
     }
 
     /// Speaks TLS to pipes on other machines (`\\host:port\pipe\Name`), checking the
-    /// server's certificate against this configuration (blocking API; feature `tls`).
+    /// server's certificate against this configuration (blocking and tokio API; feature `tls`).
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);

@@ -21,6 +21,13 @@ pub(crate) const MAX_WAITING_FDS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Local {
     socket: UnixStream,
+    ledger: FdLedger,
+}
+
+/// The descriptors a Unix socket's reads brought in and where in the stream they came:
+/// shared by the blocking and the tokio connection.
+#[derive(Debug, Default)]
+pub(crate) struct FdLedger {
     /// Bytes read from the socket so far through this handle (one reader at a time: the
     /// connection's receive path).
     received: AtomicU64,
@@ -37,21 +44,14 @@ struct Arrival {
     fds: Vec<OwnedFd>,
 }
 
-impl Local {
-    pub(crate) fn new(socket: UnixStream) -> Local {
-        Local {
-            socket,
-            received: AtomicU64::new(0),
-            arrivals: Mutex::default(),
-        }
-    }
-
+impl FdLedger {
     fn arrivals(&self) -> std::sync::MutexGuard<'_, VecDeque<Arrival>> {
         self.arrivals.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let (n, fds) = crate::sys::recv_some_with_fds(&self.socket, buf)?;
+    /// Reads from `socket` with `recvmsg`, keeping the descriptors that come.
+    pub(crate) fn read(&self, socket: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+        let (n, fds) = crate::sys::recv_some_with_fds(socket, buf)?;
         let end = self.received.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if !fds.is_empty() {
             let mut arrivals = self.arrivals();
@@ -72,7 +72,7 @@ impl Local {
     }
 
     /// Counts bytes read from the socket some other way (never with descriptors).
-    fn count(&self, n: usize) {
+    pub(crate) fn count(&self, n: usize) {
         self.received.fetch_add(n as u64, Ordering::Relaxed);
     }
 
@@ -102,6 +102,31 @@ impl Local {
             }
             _ => (Vec::new(), stray),
         }
+    }
+}
+
+impl Local {
+    pub(crate) fn new(socket: UnixStream) -> Local {
+        Local {
+            socket,
+            ledger: FdLedger::default(),
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ledger.read(&self.socket, buf)
+    }
+
+    /// The descriptors this socket brought in.
+    pub(crate) fn ledger(&self) -> &FdLedger {
+        &self.ledger
+    }
+
+    /// The socket, for a connection that moves to the tokio API (nothing unclaimed is
+    /// carried over: a connection is passed only between frames).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_socket(self) -> UnixStream {
+        self.socket
     }
 }
 
@@ -230,7 +255,7 @@ impl Stream {
         if let Stream::Unix(s) = self {
             // Reads into a message's own allocation stop at the message's end, so no
             // descriptor of a later handle frame can come with them; count the bytes.
-            s.count(n);
+            s.ledger.count(n);
         }
         Ok(n)
     }

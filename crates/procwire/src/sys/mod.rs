@@ -10,8 +10,8 @@
 //!   blocking, created only where nothing is, removed only if still the file checked.
 //! - [`ensure_private_dir`] and [`ensure_shared_dir`]: the namespace directories, created
 //!   with the right mode and checked for the right owner.
-//! - [`send_with_fds`], [`recv_with_fds`] and [`recv_some_with_fds`]: descriptors passed
-//!   beside bytes (`SCM_RIGHTS`), for the shared-memory handshake and passed handles;
+//! - [`send_with_fds`], [`send_some_with_fds`], [`recv_with_fds`] and
+//!   [`recv_some_with_fds`]: descriptors passed beside bytes (`SCM_RIGHTS`), for the shared-memory handshake and passed handles;
 //!   [`fs::describe`] and [`fs::reopen`] for what a passed descriptor is and how to pass
 //!   less access than one holds.
 //! - [`set_socket_buffers`] and [`wait_readable`]: socket tuning and waiting with a timeout.
@@ -38,6 +38,6 @@ pub(crate) use dir::{ensure_private_dir, ensure_shared_dir};
 pub(crate) use socket::shutdown_write;
 pub(crate) use socket::{
     answer_now, current_user, is_stream_socket, peek_now, peer_credentials, queued,
-    read_into_spare, recv_now, recv_some_with_fds, recv_with_fds, send_now, send_with_fds,
-    set_socket_buffers, supplementary_groups, wait_readable, wait_readable_any,
+    read_into_spare, recv_now, recv_some_with_fds, recv_with_fds, send_now, send_some_with_fds,
+    send_with_fds, set_socket_buffers, supplementary_groups, wait_readable, wait_readable_any,
 };

@@ -90,6 +90,23 @@ pub(crate) fn queued(fd: impl AsFd) -> io::Result<usize> {
 /// # References
 /// - [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html), `SCM_RIGHTS`
 pub(crate) fn send_with_fds(fd: impl AsFd, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    match send_some_with_fds(fd, data, fds)? {
+        n if n == data.len() => Ok(()),
+        _ => Err(io::ErrorKind::WriteZero.into()),
+    }
+}
+
+/// Sends what the socket takes of `data` with the descriptors `fds` attached to its first
+/// byte (`SCM_RIGHTS`); returns how many bytes went. On a nonblocking socket with no room,
+/// `WouldBlock` and nothing sent. Never raises `SIGPIPE`; retries on `EINTR`.
+///
+/// # References
+/// - [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html), `SCM_RIGHTS`
+pub(crate) fn send_some_with_fds(
+    fd: impl AsFd,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
@@ -106,10 +123,8 @@ pub(crate) fn send_with_fds(fd: impl AsFd, data: &[u8], fds: &[BorrowedFd<'_>]) 
             &mut control,
             SendFlags::NOSIGNAL,
         ) {
-            Ok(n) if n == data.len() => return Ok(()),
-            Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+            r => return r.map_err(io::Error::from),
         }
     }
 }

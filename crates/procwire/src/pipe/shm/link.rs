@@ -532,7 +532,7 @@ impl RxState {
 
     /// Hands the messages in the ring (at most `max`) to `each`; how many, `None` while
     /// there are none. See [`Receiver::recv_many`].
-    fn pull_many(
+    pub(super) fn pull_many(
         &mut self,
         ctl: &RingControl,
         data: &RingBytes<'_>,

@@ -121,31 +121,45 @@ impl AsyncSender {
 
     /// Sends `message` as one message (`whole`) or as stream bytes, waiting for room.
     pub(crate) async fn send(&mut self, message: &[u8], whole: bool) -> Result<(), LinkError> {
-        let mut out = Outgoing::new(message, whole);
+        self.send_many(&[message], whole).await
+    }
+
+    /// Sends each of `messages` in order, waiting for room; they are published together
+    /// (a few kilobytes at a time), as the blocking sender's `send_many` does.
+    pub(crate) async fn send_many<M: AsRef<[u8]>>(
+        &mut self,
+        messages: &[M],
+        whole: bool,
+    ) -> Result<(), LinkError> {
         let AsyncSender { inner, bell, .. } = self;
         let (ctl, data, spin, state) = inner.split();
-        loop {
-            let done = spin.spin(&ctl.producer_cpu, &ctl.consumer_cpu, None, || {
-                state
-                    .push(ctl, &data, &mut out, false)
-                    .map(|done| done.then_some(()))
-            })?;
-            if done.is_some() {
-                return Ok(());
-            }
-            if spin.keep_looking(&ctl.producer_cpu, &ctl.consumer_cpu) {
-                tokio::task::yield_now().await;
-                continue;
-            }
-            if state.must_sleep(ctl)? {
-                let closed = bell.sleep().await;
-                state.woke(ctl);
-                spin.slept();
-                if closed? {
-                    return Err(LinkError::Closed { mid_message: false });
+        for (i, message) in messages.iter().enumerate() {
+            let more = i + 1 < messages.len();
+            let mut out = Outgoing::new(message.as_ref(), whole);
+            loop {
+                let done = spin.spin(&ctl.producer_cpu, &ctl.consumer_cpu, None, || {
+                    state
+                        .push(ctl, &data, &mut out, more)
+                        .map(|done| done.then_some(()))
+                })?;
+                if done.is_some() {
+                    break;
+                }
+                if spin.keep_looking(&ctl.producer_cpu, &ctl.consumer_cpu) {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                if state.must_sleep(ctl)? {
+                    let closed = bell.sleep().await;
+                    state.woke(ctl);
+                    spin.slept();
+                    if closed? {
+                        return Err(LinkError::Closed { mid_message: false });
+                    }
                 }
             }
         }
+        Ok(())
     }
 
     /// Writes what fits of `bytes` as stream bytes; `Pending` while the ring is full.
@@ -233,6 +247,19 @@ impl AsyncReceiver {
     /// Receives the next whole message (or the rest of one `recv_into` began).
     pub(crate) async fn recv(&mut self) -> Result<Vec<u8>, LinkError> {
         self.wait(RxState::pull).await
+    }
+
+    /// Waits for at least one message, then hands every message already in the ring (up
+    /// to `max`, at least 1) to `each`, in order, and frees them all at once; returns how
+    /// many, as the blocking receiver's `recv_many` does. Cancel-safe: nothing is handed
+    /// before the wait ends.
+    pub(crate) async fn recv_many(
+        &mut self,
+        max: usize,
+        each: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<usize, LinkError> {
+        self.wait(|state, ctl, data| state.pull_many(ctl, data, max.max(1), each))
+            .await
     }
 
     /// Receives into `buf`: the next message or the rest of one; `(bytes, complete)`.

@@ -29,13 +29,6 @@ impl ClientOptions {
         N::Error: Into<PipeError>,
     {
         let endpoint = endpoint::resolve(name)?;
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() && matches!(endpoint.target, Target::Tcp { .. }) {
-            return Err(PipeError::NotPermitted {
-                name: endpoint.display,
-                detail: "TLS pipes are opened by the blocking API (ClientOptions::open)".into(),
-            });
-        }
         let deadline = std::time::Instant::now() + self.timeout;
         let mut backoff = Backoff::new();
         let mut busy = None;
@@ -83,7 +76,7 @@ impl ClientOptions {
         let mut stream = match &endpoint.target {
             Target::Unix(path) => UnixStream::connect(path)
                 .await
-                .map(AsyncStream::Unix)
+                .map(AsyncStream::unix)
                 .map_err(|e| endpoint::connect_error(display, path, e))?,
             Target::Tcp { host, port } => {
                 let s = TcpStream::connect((host.as_str(), *port))
@@ -97,7 +90,7 @@ impl ClientOptions {
                     })?;
                 s.set_nodelay(true)
                     .map_err(|e| PipeError::io(display, "cannot set TCP_NODELAY", e))?;
-                AsyncStream::Tcp(s)
+                self.secure_async(display, s, host).await?
             }
         };
         let server = stream.peer_credentials().unwrap_or(None);
@@ -133,6 +126,29 @@ impl ClientOptions {
         let peer = stream.peer_credentials().unwrap_or(None);
         PipeConnection::with_shm(stream, Info { peer, ..info }, parts)
             .map_err(|e| PipeError::io(display, "cannot set up shared memory", e))
+    }
+
+    /// Wraps a TCP connection in TLS when the options ask for it, as the blocking client does.
+    async fn secure_async(
+        &self,
+        display: &str,
+        tcp: TcpStream,
+        host: &str,
+    ) -> Result<AsyncStream, PipeError> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            return super::tls::connect(tcp, std::sync::Arc::clone(config), host)
+                .await
+                .map_err(|e| PipeError::Protocol {
+                    name: display.to_owned(),
+                    source: crate::wire::ProtocolError::BadField {
+                        field: "TLS handshake",
+                        problem: e.to_string(),
+                    },
+                });
+        }
+        let _ = (display, host);
+        Ok(AsyncStream::Tcp(tcp))
     }
 }
 

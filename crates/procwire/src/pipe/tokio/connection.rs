@@ -38,21 +38,21 @@ use crate::wire::{self, PipeMode};
 /// through the reactor on a doorbell socket: it never holds the runtime's thread longer.
 #[derive(Debug)]
 pub struct PipeConnection {
-    recv: PipeRecvHalf,
-    send: PipeSendHalf,
+    pub(super) recv: PipeRecvHalf,
+    pub(super) send: PipeSendHalf,
 }
 
 /// The receiving half of a [`PipeConnection`]: whole messages in, from one task while
 /// another sends through the [`PipeSendHalf`].
 #[derive(Debug)]
 pub struct PipeRecvHalf {
-    stream: Arc<AsyncStream>,
-    info: Arc<Info>,
-    reader: FrameReader,
-    broken: Option<String>,
-    sending: Arc<Sending>,
+    pub(super) stream: Arc<AsyncStream>,
+    pub(super) info: Arc<Info>,
+    pub(super) reader: FrameReader,
+    pub(super) broken: Option<String>,
+    pub(super) sending: Arc<Sending>,
     /// The shared-memory data path, when the handshake chose it.
-    shm: Option<AsyncReceiver>,
+    pub(super) shm: Option<AsyncReceiver>,
     /// How `AsyncRead` behaves: stopping at each message's end, or not.
     read_mode: PipeMode,
 }
@@ -60,33 +60,33 @@ pub struct PipeRecvHalf {
 /// The sending half of a [`PipeConnection`].
 #[derive(Debug)]
 pub struct PipeSendHalf {
-    stream: Arc<AsyncStream>,
-    info: Arc<Info>,
-    writer: FrameWriter,
-    broken: Option<String>,
-    sending: Arc<Sending>,
+    pub(super) stream: Arc<AsyncStream>,
+    pub(super) info: Arc<Info>,
+    pub(super) writer: FrameWriter,
+    pub(super) broken: Option<String>,
+    pub(super) sending: Arc<Sending>,
     /// The shared-memory data path, when the handshake chose it.
-    shm: Option<AsyncSender>,
+    pub(super) shm: Option<AsyncSender>,
 }
 
 /// What the two halves share about sending: a message is written under `lock`, and
 /// `mid_frame` stays set when a send stopped inside a message. The receiving half takes
 /// the lock to send a close frame between messages.
 #[derive(Debug, Default)]
-struct Sending {
-    lock: tokio::sync::Mutex<()>,
-    mid_frame: AtomicBool,
+pub(super) struct Sending {
+    pub(super) lock: tokio::sync::Mutex<()>,
+    pub(super) mid_frame: AtomicBool,
 }
 
 /// How long a receiving half that must refuse the peer waits for a message being sent
 /// to end before it closes without a close frame.
 const CLOSE_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn would_block(e: &RecvError) -> bool {
+pub(super) fn would_block(e: &RecvError) -> bool {
     matches!(e, RecvError::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-fn check_usable(info: &Info, broken: &Option<String>) -> Result<(), PipeError> {
+pub(super) fn check_usable(info: &Info, broken: &Option<String>) -> Result<(), PipeError> {
     match broken {
         Some(why) => Err(info.broken(why)),
         None => Ok(()),
@@ -124,6 +124,11 @@ impl PipeConnection {
             conn.recv.shm = Some(rx);
         }
         Ok(conn)
+    }
+
+    /// A local connection another process passed, now on the tokio API.
+    pub(crate) fn passed(socket: tokio::net::UnixStream, info: Info) -> PipeConnection {
+        PipeConnection::new(AsyncStream::unix(socket), info)
     }
 
     pub(crate) fn new(stream: AsyncStream, info: Info) -> PipeConnection {
@@ -202,6 +207,36 @@ impl PipeConnection {
     /// As [`crate::pipe::PipeConnection::send`].
     pub async fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
         self.send.send(message).await
+    }
+
+    /// Sends each of `messages` in order, each as one message; on a shared-memory
+    /// connection they are published to the reader together, as the blocking
+    /// [`send_many`](crate::pipe::PipeConnection::send_many) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::send_many`].
+    pub async fn send_many<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<(), PipeError> {
+        self.send.send_many(messages).await
+    }
+
+    /// Waits for the next message, then hands it and every further message that has
+    /// already arrived (at most `max`, at least one) to `each`, in order; returns how many.
+    /// On shared memory each message in one piece of the ring is handed in place, as the
+    /// blocking [`recv_many`](crate::pipe::PipeConnection::recv_many) does. Cancel-safe:
+    /// nothing is handed before the wait ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); an end of the pipe after some messages were handed is
+    /// reported by the next call.
+    pub async fn recv_many(
+        &mut self,
+        max: usize,
+        each: impl FnMut(&[u8]) + Send,
+    ) -> Result<usize, PipeError> {
+        let mid_frame = self.send.writer.is_mid_frame();
+        self.recv.recv_many_with(max, each, mid_frame).await
     }
 
     /// Receives the next whole message (or the rest of one `recv_into` left).
@@ -319,6 +354,49 @@ impl PipeRecvHalf {
         self.recv_with(false).await
     }
 
+    /// As [`PipeConnection::recv_many`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeConnection::recv_many`].
+    pub async fn recv_many(
+        &mut self,
+        max: usize,
+        each: impl FnMut(&[u8]) + Send,
+    ) -> Result<usize, PipeError> {
+        self.recv_many_with(max, each, false).await
+    }
+
+    async fn recv_many_with(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(&[u8]) + Send,
+        sender_mid_frame: bool,
+    ) -> Result<usize, PipeError> {
+        self.prepare()?;
+        if let Some(shm) = &mut self.shm {
+            let result = shm.recv_many(max, &mut each).await;
+            return result.map_err(|e| self.shm_failure(e));
+        }
+        each(&self.recv_with(sender_mid_frame).await?);
+        let mut handed = 1;
+        // Then what has already arrived, without waiting; a failure is met again (and
+        // reported) by the next receive.
+        while handed < max {
+            let stream = &self.stream;
+            let result = self.reader.recv_message(
+                &mut |b: &mut [u8]| stream.try_read(b),
+                &mut |v: &mut Vec<u8>| stream.try_read_buf(v),
+            );
+            match result {
+                Ok(message) => each(&message),
+                Err(_) => break,
+            }
+            handed += 1;
+        }
+        Ok(handed)
+    }
+
     /// Receives into `buf`; a message longer than `buf` arrives over several calls.
     ///
     /// # Errors
@@ -430,7 +508,7 @@ impl PipeRecvHalf {
         }
     }
 
-    async fn wait_readable(&self) -> Result<(), PipeError> {
+    pub(super) async fn wait_readable(&self) -> Result<(), PipeError> {
         self.stream
             .readable()
             .await
@@ -444,13 +522,13 @@ impl PipeRecvHalf {
         })
     }
 
-    fn prepare(&self) -> Result<(), PipeError> {
+    pub(super) fn prepare(&self) -> Result<(), PipeError> {
         check_usable(&self.info, &self.broken)?;
         self.info.check_messages()?;
         self.info.check_can_read()
     }
 
-    async fn fail(&mut self, e: RecvError, sender_mid_frame: bool) -> PipeError {
+    pub(super) async fn fail(&mut self, e: RecvError, sender_mid_frame: bool) -> PipeError {
         match self.info.recv_failure(e, None) {
             Failure::Retry(e) => e,
             Failure::Fatal(e) => {
@@ -532,6 +610,36 @@ impl PipeRecvHalf {
 }
 
 impl PipeSendHalf {
+    /// As [`PipeConnection::send_many`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeConnection::send_many`].
+    pub async fn send_many<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<(), PipeError> {
+        check_usable(&self.info, &self.broken)?;
+        self.info.check_can_write()?;
+        let whole = self.info.pipe_type == PipeMode::Message;
+        if whole {
+            for message in messages {
+                self.info.check_size(message.as_ref().len())?;
+            }
+        }
+        let Some(shm) = &mut self.shm else {
+            for message in messages {
+                self.send(message.as_ref()).await?;
+            }
+            return Ok(());
+        };
+        if shm.is_mid_message() {
+            self.broken = Some("an earlier send was cancelled in the middle of a message".into());
+            return Err(self
+                .info
+                .broken("an earlier send was cancelled mid-message"));
+        }
+        let result = shm.send_many(messages, whole).await;
+        result.map_err(|e| self.shm_failure(e))
+    }
+
     /// Sends one message (on a byte-type pipe: writes the bytes).
     ///
     /// # Errors

@@ -22,8 +22,11 @@
 mod call;
 mod client;
 mod connection;
+mod handle;
 mod server;
 mod stream;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use call::call;
 pub use connection::{PipeConnection, PipeRecvHalf, PipeSendHalf};

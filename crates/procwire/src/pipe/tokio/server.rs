@@ -41,14 +41,6 @@ impl PipeOptions {
         N: TryInto<Name>,
         N::Error: Into<PipeError>,
     {
-        if self.uses_tls() {
-            return Err(PipeError::NotPermitted {
-                name: format!("{:?}", self.tcp),
-                detail: "TLS pipes are served by the blocking API (PipeOptions::create); the \
-                         tokio API serves plain TCP and local pipes"
-                    .into(),
-            });
-        }
         let (core, binding, tcp) = self.prepare(name)?;
         let core = Arc::new(core);
         let setup = |e: io::Error| PipeError::io(&core.display, "cannot set up the listener", e);
@@ -62,7 +54,7 @@ impl PipeOptions {
         tasks.push(tokio::spawn(async move {
             loop {
                 match unix.accept().await {
-                    Ok((s, _)) => spawn_handshake(&c, &t, AsyncStream::Unix(s)),
+                    Ok((s, _)) => spawn_handshake(&c, &t, AsyncStream::unix(s)),
                     Err(e) => backoff_after(&c, e).await,
                 }
             }
@@ -114,7 +106,11 @@ fn spawn_handshake(core: &Arc<ServerCore>, tx: &mpsc::Sender<PipeConnection>, st
     let (core, tx) = (Arc::clone(core), tx.clone());
     tokio::spawn(async move {
         let limit = core.options.handshake_timeout;
-        let served = tokio::time::timeout(limit, serve_handshake(&core, stream)).await;
+        let served = tokio::time::timeout(limit, async {
+            let stream = secure(&core, stream).await?;
+            serve_handshake(&core, stream).await
+        })
+        .await;
         drop(ticket);
         match served {
             Ok(Some(conn)) => {
@@ -124,6 +120,25 @@ fn spawn_handshake(core: &Arc<ServerCore>, tx: &mpsc::Sender<PipeConnection>, st
             Err(_) => tracing::info!(pipe = %core.display, "client sent no handshake in {limit:?}"),
         }
     });
+}
+
+/// Runs the TLS handshake on a TCP client when the server serves TLS; `None` if it fails.
+async fn secure(core: &ServerCore, stream: AsyncStream) -> Option<AsyncStream> {
+    #[cfg(feature = "tls")]
+    let stream = match (&core.options.tls, stream) {
+        (Some(config), AsyncStream::Tcp(tcp)) => {
+            return match super::tls::accept(tcp, Arc::clone(config)).await {
+                Ok(secured) => Some(secured),
+                Err(e) => {
+                    tracing::info!(pipe = %core.display, "TLS handshake with a client failed: {e}");
+                    None
+                }
+            };
+        }
+        (_, stream) => stream,
+    };
+    let _ = core;
+    Some(stream)
 }
 
 async fn serve_handshake(
@@ -185,6 +200,9 @@ async fn serve_handshake(
         AsyncStream::Tcp(s) => {
             crate::sys::set_socket_buffers(s, options.in_buffer, options.out_buffer)
         }
+        // The bridge's copies are bounded by its own buffers.
+        #[cfg(feature = "tls")]
+        AsyncStream::Tls(_) => Ok(()),
     };
     if let Err(e) = fd_ok {
         tracing::warn!(pipe = %pipe_name, "cannot set buffer sizes: {e}");

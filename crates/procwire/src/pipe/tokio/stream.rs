@@ -4,29 +4,78 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::pipe::stream::FdLedger;
 use crate::security::PeerCredentials;
 
 #[derive(Debug)]
 pub(crate) enum AsyncStream {
-    Unix(UnixStream),
+    Unix(AsyncLocal),
     Tcp(TcpStream),
+    /// A TLS session over TCP, bridged to a local socket (see [`super::tls`]).
+    #[cfg(feature = "tls")]
+    Tls(super::tls::TlsEnd),
+}
+
+/// A connected Unix socket for tokio, read with `recvmsg` so that descriptors the peer
+/// passes beside a handle frame are kept, as the blocking connection's socket is.
+#[derive(Debug)]
+pub(crate) struct AsyncLocal {
+    socket: UnixStream,
+    ledger: FdLedger,
+}
+
+impl AsyncLocal {
+    /// The descriptors this socket brought in.
+    pub(crate) fn ledger(&self) -> &FdLedger {
+        &self.ledger
+    }
+}
+
+impl std::os::fd::AsFd for AsyncLocal {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl std::ops::Deref for AsyncLocal {
+    type Target = UnixStream;
+
+    fn deref(&self) -> &UnixStream {
+        &self.socket
+    }
 }
 
 impl AsyncStream {
+    /// A Unix socket connection.
+    pub(crate) fn unix(socket: UnixStream) -> AsyncStream {
+        AsyncStream::Unix(AsyncLocal {
+            socket,
+            ledger: FdLedger::default(),
+        })
+    }
+
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            AsyncStream::Unix(s) => s.try_read(buf),
+            AsyncStream::Unix(s) => s
+                .socket
+                .try_io(Interest::READABLE, || s.ledger.read(&s.socket, buf)),
             AsyncStream::Tcp(s) => s.try_read(buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.try_read(buf),
         }
     }
 
     pub(crate) fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {
-            AsyncStream::Unix(s) => s.try_read_buf(buf),
+            // Reads into a message's own allocation stop at the message's end, so no
+            // descriptor of a later handle frame can come with them; count the bytes.
+            AsyncStream::Unix(s) => s.socket.try_read_buf(buf).inspect(|&n| s.ledger.count(n)),
             AsyncStream::Tcp(s) => s.try_read_buf(buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.try_read_buf(buf),
         }
     }
 
@@ -34,6 +83,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.try_write_vectored(bufs),
             AsyncStream::Tcp(s) => s.try_write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.try_write_vectored(bufs),
         }
     }
 
@@ -41,6 +92,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.readable().await,
             AsyncStream::Tcp(s) => s.readable().await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.readable().await,
         }
     }
 
@@ -48,6 +101,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.writable().await,
             AsyncStream::Tcp(s) => s.writable().await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.writable().await,
         }
     }
 
@@ -55,6 +110,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.poll_write_ready(cx),
             AsyncStream::Tcp(s) => s.poll_write_ready(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.poll_write_ready(cx),
         }
     }
 
@@ -104,6 +161,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.poll_read_ready(cx),
             AsyncStream::Tcp(s) => s.poll_read_ready(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.poll_read_ready(cx),
         }
     }
 
@@ -112,6 +171,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(_) => None,
             AsyncStream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Some(t.peer.ip()),
         }
     }
 
@@ -120,6 +181,8 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(_) => None,
             AsyncStream::Tcp(s) => s.peer_addr().ok(),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Some(t.peer),
         }
     }
 
@@ -130,6 +193,9 @@ impl AsyncStream {
             AsyncStream::Unix(s) => crate::sys::answer_now(s, answer),
             AsyncStream::Tcp(s) if plaintext => crate::sys::answer_now(s, answer),
             AsyncStream::Tcp(_) => {}
+            // The session is not up before the gate: nothing can be said in plaintext.
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(_) => {}
         }
     }
 
@@ -137,6 +203,9 @@ impl AsyncStream {
         match self {
             AsyncStream::Unix(s) => crate::sys::peer_credentials(s).map(Some),
             AsyncStream::Tcp(_) => Ok(None),
+            // The local pair's credentials are this process's own, never the peer's.
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(_) => Ok(None),
         }
     }
 
@@ -144,8 +213,10 @@ impl AsyncStream {
     pub(crate) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            AsyncStream::Unix(s) => s.write_all(buf).await,
+            AsyncStream::Unix(s) => s.socket.write_all(buf).await,
             AsyncStream::Tcp(s) => s.write_all(buf).await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.write_all(buf).await,
         }
     }
 
@@ -153,8 +224,11 @@ impl AsyncStream {
     pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use tokio::io::AsyncReadExt;
         match self {
-            AsyncStream::Unix(s) => s.read(buf).await,
+            // The handshake, before any frame: no descriptor may come with it.
+            AsyncStream::Unix(s) => s.socket.read(buf).await,
             AsyncStream::Tcp(s) => s.read(buf).await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.read(buf).await,
         }
     }
 
@@ -170,8 +244,10 @@ impl AsyncStream {
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            AsyncStream::Unix(s) => s.shutdown().await,
+            AsyncStream::Unix(s) => s.socket.shutdown().await,
             AsyncStream::Tcp(s) => s.shutdown().await,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.shutdown().await,
         }
     }
 }
@@ -181,6 +257,8 @@ impl std::os::fd::AsFd for AsyncStream {
         match self {
             AsyncStream::Unix(s) => s.as_fd(),
             AsyncStream::Tcp(s) => s.as_fd(),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => t.plain.as_fd(),
         }
     }
 }
@@ -192,8 +270,10 @@ impl AsyncRead for AsyncStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_read(cx, buf),
             AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_read(cx, buf),
         }
     }
 }
@@ -205,22 +285,28 @@ impl AsyncWrite for AsyncStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_write(cx, buf),
             AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_flush(cx),
             AsyncStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_shutdown(cx),
             AsyncStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_shutdown(cx),
         }
     }
 }

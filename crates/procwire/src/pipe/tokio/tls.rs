@@ -1,0 +1,105 @@
+//! TLS under the tokio API (features `tokio` and `tls`), with tokio-rustls.
+//!
+//! A tokio connection reads and writes its stream through a shared reference
+//! (`try_read`, `try_write`, readiness), which a TLS session cannot offer: its state
+//! changes on every read and write. So the session runs in a task of its own, which copies
+//! between it and one end of a local socket pair; the connection uses the other end as it
+//! uses any local stream, and reports the TCP peer's address, never the pair's
+//! credentials (which would be this process's own).
+//!
+//! The bridge keeps the pipe's semantics: bytes the connection wrote before it closed are
+//! still encrypted and sent, a half close becomes the session's close_notify, and the peer's
+//! close (or a broken session) is the end of the stream on the connection's side.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::oneshot;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::stream::AsyncStream;
+
+/// The connection's end of a bridged TLS session.
+#[derive(Debug)]
+pub(crate) struct TlsEnd {
+    /// The local socket the connection reads and writes in plaintext.
+    pub(crate) plain: UnixStream,
+    /// The TCP peer.
+    pub(crate) peer: SocketAddr,
+    /// Dropped with the connection: the bridge then stops reading from the peer.
+    _gone: oneshot::Sender<()>,
+}
+
+/// The server side: runs the TLS handshake on `tcp`, then bridges the session.
+pub(crate) async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<AsyncStream> {
+    let peer = tcp.peer_addr()?;
+    let session = TlsAcceptor::from(config).accept(tcp).await?;
+    bridge(session, peer)
+}
+
+/// The client side: runs the TLS handshake, checking the server's certificate for `host`.
+pub(crate) async fn connect(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    host: &str,
+) -> io::Result<AsyncStream> {
+    let peer = tcp.peer_addr()?;
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("`{host}`: {e}")))?;
+    let session = TlsConnector::from(config).connect(name, tcp).await?;
+    bridge(session, peer)
+}
+
+/// Starts the task that copies between `session` and a new socket pair.
+fn bridge<S>(session: S, peer: SocketAddr) -> io::Result<AsyncStream>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (plain, far) = UnixStream::pair()?;
+    let (gone, dropped) = oneshot::channel();
+    tokio::spawn(pump(session, far, dropped));
+    Ok(AsyncStream::Tls(TlsEnd {
+        plain,
+        peer,
+        _gone: gone,
+    }))
+}
+
+/// Copies both ways until each direction is done.
+///
+/// Outbound (connection → peer) runs until the connection stops sending, by a half close or
+/// by closing, and then ends the session with close_notify: what was written before is
+/// never cut off. Inbound (peer → connection) runs until the peer stops sending, or until
+/// the connection is gone, so that a peer that never closes cannot keep the task alive.
+async fn pump<S>(session: S, far: UnixStream, dropped: oneshot::Receiver<()>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut from_peer, mut to_peer) = tokio::io::split(session);
+    let (mut from_conn, mut to_conn) = far.into_split();
+    let outbound = async {
+        if let Err(e) = tokio::io::copy(&mut from_conn, &mut to_peer).await {
+            tracing::debug!("TLS bridge: sending to the peer failed: {e}");
+        }
+        let _ = to_peer.shutdown().await;
+    };
+    let inbound = async {
+        match tokio::io::copy(&mut from_peer, &mut to_conn).await {
+            Ok(_) => {}
+            Err(e) => tracing::debug!("TLS bridge: the session from the peer ended: {e}"),
+        }
+        let _ = to_conn.shutdown().await;
+    };
+    let inbound = async {
+        tokio::select! {
+            () = inbound => {}
+            _ = dropped => {}
+        }
+    };
+    tokio::join!(outbound, inbound);
+}
