@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod clipboard;
 mod demo;
 mod duration;
 mod http_client;
@@ -50,6 +51,9 @@ enum Command {
     /// Create, read, write and remove named shared memory (file mappings).
     #[command(subcommand)]
     Shm(shm::ShmCommand),
+    /// Copy to, paste from and watch the system clipboard (X11).
+    #[command(subcommand)]
+    Clipboard(clipboard::ClipboardCommand),
     /// Measure every technique against the raw kernel primitive beneath it.
     Bench(bench::BenchArgs),
     /// A peer process of `procwire bench` (started by it, not by hand).
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Remoting(cmd) => remoting::run(cmd),
         Command::Ls => ls::run(),
         Command::Shm(cmd) => shm::run(cmd),
+        Command::Clipboard(cmd) => clipboard::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::BenchPeer { role, addr } => bench::peer(&role, &addr),
     };
