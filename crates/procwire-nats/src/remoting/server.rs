@@ -195,6 +195,12 @@ pub async fn serve_client(
         listener.instances.push(instance);
     }
     listener.tasks.push(sweeper(server));
+    // The subscriptions are at the NATS server when this returns: a call made next
+    // reaches this process.
+    client
+        .flush()
+        .await
+        .map_err(|e| connect_error(base, format!("cannot reach the NATS server: {e}")))?;
     Ok(listener)
 }
 
