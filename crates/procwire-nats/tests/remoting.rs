@@ -748,3 +748,36 @@ fn the_hand_built_frames_match_the_library() {
     .unwrap();
     assert_eq!(frame, library);
 }
+
+#[test]
+fn tls_to_the_nats_server_with_a_trusted_ca() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let key =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = std::env::temp_dir().join(unique_name("nats-tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    let private = dir.join("key.pem");
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&private, key.signing_key.serialize_pem()).unwrap();
+    let nats = NatsServer::start_with_args(&[
+        "--tls",
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        private.to_str().unwrap(),
+    ]);
+    runtime().block_on(async {
+        assert!(NatsOptions::new().connect(&nats.url()).await.is_err());
+        let options = NatsOptions::new().root_certificates(&cert);
+        let app = unique_name("app");
+        let server = RemotingServer::new(registry(&app, Duration::from_secs(60)));
+        let _listener = remoting::serve(&server, &nats.url(), &options)
+            .await
+            .unwrap();
+        let url = format!("{}/{app}/Probe", nats.url());
+        let probe = ProbeClient::new(remoting::connect(&url, &options).await.unwrap());
+        assert_eq!(probe.echo(b"secret".to_vec()).await.unwrap(), b"secret");
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
