@@ -781,3 +781,116 @@ fn tls_to_the_nats_server_with_a_trusted_ca() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_object_whose_process_is_gone_is_disconnected() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let nats = NatsServer::start();
+    let app = unique_name("app");
+    let mut procs = servers(&nats, &app, 2, Duration::from_secs(60));
+    let victim = procs[0].pid();
+    runtime().block_on(async {
+        let url = format!("{}/{app}/Tally", nats.url());
+        // Activate until an object lives in the victim.
+        let mut doomed = None;
+        for _ in 0..50 {
+            let proxy = remoting::activate(&url, &(0u64,), &NatsOptions::new())
+                .await
+                .unwrap();
+            let tally = ProbeClient::new(proxy.clone());
+            if tally.add(1).await.unwrap().1 == victim {
+                doomed = Some(proxy);
+                break;
+            }
+        }
+        let doomed = doomed.expect("an activation reached each process");
+        procs[0].kill();
+        let tally = ProbeClient::new(doomed.clone().with_deadline(Duration::from_secs(10)));
+        let start = Instant::now();
+        let err = tally.add(1).await.unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no wait for the deadline"
+        );
+        assert_eq!(
+            err.remote_kind(),
+            Some(RemoteErrorKind::ObjectDisconnected),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no longer answers"), "{err}");
+        let err = doomed.renew(Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(
+            err.remote_kind(),
+            Some(RemoteErrorKind::ObjectDisconnected),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn the_worked_example_of_protocol_md_is_what_the_library_sends() {
+    const PAGE: &str = include_str!("../../../docs/protocol.md");
+    let start = PAGE
+        .find("### 11.6 Remoting on NATS")
+        .expect("section 11.6");
+    let section = &PAGE[start..];
+    let block = section.split("```\n").nth(1).expect("the worked example");
+    // Each line: hex bytes, then an optional "quoted string", then a comment.
+    let mut from_page = Vec::new();
+    for line in block.lines() {
+        for word in line.split_whitespace() {
+            if let Some(text) = word.strip_prefix('"') {
+                from_page.extend_from_slice(text.trim_end_matches('"').as_bytes());
+            } else if word.len() == 2 && u8::from_str_radix(word, 16).is_ok() {
+                from_page.push(u8::from_str_radix(word, 16).unwrap());
+            } else {
+                break;
+            }
+        }
+    }
+    let body =
+        procwire_remoting::wire::encode_value(Format::Binary, &(b"hello".to_vec(),)).unwrap();
+    let library = procwire_remoting::wire::encode_request(
+        &procwire_remoting::wire::Request {
+            id: 7,
+            deadline_ms: Some(5000),
+            format: Format::Binary,
+            op: Op::Call {
+                service: "App/Probe".into(),
+                object: None,
+                method: "echo".into(),
+            },
+            body,
+        },
+        1 << 20,
+    )
+    .unwrap();
+    assert_eq!(from_page, library);
+    let result = procwire_remoting::wire::encode_value(Format::Binary, &b"hello".to_vec()).unwrap();
+    let reply = procwire_remoting::wire::encode_response(
+        &procwire_remoting::wire::Response {
+            id: 7,
+            outcome: Ok(result),
+        },
+        1 << 20,
+    )
+    .unwrap();
+    assert!(
+        section.contains("`01 07 00 06 05 68 65 6c 6c 6f`"),
+        "the page shows the reply"
+    );
+    assert_eq!(reply, [1, 7, 0, 6, 5, b'h', b'e', b'l', b'l', b'o']);
+}
+
+#[test]
+fn public_types_are_send_sync_and_debug() {
+    fn send_sync_debug<T: Send + Sync + std::fmt::Debug>() {}
+    fn send_debug<T: Send + std::fmt::Debug>() {}
+    send_sync_debug::<NatsOptions>();
+    send_sync_debug::<procwire_nats::NatsUrl>();
+    send_sync_debug::<procwire_nats::ConnectError>();
+    send_sync_debug::<remoting::NatsListener>();
+    send_sync_debug::<remoting::ServiceInstance>();
+    send_debug::<remoting::NatsTransport>();
+    send_sync_debug::<NatsServer>();
+}
