@@ -341,39 +341,91 @@ fn leases_end_and_unknown_objects_fail_as_on_tcp() {
 }
 
 #[test]
-fn clients_reconnect_after_the_nats_server_restarts() {
+fn clients_reconnect_after_the_nats_server_restarts_mid_run() {
     let _w = Watchdog::new(Duration::from_secs(120));
     let mut nats = NatsServer::start();
     let app = unique_name("app");
-    let _procs = servers(&nats, &app, 1, Duration::from_secs(60));
-    runtime().block_on(async {
-        let url = format!("{}/{app}/Probe", nats.url());
-        let proxy = remoting::connect(&url, &NatsOptions::new())
-            .await
+    let _procs = servers(&nats, &app, 2, Duration::from_secs(60));
+    let rt = runtime();
+    let deadline = Duration::from_secs(1);
+    let url = format!("{}/{app}/Probe", nats.url());
+    let probe = ProbeClient::new(
+        rt.block_on(remoting::connect(&url, &NatsOptions::new()))
             .unwrap()
-            .with_deadline(Duration::from_secs(1));
-        let probe = ProbeClient::new(proxy);
-        for _ in 0..20 {
-            probe.pid().await.unwrap();
-        }
-        nats.restart();
-        let restarted = Instant::now();
-        let mut errors = Vec::new();
-        loop {
-            match probe.pid().await {
-                Ok(_) => break,
-                Err(e) => errors.push(e.to_string()),
+            .with_deadline(deadline),
+    );
+    let answered = std::sync::Arc::new(AtomicU64::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Calls one after another, all through the restart.
+    let caller = {
+        let (answered, stop) = (answered.clone(), stop.clone());
+        rt.spawn(async move {
+            let mut outcomes = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let start = Instant::now();
+                let outcome = probe.pid().await;
+                let took = start.elapsed();
+                if outcome.is_ok() {
+                    answered.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                outcomes.push((outcome.map_err(|e| e.to_string()), took));
             }
+            outcomes
+        })
+    };
+    let wait_for = |n: u64| {
+        let start = Instant::now();
+        while answered.load(Ordering::SeqCst) < n {
+            if start.elapsed() > Duration::from_secs(30) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    };
+    assert!(wait_for(100));
+    nats.restart();
+    let before = answered.load(Ordering::SeqCst);
+    // Clients and servers reconnect; calls after the restart succeed.
+    let reconnected = wait_for(before + 100);
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = rt.block_on(caller).unwrap();
+    assert!(
+        reconnected,
+        "only {} calls answered; the last outcomes: {:?}",
+        answered.load(Ordering::SeqCst),
+        &outcomes[outcomes.len().saturating_sub(5)..]
+    );
+    let failed: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|(o, _)| o.as_ref().err())
+        .collect();
+    eprintln!(
+        "{} calls, {} failed: {:?}",
+        outcomes.len(),
+        failed.len(),
+        failed.first()
+    );
+    for (outcome, took) in &outcomes {
+        assert!(
+            *took < deadline + Duration::from_secs(2),
+            "a call took {took:?}, past its deadline of {deadline:?}: {outcome:?}"
+        );
+        if let Err(e) = outcome {
             assert!(
-                restarted.elapsed() < Duration::from_secs(30),
-                "no call succeeded within 30 s of the restart: {errors:?}"
+                e.contains("timed out")
+                    || e.contains("no server answers")
+                    || e.contains("NATS request"),
+                "a clear error: {e}"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        for _ in 0..50 {
-            probe.pid().await.unwrap();
-        }
-    });
+    }
+    // The last calls all succeeded.
+    assert!(outcomes[outcomes.len() - 50..]
+        .iter()
+        .all(|(o, _)| o.is_ok()));
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub struct NatsServer {
     port: u16,
     store: PathBuf,
     extra: Vec<String>,
+    /// The server name it is started with: the greeting of a server on the port must
+    /// carry it (another test's server may have taken the port meanwhile).
+    name: String,
 }
 
 impl NatsServer {
@@ -46,8 +49,25 @@ impl NatsServer {
             port: free_port(),
             store,
             extra: args.iter().map(|a| a.to_string()).collect(),
+            name: crate::unique_name("nats"),
         };
-        server.spawn();
+        // Another process may take the free port before the server binds it: then try
+        // another one.
+        for _ in 0..4 {
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => {
+                    eprintln!(
+                        "nats-server on port {}: {e}; trying another port",
+                        server.port
+                    );
+                    server.port = free_port();
+                }
+            }
+        }
+        if let Err(e) = server.spawn() {
+            panic!("{e}");
+        }
         server
     }
 
@@ -81,18 +101,28 @@ impl NatsServer {
 
     /// Kills the server if it runs, and starts it again on the same port with the same
     /// store; waits until it accepts clients.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not start again (say, another process took the port).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(e) = self.spawn() {
+            panic!("{e}");
+        }
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server and waits until it accepts; `Err` when it exits first (its
+    /// stderr in the text). Panics when nats-server is not installed or is too slow.
+    fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new("nats-server");
         cmd.args([
             "-a",
             "127.0.0.1",
             "-p",
             &self.port.to_string(),
+            "--server_name",
+            &self.name,
             "-js",
             "-sd",
         ])
@@ -116,9 +146,11 @@ impl NatsServer {
                 if let Some(e) = child.stderr.as_mut() {
                     let _ = e.read_to_string(&mut err);
                 }
-                panic!("nats-server exited ({status}) before accepting clients: {err}");
+                return Err(format!(
+                    "nats-server exited ({status}) before accepting clients: {err}"
+                ));
             }
-            if accepts(addr) {
+            if accepts(addr, &self.name) {
                 break;
             }
             if Instant::now() >= deadline {
@@ -135,6 +167,7 @@ impl NatsServer {
             });
         }
         self.child = Some(child);
+        Ok(())
     }
 }
 
@@ -163,14 +196,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Whether a server at `addr` accepts and greets with its `INFO` line.
-fn accepts(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+/// Whether the server named `name` accepts at `addr`: its greeting is an `INFO` line with
+/// that `server_name`.
+fn accepts(addr: SocketAddr, name: &str) -> bool {
+    use std::io::BufRead;
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut greeting = [0u8; 4];
-    stream.read_exact(&mut greeting).is_ok() && &greeting == b"INFO"
+    let mut greeting = String::new();
+    let read = std::io::BufReader::new(stream.take(64 * 1024)).read_line(&mut greeting);
+    read.is_ok()
+        && greeting.starts_with("INFO ")
+        && greeting.contains(&format!("\"server_name\":\"{name}\""))
 }
 
 #[cfg(test)]
@@ -181,13 +219,14 @@ mod tests {
     fn starts_restarts_on_the_same_port_and_kills() {
         let mut server = NatsServer::start();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port()));
-        assert!(accepts(addr));
+        assert!(accepts(addr, &server.name));
+        assert!(!accepts(addr, "another"));
         let first = server.pid().unwrap();
         server.restart();
-        assert!(accepts(addr));
+        assert!(accepts(addr, &server.name));
         assert_ne!(server.pid().unwrap(), first);
         server.kill();
-        assert!(!accepts(addr));
+        assert!(!accepts(addr, &server.name));
         let store = server.store().to_path_buf();
         drop(server);
         assert!(!store.exists());
