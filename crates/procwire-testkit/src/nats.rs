@@ -188,8 +188,29 @@ impl std::fmt::Debug for NatsServer {
     }
 }
 
-/// A loopback port nobody listens on now (the kernel's pick for port 0).
+/// A loopback port nobody listens on now, outside the kernel's ephemeral range (so that
+/// no outgoing connection takes it while the server restarts), falling back to the
+/// kernel's pick for port 0.
 fn free_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    let (low, _) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| {
+            let mut it = r.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let first = 10_000u16;
+    if low > first + 1000 {
+        let state = RandomState::new();
+        for attempt in 0..64u32 {
+            let pick = first
+                + (state.hash_one((std::process::id(), attempt)) % u64::from(low - first)) as u16;
+            if TcpListener::bind((Ipv4Addr::LOCALHOST, pick)).is_ok() {
+                return pick;
+            }
+        }
+    }
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .expect("bind a loopback port")
