@@ -11,6 +11,8 @@
 //!   client on `nats://…/Bench/Echo` (procwire-nats: the request frame on
 //!   `procwire.Bench.Echo`, answered by a `RemotingServer` in the queue group `Bench`).
 //!
+//! - `*_batch`: 64 of them in flight at once (calls per second: divan's item rate).
+//!
 //! Run with `cargo bench -p procwire-bench --bench nats`; pin with
 //! `PROCWIRE_BENCH_PEER_CPUS=1 taskset -c 0` for one process on each CPU.
 
@@ -121,4 +123,43 @@ fn remoting_call(bencher: Bencher<'_, '_>) {
     );
     let data = vec![7u8; SMALL];
     bencher.bench_local(|| rt.block_on(client.echo(data.clone())).expect("call"));
+}
+
+/// Requests in flight at once in the `*_batch` benchmarks.
+const BATCH: usize = 64;
+
+#[divan::bench]
+fn raw_request_batch(bencher: Bencher<'_, '_>) {
+    let (nats, _peer) = setup();
+    let rt = runtime();
+    let client = rt
+        .block_on(async_nats::connect(nats.url()))
+        .expect("connect");
+    let data = bytes::Bytes::from(vec![7u8; SMALL]);
+    bencher
+        .counter(divan::counter::ItemsCount::new(BATCH))
+        .bench_local(|| {
+            rt.block_on(futures::future::join_all(
+                (0..BATCH).map(|_| client.request(RAW_SUBJECT, data.clone())),
+            ))
+        });
+}
+
+#[divan::bench]
+fn remoting_call_batch(bencher: Bencher<'_, '_>) {
+    let (nats, _peer) = setup();
+    let rt = runtime();
+    let url = format!("{}/Bench/Echo", nats.url());
+    let client = EchoClient::new(
+        rt.block_on(remoting::connect(&url, &NatsOptions::new()))
+            .expect("connect"),
+    );
+    let data = vec![7u8; SMALL];
+    bencher
+        .counter(divan::counter::ItemsCount::new(BATCH))
+        .bench_local(|| {
+            rt.block_on(futures::future::join_all(
+                (0..BATCH).map(|_| client.echo(data.clone())),
+            ))
+        });
 }

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use async_nats::service::ServiceExt;
 use futures::StreamExt;
-use procwire_remoting::server::Mode;
+use procwire_remoting::server::{Mode, MAX_IN_FLIGHT};
 use procwire_remoting::wire::{self, Op, Response};
 use procwire_remoting::{Peer, RemoteError, RemoteErrorKind, RemotingError, RemotingServer};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::{instance_subject, is_token, nats_service_name, service_subject, INSTANCE_HEADER};
@@ -185,6 +186,7 @@ pub async fn serve_client(
             client: client.clone(),
             instance: instance.clone(),
             max,
+            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         });
         for endpoint in [calls, direct] {
             listener
@@ -222,23 +224,33 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// Answers the requests of one endpoint.
+/// Answers the requests of one service (both its endpoints).
 struct Answerer {
     server: RemotingServer,
     client: async_nats::Client,
     instance: String,
     max: usize,
+    /// At most [`MAX_IN_FLIGHT`] calls of the service run at once in this process; beyond
+    /// them requests wait in the subscription (and in the NATS server) until one ends.
+    slots: Arc<Semaphore>,
 }
 
 impl Answerer {
     async fn run(self: Arc<Self>, mut endpoint: async_nats::service::endpoint::Endpoint) {
         while let Some(request) = endpoint.next().await {
+            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+                return;
+            };
             // Each call in a task of its own: a slow call holds up no other.
-            tokio::spawn(Arc::clone(&self).answer(request));
+            let answerer = Arc::clone(&self);
+            tokio::spawn(async move {
+                answerer.answer(request).await;
+                drop(slot);
+            });
         }
     }
 
-    async fn answer(self: Arc<Self>, request: async_nats::service::Request) {
+    async fn answer(&self, request: async_nats::service::Request) {
         let Some(reply) = request.message.reply.clone() else {
             tracing::debug!("nats: ignoring a request without a reply subject");
             return;
