@@ -537,6 +537,31 @@ fn credentials_are_required_and_accepted() {
 }
 
 #[test]
+fn a_missing_credentials_file_is_named_and_secrets_are_not_printed() {
+    runtime().block_on(async {
+        let err = NatsOptions::new()
+            .credentials_file("/nonexistent/user.creds")
+            .connect("nats://127.0.0.1:4222")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, procwire_nats::ConnectError::Credentials { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("/nonexistent/user.creds"), "{err}");
+    });
+    let shown = format!(
+        "{:?} {:?}",
+        NatsOptions::new().user_password("u", "hunter2"),
+        NatsOptions::new().token("t0psecret")
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("t0psecret"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn plaintext_to_another_host_is_refused_unless_allowed() {
     runtime().block_on(async {
         let err = NatsOptions::new()
