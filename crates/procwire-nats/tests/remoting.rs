@@ -860,6 +860,35 @@ fn tls_to_the_nats_server_with_a_trusted_ca() {
 }
 
 #[test]
+fn a_sponsor_keeps_an_object_alive_in_its_process_and_release_ends_it() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let nats = NatsServer::start();
+    let app = unique_name("app");
+    let _procs = servers(&nats, &app, 2, Duration::from_millis(300));
+    runtime().block_on(async {
+        let url = format!("{}/{app}/Tally", nats.url());
+        let proxy = remoting::activate(&url, &(0u64,), &NatsOptions::new())
+            .await
+            .unwrap();
+        let tally = ProbeClient::new(proxy.clone());
+        let (_, home) = tally.add(1).await.unwrap();
+        {
+            // Renewals reach the object's process: it outlives its 300 ms lease.
+            let _sponsor = proxy.sponsor(Duration::from_millis(50), Duration::from_millis(500));
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            assert_eq!(tally.add(1).await.unwrap(), (2, home));
+        }
+        proxy.release().await.unwrap();
+        let err = tally.add(1).await.unwrap_err();
+        assert_eq!(
+            err.remote_kind(),
+            Some(RemoteErrorKind::ObjectDisconnected),
+            "{err}"
+        );
+    });
+}
+
+#[test]
 fn an_object_whose_process_is_gone_is_disconnected() {
     let _w = Watchdog::new(Duration::from_secs(60));
     let nats = NatsServer::start();
