@@ -285,7 +285,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signal = signals.recv().await;
     // The listeners go first (a pipe channel's name with them), then the server.
     drop(listeners);
-    drop(nats);
+    if let Some(nats) = nats {
+        // Out of the queue group before exiting: the next calls go to the other servers.
+        let _ = nats.stop().await;
+    }
     Err(Stopped(signal).into())
 }
 

@@ -454,6 +454,31 @@ fn a_call_nobody_serves_fails_at_once_with_no_server() {
 }
 
 #[test]
+fn a_stopped_listener_leaves_the_queue_group() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let nats = NatsServer::start();
+    let app = unique_name("app");
+    runtime().block_on(async {
+        let server = RemotingServer::new(registry(&app, Duration::from_secs(60)));
+        let listener = remoting::serve(&server, &nats.url(), &NatsOptions::new())
+            .await
+            .unwrap();
+        let url = format!("{}/{app}/Probe", nats.url());
+        let probe = ProbeClient::new(remoting::connect(&url, &NatsOptions::new()).await.unwrap());
+        probe.pid().await.unwrap();
+        listener.stop().await.unwrap();
+        // Whether the abandoned endpoint task aborted before or after the UNSUB reached the
+        // server, the next calls find nobody.
+        let err = probe.pid().await.unwrap_err();
+        assert_eq!(
+            err.remote_kind(),
+            Some(RemoteErrorKind::UnknownService),
+            "{err}"
+        );
+    });
+}
+
+#[test]
 fn deadlines_end_slow_calls() {
     let _w = Watchdog::new(Duration::from_secs(60));
     let nats = NatsServer::start();

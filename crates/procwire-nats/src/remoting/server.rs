@@ -22,7 +22,10 @@ const BAD_FRAME: usize = 400;
 /// queue groups and the Services API).
 #[derive(Debug)]
 pub struct NatsListener {
+    /// The tasks that read the endpoints; they end (unsubscribing) when `stopping` says.
     tasks: Vec<JoinHandle<()>>,
+    sweeper: Option<JoinHandle<()>>,
+    stopping: tokio::sync::watch::Sender<bool>,
     services: Vec<async_nats::service::Service>,
     instances: Vec<String>,
     local: String,
@@ -44,18 +47,48 @@ impl NatsListener {
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
-}
 
-impl Drop for NatsListener {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
+    /// Stops serving, and returns once the NATS server knows: a call made next goes to
+    /// another process of the queue group, or finds no server. (Dropping the listener
+    /// stops it too, without waiting.) Calls that are running are abandoned.
+    ///
+    /// # Errors
+    ///
+    /// [`RemotingError::Disconnected`] when the NATS server cannot be told now (it then
+    /// forgets the subscriptions when the connection ends).
+    pub async fn stop(mut self) -> Result<(), RemotingError> {
+        self.shut();
+        for task in self.tasks.drain(..) {
+            // Each unsubscribes before it ends.
+            let _ = task.await;
+        }
+        self.client
+            .flush()
+            .await
+            .map_err(|e| RemotingError::Disconnected {
+                reason: format!(
+                    "cannot tell the NATS server at {} that the services stopped: {e}",
+                    self.local
+                ),
+            })
+    }
+
+    fn shut(&mut self) {
+        let _ = self.stopping.send(true);
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.abort();
         }
         for service in self.services.drain(..) {
             // `stop` only signals the endpoints and aborts the service's task: it is ready
             // at once.
             let _ = futures::FutureExt::now_or_never(service.stop());
         }
+    }
+}
+
+impl Drop for NatsListener {
+    fn drop(&mut self) {
+        self.shut();
     }
 }
 
@@ -121,6 +154,8 @@ pub async fn serve_client(
         .min(client.server_info().max_payload.max(1));
     let mut listener = NatsListener {
         tasks: Vec::new(),
+        sweeper: None,
+        stopping: tokio::sync::watch::Sender::new(false),
         services: Vec::new(),
         instances: Vec::new(),
         local: base.to_owned(),
@@ -189,14 +224,14 @@ pub async fn serve_client(
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         });
         for endpoint in [calls, direct] {
-            listener
-                .tasks
-                .push(tokio::spawn(Arc::clone(&answerer).run(endpoint)));
+            listener.tasks.push(tokio::spawn(
+                Arc::clone(&answerer).run(endpoint, listener.stopping.subscribe()),
+            ));
         }
         listener.services.push(service);
         listener.instances.push(instance);
     }
-    listener.tasks.push(sweeper(server));
+    listener.sweeper = Some(sweeper(server));
     // The subscriptions are at the NATS server when this returns: a call made next
     // reaches this process.
     client
@@ -236,8 +271,21 @@ struct Answerer {
 }
 
 impl Answerer {
-    async fn run(self: Arc<Self>, mut endpoint: async_nats::service::endpoint::Endpoint) {
-        while let Some(request) = endpoint.next().await {
+    async fn run(
+        self: Arc<Self>,
+        mut endpoint: async_nats::service::endpoint::Endpoint,
+        mut stopping: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let request = tokio::select! {
+                request = endpoint.next() => request,
+                // `true` is the only change; a dropped sender means stop too.
+                _ = stopping.changed() => {
+                    let _ = endpoint.stop().await;
+                    return;
+                }
+            };
+            let Some(request) = request else { return };
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
             };
