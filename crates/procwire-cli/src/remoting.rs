@@ -1,4 +1,4 @@
-//! `procwire remoting serve` and `procwire remoting call`.
+//! `procwire remoting serve`, `procwire remoting call` and `procwire remoting ls`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,6 +22,76 @@ pub(crate) enum RemotingCommand {
     Serve(ServeArgs),
     /// Call METHOD on the object at URL with JSON arguments, and print the JSON result.
     Call(CallArgs),
+    /// List the procwire services and their server processes on a NATS server
+    /// (`nats://HOST:PORT`), from the NATS Services API.
+    Ls(LsArgs),
+}
+
+/// How to reach a NATS server: credentials and TLS.
+#[derive(Debug, Args)]
+pub(crate) struct NatsArgs {
+    /// The NATS user (with --nats-password).
+    #[arg(long, requires = "nats_password")]
+    nats_user: Option<String>,
+    /// The NATS password.
+    #[arg(long, requires = "nats_user")]
+    nats_password: Option<String>,
+    /// A NATS token.
+    #[arg(long, conflicts_with_all = ["nats_user", "nats_creds", "nats_nkey"])]
+    nats_token: Option<String>,
+    /// A NATS credentials (.creds) file.
+    #[arg(long, conflicts_with_all = ["nats_user", "nats_nkey"])]
+    nats_creds: Option<PathBuf>,
+    /// A NATS nkey seed (`SU…`).
+    #[arg(long, conflicts_with = "nats_user")]
+    nats_nkey: Option<String>,
+    /// Speak TLS to the NATS server, trusting the CA certificates in this PEM file.
+    #[arg(long)]
+    nats_ca: Option<PathBuf>,
+    /// Allow a NATS server that is not on loopback without TLS.
+    #[arg(long)]
+    nats_allow_plaintext_network: bool,
+}
+
+impl NatsArgs {
+    fn options(&self) -> procwire_nats::NatsOptions {
+        let mut o = procwire_nats::NatsOptions::new().name("procwire");
+        if let (Some(u), Some(p)) = (&self.nats_user, &self.nats_password) {
+            o = o.user_password(u, p);
+        }
+        if let Some(t) = &self.nats_token {
+            o = o.token(t);
+        }
+        if let Some(c) = &self.nats_creds {
+            o = o.credentials_file(c);
+        }
+        if let Some(n) = &self.nats_nkey {
+            o = o.nkey(n);
+        }
+        if let Some(ca) = &self.nats_ca {
+            o = o.root_certificates(ca);
+        }
+        if self.nats_allow_plaintext_network {
+            o = o.allow_plaintext_network();
+        }
+        o
+    }
+}
+
+fn is_nats(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("nats://") || lower.starts_with("tls://")
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// `nats://HOST:PORT` (or `tls://HOST:PORT`).
+    url: String,
+    /// One JSON object per instance instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -38,6 +108,12 @@ pub(crate) struct ServeArgs {
     /// Also serve on this pipe name.
     #[arg(long)]
     pipe: Option<String>,
+    /// Also serve on this NATS server (`nats://HOST:PORT`), in the queue group of the
+    /// application.
+    #[arg(long)]
+    nats: Option<String>,
+    #[command(flatten)]
+    nats_args: NatsArgs,
     /// Listen on all interfaces in plaintext instead of loopback only.
     #[arg(long)]
     allow_plaintext_network: bool,
@@ -68,7 +144,8 @@ pub(crate) struct ServeArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
     /// `tcp://host:port/App/Service`, `pipe://Name/App/Service`,
-    /// `http://host:port/App/Service` or `https://host:port/App/Service`.
+    /// `http://host:port/App/Service`, `https://host:port/App/Service` or
+    /// `nats://host:port/App/Service`.
     pub(crate) url: String,
     /// The method.
     pub(crate) method: String,
@@ -95,6 +172,8 @@ pub(crate) struct CallArgs {
     /// certificates in this file.
     #[arg(long)]
     pub(crate) ca: Option<PathBuf>,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 pub(crate) fn run(cmd: RemotingCommand) -> anyhow::Result<()> {
@@ -106,7 +185,47 @@ pub(crate) fn run(cmd: RemotingCommand) -> anyhow::Result<()> {
     match cmd {
         RemotingCommand::Serve(args) => rt.block_on(serve(args)),
         RemotingCommand::Call(args) => rt.block_on(call(args)),
+        RemotingCommand::Ls(args) => rt.block_on(ls(args)),
     }
+}
+
+async fn ls(args: LsArgs) -> anyhow::Result<()> {
+    if !is_nats(&args.url) {
+        bail!("`procwire remoting ls` lists the services on a NATS server: give nats://HOST:PORT (for an http:// server, GET /App lists its services)");
+    }
+    let instances = procwire_nats::remoting::list(&args.url, &args.nats.options()).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for i in &instances {
+            writeln!(out, "{}", serde_json::to_string(i)?)?;
+        }
+        return Ok(());
+    }
+    let mut last = None;
+    for i in &instances {
+        let path = format!("{}/{}", i.app, i.service);
+        if last.as_ref() != Some(&path) {
+            let n = instances
+                .iter()
+                .filter(|j| j.app == i.app && j.service == i.service)
+                .count();
+            writeln!(
+                out,
+                "{path}\t{}\t{}\t{n} instance(s)\tsubject {}\tmethods {}",
+                i.mode,
+                i.interface,
+                i.subject,
+                i.methods.join(",")
+            )?;
+            last = Some(path);
+        }
+        writeln!(
+            out,
+            "\tpid {}\thost {}\tid {}\tversion {}\trequests {}\tsubject {}",
+            i.pid, i.host, i.id, i.version, i.requests, i.instance_subject
+        )?;
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -145,18 +264,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.pipe {
         listeners.push(server.listen_pipe(PipeChannel::new(name))?);
     }
-    if listeners.is_empty() {
-        bail!("no channel: give --tcp, --http or --pipe");
+    let nats = match &args.nats {
+        Some(url) => {
+            Some(procwire_nats::remoting::serve(&server, url, &args.nats_args.options()).await?)
+        }
+        None => None,
+    };
+    if listeners.is_empty() && nats.is_none() {
+        bail!("no channel: give --tcp, --http, --pipe or --nats");
     }
     let mut out = std::io::stdout();
     for l in &listeners {
         writeln!(out, "listening on {}/{}", l.local(), sample::APP)?;
+    }
+    if let Some(n) = &nats {
+        writeln!(out, "listening on {}/{}", n.local(), sample::APP)?;
     }
     writeln!(out, "ready (pid {})", std::process::id())?;
     out.flush()?;
     let signal = signals.recv().await;
     // The listeners go first (a pipe channel's name with them), then the server.
     drop(listeners);
+    if let Some(nats) = nats {
+        // Out of the queue group before exiting: the next calls go to the other servers.
+        let _ = nats.stop().await;
+    }
     Err(Stopped(signal).into())
 }
 
@@ -165,16 +297,20 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return crate::http_client::call(&args).await;
     }
-    let url = RemoteUrl::parse(&args.url)?;
-    if url.scheme == Scheme::Http {
-        bail!("cannot call {url}");
-    }
     let body: serde_json::Value =
         serde_json::from_str(&args.args).context("the arguments are not valid JSON")?;
     let deadline = args.deadline;
-    let proxy = match &args.ca {
-        Some(ca) => Proxy::connect_tls(&args.url, client_tls(ca)?).await?,
-        None => Proxy::connect(&args.url).await?,
+    let proxy = if is_nats(&args.url) {
+        procwire_nats::remoting::connect(&args.url, &args.nats.options()).await?
+    } else {
+        let url = RemoteUrl::parse(&args.url)?;
+        if url.scheme == Scheme::Http {
+            bail!("cannot call {url}");
+        }
+        match &args.ca {
+            Some(ca) => Proxy::connect_tls(&args.url, client_tls(ca)?).await?,
+            None => Proxy::connect(&args.url).await?,
+        }
     };
     let mut proxy = proxy.with_format(Format::Json).with_deadline(deadline);
     if let Some(ctor) = &args.activate {

@@ -689,3 +689,57 @@ fn issue_9_oversize_pipe_frame_gets_a_close_frame() {
     assert!(reason.contains("4194305 bytes"), "{reason}");
     still_serves(&s);
 }
+
+/// `procwire remoting serve --nats` in two processes, `procwire remoting ls nats://…`
+/// sees both, and `procwire remoting call nats://…` reaches them.
+#[test]
+fn serve_ls_and_call_on_nats() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let nats = procwire_testkit::nats::NatsServer::start();
+    let mut servers: Vec<Proc> = (0..2)
+        .map(|_| {
+            let mut cmd = procwire();
+            cmd.args(["remoting", "serve", "--no-tcp", "--nats", &nats.url()]);
+            Proc::spawn(cmd)
+        })
+        .collect();
+    for s in &mut servers {
+        s.wait_for("ready");
+    }
+    let mut cmd = procwire();
+    cmd.args(["remoting", "ls", &nats.url()]);
+    let out = run(cmd, b"", Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for service in [
+        "SingleCallService",
+        "SingletonService",
+        "ClientActivatedObject",
+    ] {
+        let head = text
+            .lines()
+            .find(|l| l.starts_with(&format!("RemotingService/{service}\t")))
+            .unwrap_or_else(|| panic!("{service} in {text}"));
+        assert!(head.contains("2 instance(s)"), "{head}");
+    }
+    for s in &servers {
+        assert!(text.contains(&format!("pid {}\t", s.pid())), "{text}");
+    }
+    let url = format!("{}/RemotingService/SingletonService", nats.url());
+    let (ok, lines) = call(&url, "hello", r#"{"name":"nats"}"#, &[]);
+    assert!(ok, "{lines:?}");
+    assert!(lines[0].contains("Hello nats"), "{lines:?}");
+    let url = format!("{}/RemotingService/ClientActivatedObject", nats.url());
+    let (ok, lines) = call(
+        &url,
+        "count",
+        "{}",
+        &["--activate", r#"["mine"]"#, "--repeat", "3"],
+    );
+    assert!(ok, "{lines:?}");
+    assert_eq!(&lines[lines.len() - 3..], ["1", "2", "3"], "{lines:?}");
+}

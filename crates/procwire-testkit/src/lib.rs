@@ -14,9 +14,10 @@
 //!
 //! and starts helpers with [`helper`] (or [`helper_on_cpu`], [`helper_as_user`], or
 //! [`helper_command`] for a command to change first). Benchmarks that run a peer process
-//! use [`bench`].
+//! use [`bench`](mod@bench); the tests of procwire-nats start a real `nats-server` with [`nats`].
 
 pub mod bench;
+pub mod nats;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
