@@ -1,0 +1,75 @@
+//! Mailslots on a NATS server: one-way messages from many writers, on any host, to one
+//! reader, stored in JetStream until read.
+//!
+//! | Windows | procwire (local) | procwire on NATS |
+//! |---|---|---|
+//! | `CreateMailslot` | `MailslotOptions::create` | [`NatsMailslotOptions::create`] → [`NatsMailslot`] |
+//! | `GetMailslotInfo` | `MailslotServer::info` | [`NatsMailslot::info`] → [`MailslotInfo`] |
+//! | `SetMailslotInfo` | `MailslotServer::set_read_timeout` | [`NatsMailslot::set_read_timeout`] |
+//! | `ReadFile` | `MailslotServer::read` | [`NatsMailslot::read`] |
+//! | `CreateFile` + `WriteFile` | `MailslotWriter::open` + `write` | [`NatsMailslotWriter::open`] + [`write`](NatsMailslotWriter::write) |
+//! | `\\*\mailslot\Name` | a UDP broadcast | `nats://HOST:PORT/mailslot/*/Name` |
+//!
+//! # Names
+//!
+//! - `nats://HOST:PORT/mailslot/Name` — a **stored** slot: the JetStream stream
+//!   `PROCWIRE_MAILSLOT_Name` (work-queue retention, file storage) with the one subject
+//!   `procwire.mailslot.Name`.
+//! - `nats://HOST:PORT/mailslot/*/Name` — a **broadcast** slot: core NATS messages on
+//!   `procwire.broadcast.Name`, to every reader listening; nothing is stored.
+//!
+//! `Name` is 1 to 200 ASCII letters, digits, `-` and `_`; `tls://` instead of `nats://`
+//! requires TLS; credentials and TLS settings are in [`NatsOptions`].
+//! The stream, subjects and message layout are in `docs/protocol.md`, so that any NATS
+//! client can write to or read a slot.
+//!
+//! # What is promised
+//!
+//! **A stored slot outlives its reader and loses nothing.** A write returns only once the
+//! server has stored the message (a JetStream publish acknowledgement); it stays stored
+//! while no reader runs, and across a restart of the server with its store. The reader
+//! gets messages in the order stored, and [`NatsMailslot::info`] counts exactly what the
+//! stream holds. Delivery is **at-least-once**: a message is removed from the stream
+//! when the reader comes back after reading it (next read, peek, info, close or drop), so
+//! a reader killed in between leaves it for the next reader — only that one message can
+//! be delivered twice. One reader per slot at a time.
+//!
+//! **The slot must exist before writers open it**: a reader's
+//! [`create`](NatsMailslotOptions::create) makes it (as `CreateMailslot` does), and it
+//! stays when that reader exits; [`NatsWriterOptions::open`] on a slot that was never
+//! created fails with [`NatsMailslotError::NotFound`], and
+//! [`NatsWriterOptions::open_or_create`] creates it with the default sizes instead.
+//!
+//! **Sizes are checked on both sides.** A writer refuses a message over the slot's
+//! maximum with [`NatsMailslotError::MessageTooLarge`] before sending it; the stream's own
+//! maximum (the slot's, plus 128 bytes for the message id header) makes the server refuse
+//! bigger ones from any other client; and the reader drops (and counts,
+//! [`NatsMailslot::dropped_oversize`]) a stored message over the slot's maximum that a
+//! foreign writer slipped into those 128 bytes.
+//!
+//! **A broadcast is not stored** and may be missed: it reaches the readers listening at
+//! the moment it is published, and no one else. Unlike a Windows slot, a stored slot's
+//! reader does not also receive the broadcasts of its name: listen on the `*` form for
+//! them.
+//!
+//! **Blocking and async.** [`NatsMailslot`] and [`NatsMailslotWriter`] run a small tokio
+//! runtime of their own (one worker thread, which also keeps the connection alive between
+//! calls); [`AsyncNatsMailslot`] and [`AsyncNatsMailslotWriter`] run on the caller's.
+
+mod api;
+mod error;
+mod name;
+mod options;
+mod reader;
+mod writer;
+
+pub use crate::NatsOptions;
+pub use api::HEADER_ROOM;
+pub use error::NatsMailslotError;
+pub use name::{BROADCAST_PREFIX, MAX_NAME_LEN, STREAM_PREFIX, SUBJECT_PREFIX};
+pub use options::{
+    NatsMailslotOptions, NatsWriterOptions, ReadTimeout, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE,
+};
+pub use procwire::mailslot::MailslotInfo;
+pub use reader::{AsyncNatsMailslot, NatsMailslot};
+pub use writer::{AsyncNatsMailslotWriter, NatsMailslotWriter};
