@@ -408,6 +408,33 @@ fn refused_unless(success: bool, what: &str) -> Result<(), Failure> {
     }
 }
 
+#[derive(Deserialize)]
+struct Purged {
+    #[serde(default)]
+    success: bool,
+}
+
+/// `STREAM.PURGE` of every message before `seq`: the message handed out last, and any
+/// older one a server that was killed (not stopped) brought back because it had not
+/// written the removal to its store yet.
+pub(crate) async fn purge_before(
+    client: &Client,
+    name: &SlotName,
+    seq: u64,
+    limit: Duration,
+) -> Result<(), Failure> {
+    let body = serde_json::json!({ "seq": seq });
+    let done: Purged = request(
+        client,
+        format!("$JS.API.STREAM.PURGE.{}", name.stream()),
+        None,
+        Bytes::from(body.to_string()),
+        limit,
+    )
+    .await?;
+    refused_unless(done.success, "the messages were not purged")
+}
+
 /// Whether the stream is a procwire mailslot's; what it is instead when not.
 pub(crate) fn check_kind(name: &SlotName, info: &StreamInfo) -> Result<usize, NatsMailslotError> {
     let c = &info.config;

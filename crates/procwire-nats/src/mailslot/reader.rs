@@ -409,7 +409,7 @@ impl Reader {
             &self.name,
             "remove the message read last",
             deadline,
-            |limit| api::delete_message(&self.client, &self.name, seq, limit),
+            |limit| api::purge_before(&self.client, &self.name, seq + 1, limit),
         )
         .await
         .map_err(|f| api::failed(&self.name, "remove the message read last", started, f))?;
@@ -575,7 +575,7 @@ impl Drop for Reader {
         let client = self.client.clone();
         let name = self.name.clone();
         runtime.spawn(async move {
-            let _ = api::delete_message(&client, &name, seq, CLOSE_TIME).await;
+            let _ = api::purge_before(&client, &name, seq + 1, CLOSE_TIME).await;
             let _ = client.flush().await;
         });
     }
@@ -614,7 +614,8 @@ impl Drop for Reader {
 /// ```
 #[derive(Debug)]
 pub struct NatsMailslot {
-    inner: AsyncNatsMailslot,
+    /// `None` only while dropping: the async reader is dropped inside the runtime.
+    inner: Option<AsyncNatsMailslot>,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 
@@ -649,17 +650,22 @@ impl NatsMailslot {
     ) -> Result<NatsMailslot, NatsMailslotError> {
         let runtime = Arc::new(runtime(name)?);
         let inner = runtime.block_on(AsyncNatsMailslot::create_with(name, options))?;
-        Ok(NatsMailslot { inner, runtime })
+        Ok(NatsMailslot {
+            inner: Some(inner),
+            runtime,
+        })
     }
 
     /// The async reader inside, to await on another runtime.
     pub fn as_async(&self) -> &AsyncNatsMailslot {
-        &self.inner
+        self.inner
+            .as_ref()
+            .expect("the reader is there until dropped")
     }
 
     /// The slot's name, as given.
     pub fn name(&self) -> &str {
-        self.inner.name()
+        self.as_async().name()
     }
 
     /// How many messages wait, the size of the next, the maximum size and the read
@@ -670,12 +676,12 @@ impl NatsMailslot {
     ///
     /// [`NatsMailslotError::Disconnected`] when the server did not answer for 10 s.
     pub fn info(&self) -> Result<MailslotInfo, NatsMailslotError> {
-        self.runtime.block_on(self.inner.info())
+        self.runtime.block_on(self.as_async().info())
     }
 
     /// Changes how long reads wait (`SetMailslotInfo`), from the next read on.
     pub fn set_read_timeout(&self, timeout: ReadTimeout) {
-        self.inner.set_read_timeout(timeout);
+        self.as_async().set_read_timeout(timeout);
     }
 
     /// The next message, in the order stored, waiting as the read timeout says. While the
@@ -687,7 +693,7 @@ impl NatsMailslot {
     /// [`ReadTimeout::Immediate`]); [`NatsMailslotError::Disconnected`] when the server did
     /// not answer in that time.
     pub fn read(&self) -> Result<Vec<u8>, NatsMailslotError> {
-        self.runtime.block_on(self.inner.read())
+        self.runtime.block_on(self.as_async().read())
     }
 
     /// The next message, waiting at most `timeout` whatever the slot's read timeout.
@@ -696,7 +702,7 @@ impl NatsMailslot {
     ///
     /// As [`read`](Self::read).
     pub fn read_timeout(&self, timeout: Duration) -> Result<Vec<u8>, NatsMailslotError> {
-        self.runtime.block_on(self.inner.read_timeout(timeout))
+        self.runtime.block_on(self.as_async().read_timeout(timeout))
     }
 
     /// The next message if one is waiting, after one look.
@@ -705,7 +711,7 @@ impl NatsMailslot {
     ///
     /// [`NatsMailslotError::Disconnected`] when the server did not answer.
     pub fn try_read(&self) -> Result<Option<Vec<u8>>, NatsMailslotError> {
-        self.runtime.block_on(self.inner.try_read())
+        self.runtime.block_on(self.as_async().try_read())
     }
 
     /// A copy of the next message, waiting as the read timeout says, leaving it next.
@@ -714,7 +720,7 @@ impl NatsMailslot {
     ///
     /// As [`read`](Self::read).
     pub fn peek(&self) -> Result<Vec<u8>, NatsMailslotError> {
-        self.runtime.block_on(self.inner.peek())
+        self.runtime.block_on(self.as_async().peek())
     }
 
     /// Reads the next message into the caller's buffer, as `ReadFile` does.
@@ -724,13 +730,13 @@ impl NatsMailslot {
     /// [`NatsMailslotError::BufferTooSmall`] when the next message does not fit (it stays
     /// next); as [`read`](Self::read).
     pub fn read_into(&self, buf: &mut [u8]) -> Result<usize, NatsMailslotError> {
-        self.runtime.block_on(self.inner.read_into(buf))
+        self.runtime.block_on(self.as_async().read_into(buf))
     }
 
     /// Messages thrown away because they were over the slot's maximum (only from writers
     /// that are not procwire's).
     pub fn dropped_oversize(&self) -> u64 {
-        self.inner.dropped_oversize()
+        self.as_async().dropped_oversize()
     }
 
     /// Removes the message handed out last from the stream (a drop does it too, trying
@@ -741,7 +747,7 @@ impl NatsMailslot {
     /// [`NatsMailslotError::Disconnected`] when the server did not answer for 2 s: the
     /// message will be delivered again to the next reader.
     pub fn close(&self) -> Result<(), NatsMailslotError> {
-        self.runtime.block_on(self.inner.close())
+        self.runtime.block_on(self.as_async().close())
     }
 
     /// Deletes the slot and every message it stores (its stream) from the server.
@@ -751,7 +757,7 @@ impl NatsMailslot {
     /// [`NatsMailslotError::Disconnected`] when the server did not answer for 10 s.
     pub fn remove(self) -> Result<(), NatsMailslotError> {
         let runtime = self.runtime.clone();
-        let inner = self.inner.clone();
+        let inner = self.as_async().clone();
         drop(self);
         runtime.block_on(inner.remove())
     }
@@ -759,7 +765,13 @@ impl NatsMailslot {
 
 impl Drop for NatsMailslot {
     fn drop(&mut self) {
-        let _ = self.runtime.block_on(self.inner.close_within(CLOSE_TIME));
-        let _ = self.runtime.block_on(self.inner.inner.client.flush());
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let _ = self.runtime.block_on(inner.close_within(CLOSE_TIME));
+        let _ = self.runtime.block_on(inner.inner.client.flush());
+        // A subscription's drop tells the connection's task: inside the runtime.
+        let _inside = self.runtime.enter();
+        drop(inner);
     }
 }

@@ -211,7 +211,8 @@ impl Writer {
 /// ```
 #[derive(Debug)]
 pub struct NatsMailslotWriter {
-    inner: AsyncNatsMailslotWriter,
+    /// `None` only while dropping: the async writer is dropped inside the runtime.
+    inner: Option<AsyncNatsMailslotWriter>,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 
@@ -232,22 +233,27 @@ impl NatsMailslotWriter {
     ) -> Result<NatsMailslotWriter, NatsMailslotError> {
         let runtime = Arc::new(runtime(name)?);
         let inner = runtime.block_on(AsyncNatsMailslotWriter::open_with(name, options, create))?;
-        Ok(NatsMailslotWriter { inner, runtime })
+        Ok(NatsMailslotWriter {
+            inner: Some(inner),
+            runtime,
+        })
     }
 
     /// The async writer inside.
     pub fn as_async(&self) -> &AsyncNatsMailslotWriter {
-        &self.inner
+        self.inner
+            .as_ref()
+            .expect("the writer is there until dropped")
     }
 
     /// The slot's name, as given.
     pub fn name(&self) -> &str {
-        self.inner.name()
+        self.as_async().name()
     }
 
     /// The largest message this writer may send.
     pub fn max_message_size(&self) -> usize {
-        self.inner.max_message_size()
+        self.as_async().max_message_size()
     }
 
     /// Sends one message; for a stored slot, returns once the server has stored it.
@@ -261,6 +267,15 @@ impl NatsMailslotWriter {
     /// (the message may or may not be stored: writing it again stores it at most twice);
     /// [`NatsMailslotError::NotFound`] when the slot was removed.
     pub fn write(&self, message: &[u8]) -> Result<(), NatsMailslotError> {
-        self.runtime.block_on(self.inner.write(message))
+        self.runtime.block_on(self.as_async().write(message))
+    }
+}
+
+impl Drop for NatsMailslotWriter {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let _inside = self.runtime.enter();
+            drop(inner);
+        }
     }
 }
