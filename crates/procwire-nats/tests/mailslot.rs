@@ -524,3 +524,44 @@ fn public_types_are_send_sync_and_debug() {
     check::<NatsWriterOptions>();
     check::<NatsMailslotError>();
 }
+
+#[test]
+fn a_full_slot_makes_writes_wait_then_fail_with_the_message_kept_by_the_caller() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let server = NatsServer::start();
+    let slot = slot_url(&server, &unique_name("full"));
+    let reader = NatsMailslotOptions::new()
+        .max_message_size(100)
+        .max_waiting(10)
+        .create(&slot)
+        .unwrap();
+    let writer = NatsWriterOptions::new()
+        .timeout(Duration::from_millis(500))
+        .open(&slot)
+        .unwrap();
+    let mut stored = 0;
+    // The 11th write finds the slot full.
+    let started = loop {
+        let started = Instant::now();
+        match writer.write(&message(stored)) {
+            Ok(()) => stored += 1,
+            Err(NatsMailslotError::Full { waited, .. }) => {
+                assert!(waited >= Duration::from_millis(500), "{waited:?}");
+                break started;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(stored < 100, "the slot never filled up");
+    };
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(stored, 10);
+    assert_eq!(reader.info().unwrap().waiting, stored);
+    // Full means the new message is refused: the oldest is still there (a stream with a
+    // byte limit would have dropped it on nats-server 2.9, see max_waiting).
+    assert_eq!(reader.peek().unwrap(), message(0));
+    // Room again once the reader takes one (removed when it comes back: the info).
+    assert_eq!(reader.read().unwrap(), message(0));
+    assert_eq!(reader.info().unwrap().waiting, stored - 1);
+    writer.write(&[1; 100]).unwrap();
+    assert_eq!(reader.info().unwrap().waiting, stored);
+}

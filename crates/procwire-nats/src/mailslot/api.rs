@@ -282,12 +282,12 @@ pub(crate) async fn stream_info(
 }
 
 /// `STREAM.CREATE` of the slot's stream: work-queue retention, file storage, one subject,
-/// new messages refused when full.
+/// new messages refused when `max_waiting` are stored.
 pub(crate) async fn create_stream(
     client: &Client,
     name: &SlotName,
     max_message: usize,
-    capacity: usize,
+    max_waiting: usize,
     limit: Duration,
 ) -> Result<StreamInfo, Failure> {
     let config = serde_json::json!({
@@ -298,8 +298,9 @@ pub(crate) async fn create_stream(
         "storage": "file",
         "discard": "new",
         "max_msg_size": max_message + HEADER_ROOM,
-        "max_bytes": capacity,
-        "max_msgs": -1,
+        // No byte limit: see NatsMailslotOptions::max_waiting.
+        "max_bytes": -1,
+        "max_msgs": max_waiting,
         "max_age": 0,
         "num_replicas": 1,
         "duplicate_window": 120_000_000_000u64,

@@ -47,7 +47,7 @@ pub enum NatsMailslotError {
     },
     /// The slot's store stayed full for the whole write timeout; the message was not
     /// stored.
-    #[error("mailslot `{name}` stayed full for {waited:?} (its reader is not keeping up, or its capacity is too small); the message was not stored, retry later")]
+    #[error("mailslot `{name}` stayed full for {waited:?} (its reader is not keeping up, or its max_waiting is too small); the message was not stored, retry later")]
     Full {
         /// The slot's name.
         name: String,

@@ -68,7 +68,7 @@ pub use api::HEADER_ROOM;
 pub use error::NatsMailslotError;
 pub use name::{BROADCAST_PREFIX, MAX_NAME_LEN, STREAM_PREFIX, SUBJECT_PREFIX};
 pub use options::{
-    NatsMailslotOptions, NatsWriterOptions, ReadTimeout, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE,
+    NatsMailslotOptions, NatsWriterOptions, ReadTimeout, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_WAITING,
 };
 pub use procwire::mailslot::MailslotInfo;
 pub use reader::{AsyncNatsMailslot, NatsMailslot};

@@ -12,12 +12,12 @@ use super::{
 /// The default largest message: 64 KiB, as for a local slot.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
 
-/// The default store of a slot: 64 MiB of unread messages, as for a local slot.
-pub const DEFAULT_CAPACITY: usize = 64 << 20;
+/// The default store of a slot: a million unread messages.
+pub const DEFAULT_MAX_WAITING: usize = 1_000_000;
 
 /// How to create (or reopen) a NATS mailslot's reader: the arguments of `CreateMailslot`.
 ///
-/// The maximum message size and the capacity are fixed when the slot's stream is first
+/// The maximum message size and the number of messages stored are fixed when the slot's stream is first
 /// created; a later `create` of the same slot must ask for the same maximum (or none).
 ///
 /// # Examples
@@ -37,7 +37,7 @@ pub const DEFAULT_CAPACITY: usize = 64 << 20;
 pub struct NatsMailslotOptions {
     pub(crate) max_message: Option<usize>,
     pub(crate) read_timeout: ReadTimeout,
-    pub(crate) capacity: usize,
+    pub(crate) max_waiting: usize,
     pub(crate) nats: NatsOptions,
 }
 
@@ -48,13 +48,13 @@ impl Default for NatsMailslotOptions {
 }
 
 impl NatsMailslotOptions {
-    /// 64 KiB messages (or the existing slot's maximum), reads that wait forever, 64 MiB
-    /// of storage, no credentials.
+    /// 64 KiB messages (or the existing slot's maximum), reads that wait forever, a
+    /// million messages stored, no credentials.
     pub fn new() -> NatsMailslotOptions {
         NatsMailslotOptions {
             max_message: None,
             read_timeout: ReadTimeout::Forever,
-            capacity: DEFAULT_CAPACITY,
+            max_waiting: DEFAULT_MAX_WAITING,
             nats: NatsOptions::new(),
         }
     }
@@ -73,11 +73,16 @@ impl NatsMailslotOptions {
         self
     }
 
-    /// How many bytes of unread messages the slot stores before writes fail with
-    /// [`NatsMailslotError::Full`] (after waiting their timeout). Fixed when the slot is
-    /// first created. Unused for a broadcast slot.
-    pub fn capacity(mut self, bytes: usize) -> Self {
-        self.capacity = bytes.max(1);
+    /// How many unread messages the slot stores before writes wait, then fail with
+    /// [`NatsMailslotError::Full`]. Fixed when the slot is first created; unused for a
+    /// broadcast slot.
+    ///
+    /// A count, not bytes as for a local slot: nats-server 2.9 drops the *oldest*
+    /// messages of a stream with a byte limit when messages carrying a `Nats-Msg-Id` (as
+    /// procwire's do) go over it, instead of refusing the new one. Bytes are bounded by
+    /// this count times the maximum message size, and by the server's JetStream storage.
+    pub fn max_waiting(mut self, messages: usize) -> Self {
+        self.max_waiting = messages.max(1);
         self
     }
 
@@ -163,7 +168,7 @@ impl NatsWriterOptions {
     }
 
     /// As [`open`](Self::open), creating a stored slot that does not exist yet with the
-    /// defaults of [`NatsMailslotOptions::new`] (64 KiB messages, 64 MiB of storage), so
+    /// defaults of [`NatsMailslotOptions::new`] (64 KiB messages, a million stored), so
     /// that messages written before any reader ever ran are kept for it.
     ///
     /// # Errors

@@ -23,7 +23,7 @@ const CLOSE_TIME: Duration = Duration::from_secs(2);
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 /// Makes sure the stored slot `name` exists; its maximum message size. With `create`
-/// (maximum asked for, capacity), a missing stream is created.
+/// (maximum asked for, messages stored), a missing stream is created.
 pub(crate) async fn ensure_stream(
     client: &Client,
     name: &SlotName,
@@ -39,7 +39,7 @@ pub(crate) async fn ensure_stream(
     let info = match info {
         Ok(info) => info,
         Err(f) if f.is(api::code::STREAM_NOT_FOUND) => {
-            let Some((asked, capacity)) = create else {
+            let Some((asked, max_waiting)) = create else {
                 return Err(api::not_found(name));
             };
             let max = asked.unwrap_or(DEFAULT_MAX_MESSAGE);
@@ -54,7 +54,7 @@ pub(crate) async fn ensure_stream(
                 });
             }
             let created = api::retry(name, "create the slot", deadline, |limit| {
-                api::create_stream(client, name, max, capacity, limit)
+                api::create_stream(client, name, max, max_waiting, limit)
             })
             .await;
             match created {
@@ -174,7 +174,7 @@ impl AsyncNatsMailslot {
                 };
                 (max, Kind::Broadcast(tokio::sync::Mutex::new(state)))
             } else {
-                let create = Some((options.max_message, options.capacity));
+                let create = Some((options.max_message, options.max_waiting));
                 let max = ensure_stream(&client, &name, create, Instant::now() + OPEN_TIME).await?;
                 (
                     max,
@@ -250,11 +250,27 @@ impl AsyncNatsMailslot {
                 let deadline = Some(Instant::now() + OPEN_TIME);
                 r.settle(&mut s, deadline).await?;
                 let started = Instant::now();
-                let info = api::retry(&r.name, "count the messages", deadline, |limit| {
-                    api::stream_info(&r.client, &r.name, limit)
-                })
-                .await
-                .map_err(|f| api::failed(&r.name, "count the messages", started, f))?;
+                let count = || {
+                    api::retry(&r.name, "count the messages", deadline, |limit| {
+                        api::stream_info(&r.client, &r.name, limit)
+                    })
+                };
+                let mut info = count()
+                    .await
+                    .map_err(|f| api::failed(&r.name, "count the messages", started, f))?;
+                if info.state.messages > 0 && info.state.first_seq < s.cursor {
+                    // Messages this reader removed came back: a server that was killed
+                    // had not written their removal yet. Remove them again.
+                    let cursor = s.cursor;
+                    api::retry(&r.name, "remove messages read before", deadline, |limit| {
+                        api::purge_before(&r.client, &r.name, cursor, limit)
+                    })
+                    .await
+                    .map_err(|f| api::failed(&r.name, "remove messages read before", started, f))?;
+                    info = count()
+                        .await
+                        .map_err(|f| api::failed(&r.name, "count the messages", started, f))?;
+                }
                 let next = if info.state.messages == 0 {
                     None
                 } else {

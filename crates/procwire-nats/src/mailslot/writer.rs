@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::api::{self, code, Failure, PubAck};
 use super::name::SlotName;
-use super::options::{NatsWriterOptions, DEFAULT_CAPACITY};
+use super::options::{NatsWriterOptions, DEFAULT_MAX_WAITING};
 use super::reader::{ensure_stream, runtime};
 use super::NatsMailslotError;
 
@@ -42,7 +42,7 @@ impl AsyncNatsMailslotWriter {
         let max_message = if name.broadcast {
             client.server_info().max_payload
         } else {
-            let create = create.then_some((None, DEFAULT_CAPACITY));
+            let create = create.then_some((None, DEFAULT_MAX_WAITING));
             ensure_stream(&client, &name, create, Instant::now() + options.timeout).await?
         };
         Ok(AsyncNatsMailslotWriter {
