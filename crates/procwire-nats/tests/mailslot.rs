@@ -565,3 +565,72 @@ fn a_full_slot_makes_writes_wait_then_fail_with_the_message_kept_by_the_caller()
     writer.write(&[1; 100]).unwrap();
     assert_eq!(reader.info().unwrap().waiting, stored);
 }
+
+/// A NATS client in python3's standard library, from docs/protocol.md section 10.3 alone:
+/// it writes one message to the slot (a JetStream publish), then reads the first message
+/// stored (STREAM.MSG.GET) and removes it (STREAM.PURGE below the next), printing it.
+const PYTHON_CLIENT: &str = r#"
+import base64, json, socket, sys
+port, name, message = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+f = s.makefile("rb")
+f.readline()  # INFO
+s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.py 1\r\n')
+def request(subject, body):
+    s.sendall(b"PUB %s _INBOX.py %d\r\n%s\r\n" % (subject.encode(), len(body), body))
+    while True:
+        line = f.readline()
+        if line.startswith(b"PING"):
+            s.sendall(b"PONG\r\n")
+        elif line.startswith(b"MSG"):
+            n = int(line.split()[-1])
+            return json.loads(f.read(n + 2)[:-2])
+ack = request("procwire.mailslot." + name, message)
+assert ack["stream"] == "PROCWIRE_MAILSLOT_" + name and ack["seq"] > 0, ack
+got = request("$JS.API.STREAM.MSG.GET.PROCWIRE_MAILSLOT_" + name,
+              json.dumps({"seq": 1, "next_by_subj": "procwire.mailslot." + name}).encode())
+seq = got["message"]["seq"]
+data = base64.b64decode(got["message"].get("data", ""))
+done = request("$JS.API.STREAM.PURGE.PROCWIRE_MAILSLOT_" + name,
+               json.dumps({"seq": seq + 1}).encode())
+assert done["success"], done
+print("read", data.decode())
+"#;
+
+#[test]
+fn a_python_client_written_from_the_protocol_page_writes_and_reads_a_slot() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let server = NatsServer::start();
+    let name = unique_name("py");
+    let slot = slot_url(&server, &name);
+    let reader = NatsMailslot::create(&slot).unwrap();
+    let writer = NatsMailslotWriter::open(&slot).unwrap();
+    writer.write(b"from procwire").unwrap();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args([
+        "-c",
+        PYTHON_CLIENT,
+        &server.port().to_string(),
+        &name,
+        "from python",
+    ]);
+    let out = procwire_testkit::run(cmd, b"", Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Python took the first message stored (procwire's) and left its own.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "read from procwire"
+    );
+    let info = reader.info().unwrap();
+    assert_eq!((info.waiting, info.next_size), (1, Some(11)));
+    assert_eq!(reader.read().unwrap(), b"from python");
+    // An empty message is a message.
+    writer.write(b"").unwrap();
+    assert_eq!(reader.info().unwrap().next_size, Some(0));
+    assert_eq!(reader.read().unwrap(), b"");
+    assert_eq!(reader.info().unwrap().waiting, 0);
+}
