@@ -634,3 +634,28 @@ fn a_python_client_written_from_the_protocol_page_writes_and_reads_a_slot() {
     assert_eq!(reader.read().unwrap(), b"");
     assert_eq!(reader.info().unwrap().waiting, 0);
 }
+
+#[test]
+fn stored_slots_can_be_listed_tested_for_and_removed() {
+    use procwire_nats::mailslot::{exists, list, NatsOptions};
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let server = NatsServer::start();
+    let nats = NatsOptions::new();
+    assert_eq!(list(&server.url(), &nats).unwrap(), Vec::<String>::new());
+    let (a, b) = (unique_name("list-a"), unique_name("list-b"));
+    let slot_a = NatsMailslot::create(&slot_url(&server, &a)).unwrap();
+    drop(
+        NatsWriterOptions::new()
+            .open_or_create(&slot_url(&server, &b))
+            .unwrap(),
+    );
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(list(&server.url(), &nats).unwrap(), both);
+    assert!(exists(&slot_url(&server, &a), &nats).unwrap());
+    assert!(!exists(&slot_url(&server, "nobody"), &nats).unwrap());
+    assert!(exists(&format!("{}/mailslot/*/{a}", server.url()), &nats).unwrap());
+    slot_a.remove().unwrap();
+    assert!(!exists(&slot_url(&server, &a), &nats).unwrap());
+    assert_eq!(list(&server.url(), &nats).unwrap(), vec![b]);
+}

@@ -48,16 +48,24 @@
 //! foreign writer slipped into those 128 bytes.
 //!
 //! **A broadcast is not stored** and may be missed: it reaches the readers listening at
-//! the moment it is published, and no one else. Unlike a Windows slot, a stored slot's
+//! the moment it is published, and no one else; a reader that lets more than 65,536
+//! broadcasts pile up unread loses the newest (a slow consumer, to the NATS client). Unlike a Windows slot, a stored slot's
 //! reader does not also receive the broadcasts of its name: listen on the `*` form for
 //! them.
 //!
+//! **Stored slots can be listed, tested and removed**: [`list`], [`exists`],
+//! [`NatsMailslot::remove`].
+//!
 //! **Blocking and async.** [`NatsMailslot`] and [`NatsMailslotWriter`] run a small tokio
 //! runtime of their own (one worker thread, which also keeps the connection alive between
-//! calls); [`AsyncNatsMailslot`] and [`AsyncNatsMailslotWriter`] run on the caller's.
+//! calls); [`AsyncNatsMailslot`] and [`AsyncNatsMailslotWriter`] run on the caller's. A
+//! read future that is dropped (a `select!`, a timeout) takes nothing: the message stays
+//! next. Do not drop a blocking reader or writer inside a tokio runtime (its drop waits
+//! on its own runtime).
 
 mod api;
 mod error;
+mod list;
 mod name;
 mod options;
 mod reader;
@@ -66,6 +74,7 @@ mod writer;
 pub use crate::NatsOptions;
 pub use api::HEADER_ROOM;
 pub use error::NatsMailslotError;
+pub use list::{exists, exists_async, list, list_async};
 pub use name::{BROADCAST_PREFIX, MAX_NAME_LEN, STREAM_PREFIX, SUBJECT_PREFIX};
 pub use options::{
     NatsMailslotOptions, NatsWriterOptions, ReadTimeout, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_WAITING,
