@@ -659,3 +659,79 @@ fn stored_slots_can_be_listed_tested_for_and_removed() {
     assert!(!exists(&slot_url(&server, &a), &nats).unwrap());
     assert_eq!(list(&server.url(), &nats).unwrap(), vec![b]);
 }
+
+#[test]
+fn calls_while_the_server_is_down_end_in_their_time_and_lose_nothing() {
+    let _w = Watchdog::new(Duration::from_secs(90));
+    let mut server = NatsServer::start();
+    let slot = slot_url(&server, &unique_name("down"));
+    let reader = NatsMailslot::create(&slot).unwrap();
+    let writer = NatsWriterOptions::new()
+        .timeout(Duration::from_secs(1))
+        .open(&slot)
+        .unwrap();
+    writer.write(b"one").unwrap();
+    writer.write(b"two").unwrap();
+    assert_eq!(reader.read().unwrap(), b"one");
+    server.kill();
+    let started = Instant::now();
+    let e = writer.write(b"three").unwrap_err();
+    assert!(matches!(e, NatsMailslotError::Disconnected { .. }), "{e}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // The reader cannot remove "one" while the server is down: it says so, in time.
+    let started = Instant::now();
+    let e = reader.read_timeout(Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(e, NatsMailslotError::Disconnected { .. }), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    drop(reader);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    server.restart();
+    // At-least-once: "one" was handed out but never removed, so it comes again.
+    let reader = NatsMailslotOptions::new()
+        .read_timeout(ReadTimeout::After(Duration::from_secs(10)))
+        .create(&slot)
+        .unwrap();
+    assert_eq!(reader.read().unwrap(), b"one");
+    assert_eq!(reader.read().unwrap(), b"two");
+    // The writer reconnects by itself (the client backs off up to 4 s between tries, so
+    // a write with a 1 s timeout may fail a few times first).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match writer.write(b"four") {
+            Ok(()) => break,
+            Err(NatsMailslotError::Disconnected { .. }) if Instant::now() < deadline => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // A write that failed with Disconnected may still be stored: the client sends what
+    // it buffered once it reconnects. So "three" may be there, and "four" more than once;
+    // nothing else.
+    let mut rest = Vec::new();
+    while let Some(m) = reader.try_read().unwrap() {
+        rest.push(String::from_utf8(m).unwrap());
+    }
+    let fours = rest.iter().filter(|m| *m == "four").count();
+    assert!(fours >= 1, "{rest:?}");
+    let expected: Vec<&str> = if rest[0] == "three" {
+        std::iter::once("three")
+            .chain(std::iter::repeat_n("four", fours))
+            .collect()
+    } else {
+        std::iter::repeat_n("four", fours).collect()
+    };
+    assert_eq!(rest, expected);
+}

@@ -212,7 +212,6 @@ where
     F: FnMut(Duration) -> Fut,
     Fut: std::future::Future<Output = Result<V, Failure>>,
 {
-    let _ = name;
     loop {
         match once(attempt_limit(deadline)).await {
             Err(Failure::Transient(why)) if !past(deadline) => {

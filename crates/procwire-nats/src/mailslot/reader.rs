@@ -166,7 +166,7 @@ impl AsyncNatsMailslot {
                 })?;
                 // The server knows of the subscription once it answers a ping: from here on
                 // every broadcast reaches this reader.
-                let _ = client.flush().await;
+                let _ = tokio::time::timeout(OPEN_TIME, client.flush()).await;
                 let max = options.max_message.unwrap_or(DEFAULT_MAX_MESSAGE);
                 let state = Broadcast {
                     sub,
@@ -499,7 +499,8 @@ impl Reader {
                             // a message stored in between is found by that look.
                             match self.client.subscribe(self.name.subject()).await {
                                 Ok(sub) => {
-                                    let _ = self.client.flush().await;
+                                    let limit = api::attempt_limit(deadline);
+                                    let _ = tokio::time::timeout(limit, self.client.flush()).await;
                                     wake = Some(sub);
                                 }
                                 Err(_) => api::pause(deadline).await,
@@ -592,7 +593,7 @@ impl Drop for Reader {
         let name = self.name.clone();
         runtime.spawn(async move {
             let _ = api::purge_before(&client, &name, seq + 1, CLOSE_TIME).await;
-            let _ = client.flush().await;
+            let _ = tokio::time::timeout(CLOSE_TIME, client.flush()).await;
         });
     }
 }
@@ -785,7 +786,10 @@ impl Drop for NatsMailslot {
             return;
         };
         let _ = self.runtime.block_on(inner.close_within(CLOSE_TIME));
-        let _ = self.runtime.block_on(inner.inner.client.flush());
+        let client = &inner.inner.client;
+        let _ = self
+            .runtime
+            .block_on(async { tokio::time::timeout(CLOSE_TIME, client.flush()).await });
         // A subscription's drop tells the connection's task: inside the runtime.
         let _inside = self.runtime.enter();
         drop(inner);

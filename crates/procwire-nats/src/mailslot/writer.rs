@@ -175,13 +175,16 @@ impl Writer {
                 started.elapsed()
             ),
         };
-        self.client
-            .publish(self.name.subject(), payload)
-            .await
-            .map_err(|e| disconnected(e.to_string()))?;
-        match tokio::time::timeout(self.timeout, self.client.flush()).await {
+        let send = async {
+            self.client
+                .publish(self.name.subject(), payload)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.client.flush().await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(self.timeout, send).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(disconnected(e.to_string())),
+            Ok(Err(why)) => Err(disconnected(why)),
             Err(_) => Err(disconnected("the server did not answer".into())),
         }
     }
@@ -263,8 +266,9 @@ impl NatsMailslotWriter {
     /// [`NatsMailslotError::MessageTooLarge`] before sending anything (or when the slot's
     /// maximum was lowered since the open: the server refused it);
     /// [`NatsMailslotError::Full`] when the slot stayed full for the whole timeout;
-    /// [`NatsMailslotError::Disconnected`] when the server did not answer in that time
-    /// (the message may or may not be stored: writing it again stores it at most twice);
+    /// [`NatsMailslotError::Disconnected`] when the server did not answer in that time:
+    /// the message may still be stored, now or once the client reconnects (it sends what
+    /// it buffered), so writing it again may store it twice;
     /// [`NatsMailslotError::NotFound`] when the slot was removed.
     pub fn write(&self, message: &[u8]) -> Result<(), NatsMailslotError> {
         self.runtime.block_on(self.as_async().write(message))
