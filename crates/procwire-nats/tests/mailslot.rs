@@ -735,3 +735,46 @@ fn calls_while_the_server_is_down_end_in_their_time_and_lose_nothing() {
     };
     assert_eq!(rest, expected);
 }
+
+#[test]
+fn a_stored_slot_has_one_live_reader_at_a_time() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let server = NatsServer::start();
+    let slot = slot_url(&server, &unique_name("one-reader"));
+    let vars = [("SLOT", slot.as_str()), ("COUNT", "1")];
+    let mut first = helper("follower", &vars);
+    // The follower waits for its one message: it is alive and answers.
+    let started = Instant::now();
+    let e = loop {
+        match NatsMailslot::create(&slot) {
+            Err(e) => break e,
+            // Not started yet: this test's reader came first; let it go and try again.
+            Ok(mine) => drop(mine),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the follower never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(matches!(e, NatsMailslotError::AlreadyExists { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!("pid {}", first.pid())),
+        "{e}"
+    );
+    NatsMailslotWriter::open(&slot)
+        .unwrap()
+        .write(&message(0))
+        .unwrap();
+    first.wait_for_within("follower done", Duration::from_secs(30));
+    assert!(first
+        .exit_within(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+    // Gone: the slot takes a new reader.
+    let next = NatsMailslot::create(&slot).unwrap();
+    assert_eq!(next.info().unwrap().waiting, 0);
+    // Broadcast readers are many.
+    let broadcast = format!("{}/mailslot/*/x", server.url());
+    let _a = NatsMailslot::create(&broadcast).unwrap();
+    let _b = NatsMailslot::create(&broadcast).unwrap();
+}

@@ -26,6 +26,14 @@ pub enum NatsMailslotError {
         /// What it is.
         found: String,
     },
+    /// Another reader of the slot is alive (it answered on `procwire.reader.Name`).
+    #[error("mailslot `{name}` already has a live reader ({owner}); a stored slot has one reader at a time: stop that one, or read from it")]
+    AlreadyExists {
+        /// The slot's name.
+        name: String,
+        /// Who reads it, as it answered: `pid PID on HOST`.
+        owner: String,
+    },
     /// No slot of that name is stored on the server.
     #[error("no mailslot `{name}`: {detail}")]
     NotFound {

@@ -32,7 +32,8 @@
 //! stream holds. Delivery is **at-least-once**: a message is removed from the stream
 //! when the reader comes back after reading it (next read, peek, info, close or drop), so
 //! a reader killed in between leaves it for the next reader — only that one message can
-//! be delivered twice. One reader per slot at a time.
+//! be delivered twice. One reader per slot at a time: a second reader's `create` fails
+//! with [`NatsMailslotError::AlreadyExists`] while the first is alive.
 //!
 //! **The slot must exist before writers open it**: a reader's
 //! [`create`](NatsMailslotOptions::create) makes it (as `CreateMailslot` does), and it
@@ -68,6 +69,7 @@ mod error;
 mod list;
 mod name;
 mod options;
+mod presence;
 mod reader;
 mod writer;
 
@@ -79,6 +81,7 @@ pub use name::{BROADCAST_PREFIX, MAX_NAME_LEN, STREAM_PREFIX, SUBJECT_PREFIX};
 pub use options::{
     NatsMailslotOptions, NatsWriterOptions, ReadTimeout, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_WAITING,
 };
+pub use presence::READER_PREFIX;
 pub use procwire::mailslot::MailslotInfo;
 pub use reader::{AsyncNatsMailslot, NatsMailslot};
 pub use writer::{AsyncNatsMailslotWriter, NatsMailslotWriter};

@@ -13,6 +13,7 @@ use futures::{FutureExt as _, StreamExt as _};
 use super::api::{self, Failure, HEADER_ROOM};
 use super::name::SlotName;
 use super::options::{NatsMailslotOptions, ReadTimeout, DEFAULT_MAX_MESSAGE};
+use super::presence::{self, Presence};
 use super::{MailslotInfo, NatsMailslotError};
 
 /// How long a stored slot's open may try while the server does not answer.
@@ -136,6 +137,8 @@ struct Reader {
     read_timeout: StdMutex<ReadTimeout>,
     kind: Kind,
     oversize: AtomicU64,
+    /// A stored slot's answer to other readers: this one is alive.
+    _presence: Option<Presence>,
 }
 
 /// The reader of a NATS mailslot, on the caller's tokio runtime: the async form of
@@ -181,6 +184,11 @@ impl AsyncNatsMailslot {
                     Kind::Stored(tokio::sync::Mutex::new(Stored::default())),
                 )
             };
+        let presence = if name.broadcast {
+            None
+        } else {
+            Some(presence::claim(&client, &name).await?)
+        };
         Ok(AsyncNatsMailslot {
             inner: Arc::new(Reader {
                 name,
@@ -189,6 +197,7 @@ impl AsyncNatsMailslot {
                 read_timeout: StdMutex::new(options.read_timeout),
                 kind,
                 oversize: AtomicU64::new(0),
+                _presence: presence,
             }),
         })
     }
@@ -610,8 +619,10 @@ impl Drop for Reader {
 /// from the stream when the reader comes back — its next `read`, `peek`, `info` or
 /// [`close`](Self::close), or its drop. A reader that dies before that leaves the message
 /// first in the slot, and the next reader gets it again; no other message is ever
-/// delivered twice, and none is lost. One reader per slot at a time: two would both get
-/// the message at the head.
+/// delivered twice, and none is lost. One reader per slot at a time: a live reader
+/// answers on `procwire.reader.Name`, and a second one's `create` fails with
+/// [`NatsMailslotError::AlreadyExists`] (two starting in the same instant can both pass
+/// the check, and would then both get the message at the head).
 ///
 /// **A broadcast slot** (`nats://HOST:PORT/mailslot/*/Name`) stores nothing: every reader
 /// listening when a message is published gets it (core NATS publish), one that is not
