@@ -644,6 +644,10 @@ fn stored_slots_can_be_listed_tested_for_and_removed() {
     assert_eq!(list(&server.url(), &nats).unwrap(), Vec::<String>::new());
     let (a, b) = (unique_name("list-a"), unique_name("list-b"));
     let slot_a = NatsMailslot::create(&slot_url(&server, &a)).unwrap();
+    let writer_a = NatsWriterOptions::new()
+        .timeout(Duration::from_millis(500))
+        .open(&slot_url(&server, &a))
+        .unwrap();
     drop(
         NatsWriterOptions::new()
             .open_or_create(&slot_url(&server, &b))
@@ -657,6 +661,9 @@ fn stored_slots_can_be_listed_tested_for_and_removed() {
     assert!(exists(&format!("{}/mailslot/*/{a}", server.url()), &nats).unwrap());
     slot_a.remove().unwrap();
     assert!(!exists(&slot_url(&server, &a), &nats).unwrap());
+    // A writer of a removed slot is told so.
+    let e = writer_a.write(b"to nobody").unwrap_err();
+    assert!(matches!(e, NatsMailslotError::NotFound { .. }), "{e}");
     assert_eq!(list(&server.url(), &nats).unwrap(), vec![b]);
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
@@ -132,6 +132,17 @@ impl AsyncNatsMailslotWriter {
                         name: w.name.full.clone(),
                         waited: started.elapsed(),
                     })
+                }
+                Err(f @ Failure::Transient(_)) => {
+                    // Nobody stored it in time: a server that is down, or a slot that was
+                    // removed (then no stream has the subject, and nobody answers).
+                    let limit = Duration::from_secs(1);
+                    if let Err(gone) = api::stream_info(&w.client, &w.name, limit).await {
+                        if gone.is(code::STREAM_NOT_FOUND) {
+                            return Err(api::not_found(&w.name));
+                        }
+                    }
+                    return Err(api::failed(&w.name, "store the message", started, f));
                 }
                 Err(f) => return Err(api::failed(&w.name, "store the message", started, f)),
             }
