@@ -785,3 +785,29 @@ fn a_stored_slot_has_one_live_reader_at_a_time() {
     let _a = NatsMailslot::create(&broadcast).unwrap();
     let _b = NatsMailslot::create(&broadcast).unwrap();
 }
+
+#[test]
+fn credentials_are_used_and_a_wrong_password_is_a_connect_error() {
+    use procwire_nats::mailslot::NatsOptions;
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let server = NatsServer::start_with_args(&["--user", "slots", "--pass", "s3cret"]);
+    let slot = slot_url(&server, &unique_name("creds"));
+    let wrong = NatsOptions::new().user_password("slots", "wrong");
+    let e = NatsMailslotOptions::new()
+        .nats(wrong)
+        .create(&slot)
+        .unwrap_err();
+    assert!(matches!(e, NatsMailslotError::Connect { .. }), "{e}");
+    assert!(
+        e.to_string().to_lowercase().contains("authorization"),
+        "{e}"
+    );
+    let right = NatsOptions::new().user_password("slots", "s3cret");
+    let reader = NatsMailslotOptions::new()
+        .nats(right.clone())
+        .create(&slot)
+        .unwrap();
+    let writer = NatsWriterOptions::new().nats(right).open(&slot).unwrap();
+    writer.write(b"signed in").unwrap();
+    assert_eq!(reader.read().unwrap(), b"signed in");
+}
