@@ -54,6 +54,12 @@
 //! reader does not also receive the broadcasts of its name: listen on the `*` form for
 //! them.
 //!
+//! **Who may write and read is the NATS server's to say**, not procwire's: a slot has no
+//! access list of its own. Any client of the same NATS account that may publish on
+//! `procwire.mailslot.Name` can write; one that may use the JetStream API can read, count
+//! or remove the slot. Give writers and readers their own users with subject permissions
+//! (see `docs/protocol.md` for the subjects each side uses), and TLS off this machine.
+//!
 //! **Stored slots can be listed, tested and removed**: [`list`], [`exists`],
 //! [`NatsMailslot::remove`].
 //!
