@@ -59,6 +59,9 @@
 //! `procwire.mailslot.Name` can write; one that may use the JetStream API can read, count
 //! or remove the slot. Give writers and readers their own users with subject permissions
 //! (see `docs/protocol.md` for the subjects each side uses), and TLS off this machine.
+//! A request the permissions refuse is not told apart yet: the server reports it on the
+//! connection, not as an answer, so the call ends as
+//! [`NatsMailslotError::Disconnected`] when its time is up.
 //!
 //! **Stored slots can be listed, tested and removed**: [`list`], [`exists`],
 //! [`NatsMailslot::remove`].
