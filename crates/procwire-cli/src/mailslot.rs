@@ -1,7 +1,9 @@
-//! `procwire mailslot serve` and `procwire mailslot send`.
+//! `procwire mailslot serve` and `procwire mailslot send`, for local and UDP slots and
+//! for slots on a NATS server (`nats://HOST:PORT/mailslot/Name`).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
@@ -22,7 +24,9 @@ pub(crate) enum MailslotCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// The slot's name, such as `HelloWorld`, `Global\Box` or `\\.\mailslot\HelloWorld`.
+    /// The slot's name, such as `HelloWorld`, `Global\Box`, `\\.\mailslot\HelloWorld`,
+    /// `nats://HOST:PORT/mailslot/Name` (stored on a NATS server) or
+    /// `nats://HOST:PORT/mailslot/*/Name` (its broadcasts).
     name: String,
     /// How often to check the slot, such as `5s`, `500ms` or `1s 500ms`.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -43,11 +47,14 @@ pub(crate) struct ServeArgs {
     /// Let every local user write (Global slots only).
     #[arg(long)]
     everyone: bool,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// The slot's name: `HelloWorld`, `\\host:port\mailslot\Name` or `\\*\mailslot\Name`.
+    /// The slot's name: `HelloWorld`, `\\host:port\mailslot\Name`, `\\*\mailslot\Name`,
+    /// `nats://HOST:PORT/mailslot/Name` or `nats://HOST:PORT/mailslot/*/Name`.
     name: String,
     /// The messages, one per argument.
     #[arg(required = true)]
@@ -62,6 +69,68 @@ pub(crate) struct SendArgs {
     /// this user or by root: in Global, another user could have taken the name first.
     #[arg(long)]
     any_owner: bool,
+    /// For a slot on NATS: create it if no reader ever did (64 KiB messages), so that the
+    /// messages wait for one.
+    #[arg(long)]
+    create: bool,
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+/// How to reach a NATS server (for `nats://` names).
+#[derive(Debug, Args)]
+pub(crate) struct NatsArgs {
+    /// The NATS user (with --nats-password).
+    #[arg(long, requires = "nats_password")]
+    nats_user: Option<String>,
+    /// The NATS user's password.
+    #[arg(long, requires = "nats_user")]
+    nats_password: Option<String>,
+    /// A NATS token.
+    #[arg(long, conflicts_with_all = ["nats_user", "nats_creds", "nats_nkey"])]
+    nats_token: Option<String>,
+    /// A NATS `.creds` file.
+    #[arg(long, conflicts_with_all = ["nats_user", "nats_nkey"])]
+    nats_creds: Option<PathBuf>,
+    /// A NATS nkey seed (`SU…`).
+    #[arg(long, conflicts_with = "nats_user")]
+    nats_nkey: Option<String>,
+    /// Trust the CA certificates in this PEM file for the NATS server's TLS certificate.
+    #[arg(long)]
+    nats_ca: Option<PathBuf>,
+    /// Allow a NATS server that is not on this machine without TLS.
+    #[arg(long)]
+    nats_allow_plaintext_network: bool,
+}
+
+impl NatsArgs {
+    fn options(&self) -> procwire_nats::NatsOptions {
+        let mut o = procwire_nats::NatsOptions::new().name("procwire");
+        if let (Some(u), Some(p)) = (&self.nats_user, &self.nats_password) {
+            o = o.user_password(u, p);
+        }
+        if let Some(t) = &self.nats_token {
+            o = o.token(t);
+        }
+        if let Some(c) = &self.nats_creds {
+            o = o.credentials_file(c);
+        }
+        if let Some(n) = &self.nats_nkey {
+            o = o.nkey(n);
+        }
+        if let Some(ca) = &self.nats_ca {
+            o = o.root_certificates(ca);
+        }
+        if self.nats_allow_plaintext_network {
+            o = o.allow_plaintext_network();
+        }
+        o
+    }
+}
+
+fn is_nats(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("nats://") || lower.starts_with("tls://")
 }
 
 pub(crate) fn run(cmd: MailslotCommand) -> anyhow::Result<()> {
@@ -72,6 +141,9 @@ pub(crate) fn run(cmd: MailslotCommand) -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if is_nats(&args.name) {
+        return serve_nats(args);
+    }
     let mut options = MailslotOptions::new().read_timeout(ReadTimeout::Immediate);
     if let Some(max) = args.max_message {
         options = options.max_message_size(max);
@@ -120,7 +192,73 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `serve` for a slot on NATS: the same loop; the slot and its messages stay on the server
+/// when it stops.
+fn serve_nats(args: ServeArgs) -> anyhow::Result<()> {
+    use procwire_nats::mailslot::NatsMailslotOptions;
+    if args.udp.is_some() || args.allow_plaintext_network || args.everyone {
+        anyhow::bail!("--udp, --allow-plaintext-network and --everyone are for local slots; a slot on NATS takes --nats-* options");
+    }
+    let mut options = NatsMailslotOptions::new()
+        .read_timeout(ReadTimeout::Immediate)
+        .nats(args.nats.options());
+    if let Some(max) = args.max_message {
+        options = options.max_message_size(max);
+    }
+    let shutdown = Shutdown::install()?;
+    let slot = options.create(&args.name)?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on {}", slot.name())?;
+    out.flush()?;
+    let mut read = 0usize;
+    let mut check = 0u64;
+    loop {
+        shutdown.sleep(args.every)?;
+        check += 1;
+        let info = slot.info()?;
+        writeln!(out, "check {check}: {} message(s) waiting", info.waiting)?;
+        for _ in 0..info.waiting {
+            let message = slot.read().context("reading a counted message")?;
+            read += 1;
+            writeln!(
+                out,
+                "message #{read}: {}",
+                String::from_utf8_lossy(&message)
+            )?;
+        }
+        out.flush()?;
+        if args.messages.is_some_and(|n| read >= n) {
+            if slot.dropped_oversize() > 0 {
+                writeln!(
+                    out,
+                    "dropped oversize messages: {}",
+                    slot.dropped_oversize()
+                )?;
+            }
+            slot.close()?;
+            return Ok(());
+        }
+    }
+}
+
 fn send(args: SendArgs) -> anyhow::Result<()> {
+    if is_nats(&args.name) {
+        let options = procwire_nats::mailslot::NatsWriterOptions::new()
+            .timeout(args.timeout)
+            .nats(args.nats.options());
+        let slot = if args.create {
+            options.open_or_create(&args.name)?
+        } else {
+            options.open(&args.name)?
+        };
+        for text in &args.texts {
+            slot.write(text.as_bytes())?;
+        }
+        return Ok(());
+    }
+    if args.create {
+        anyhow::bail!("--create is for slots on NATS: a local slot is created by its server");
+    }
     let mut options = WriterOptions::new().timeout(args.timeout);
     if let Some(addr) = args.broadcast_addr {
         options = options.broadcast_addr(addr);

@@ -261,3 +261,57 @@ fn broadcast_reaches_every_host_and_unicast_only_one() {
     }
     std::io::stdout().flush().unwrap();
 }
+
+#[test]
+fn nats_slots_keep_what_send_wrote_until_serve_reads_it() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let server = procwire_testkit::nats::NatsServer::start();
+    let slot = format!("{}/mailslot/{}", server.url(), unique_name("cli-nats"));
+    // No reader ever ran: without --create the writer says how to make the slot.
+    let mut cmd = procwire();
+    cmd.args(["mailslot", "send", &slot, "lost?"]);
+    let out = run(cmd, b"", Duration::from_secs(30));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no mailslot") && err.contains("open_or_create"),
+        "{err}"
+    );
+    let mut cmd = procwire();
+    cmd.args(["mailslot", "send", &slot, "first", "second", "--create"]);
+    let out = run(cmd, b"", Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The reader starts after the writer has gone, and finds both.
+    let mut cmd = procwire();
+    cmd.args([
+        "mailslot",
+        "serve",
+        &slot,
+        "--every",
+        "100ms",
+        "--messages",
+        "3",
+    ]);
+    let mut serve = Proc::spawn(cmd);
+    serve.wait_for_within("listening on", Duration::from_secs(20));
+    serve.wait_for_within("check 1: 2 message(s) waiting", Duration::from_secs(20));
+    serve.wait_for_within("message #1: first", Duration::from_secs(5));
+    serve.wait_for_within("message #2: second", Duration::from_secs(5));
+    let mut cmd = procwire();
+    cmd.args(["mailslot", "send", &slot, "third"]);
+    assert!(run(cmd, b"", Duration::from_secs(30)).status.success());
+    serve.wait_for_within("message #3: third", Duration::from_secs(20));
+    assert!(serve
+        .exit_within(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+    // Local-only options are refused for a NATS slot.
+    let mut cmd = procwire();
+    cmd.args(["mailslot", "serve", &slot, "--everyone"]);
+    let out = run(cmd, b"", Duration::from_secs(30));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("for local slots"));
+}

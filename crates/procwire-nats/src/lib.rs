@@ -15,6 +15,9 @@
 //!
 //! - [`NatsOptions`]: how to reach a NATS server (credentials, TLS).
 //! - [`NatsUrl`]: `nats://HOST:PORT/…` URLs.
+//! - [`mailslot`]: `nats://HOST:PORT/mailslot/Name` slots whose messages JetStream
+//!   stores until their reader takes them, and `nats://HOST:PORT/mailslot/*/Name`
+//!   broadcasts to every reader listening.
 //! - [`remoting`]: the `nats://HOST:PORT/App/Service` channel for remoting servers and
 //!   proxies, and [`remoting::list`] from the Services API.
 //!
@@ -24,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod mailslot;
 mod options;
 pub mod remoting;
 mod url;
