@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::nats::{is_nats, NatsArgs};
 use crate::shutdown::Shutdown;
 
 use anyhow::Context;
@@ -75,62 +75,6 @@ pub(crate) struct SendArgs {
     create: bool,
     #[command(flatten)]
     nats: NatsArgs,
-}
-
-/// How to reach a NATS server (for `nats://` names).
-#[derive(Debug, Args)]
-pub(crate) struct NatsArgs {
-    /// The NATS user (with --nats-password).
-    #[arg(long, requires = "nats_password")]
-    nats_user: Option<String>,
-    /// The NATS user's password.
-    #[arg(long, requires = "nats_user")]
-    nats_password: Option<String>,
-    /// A NATS token.
-    #[arg(long, conflicts_with_all = ["nats_user", "nats_creds", "nats_nkey"])]
-    nats_token: Option<String>,
-    /// A NATS `.creds` file.
-    #[arg(long, conflicts_with_all = ["nats_user", "nats_nkey"])]
-    nats_creds: Option<PathBuf>,
-    /// A NATS nkey seed (`SU…`).
-    #[arg(long, conflicts_with = "nats_user")]
-    nats_nkey: Option<String>,
-    /// Trust the CA certificates in this PEM file for the NATS server's TLS certificate.
-    #[arg(long)]
-    nats_ca: Option<PathBuf>,
-    /// Allow a NATS server that is not on this machine without TLS.
-    #[arg(long)]
-    nats_allow_plaintext_network: bool,
-}
-
-impl NatsArgs {
-    fn options(&self) -> procwire_nats::NatsOptions {
-        let mut o = procwire_nats::NatsOptions::new().name("procwire");
-        if let (Some(u), Some(p)) = (&self.nats_user, &self.nats_password) {
-            o = o.user_password(u, p);
-        }
-        if let Some(t) = &self.nats_token {
-            o = o.token(t);
-        }
-        if let Some(c) = &self.nats_creds {
-            o = o.credentials_file(c);
-        }
-        if let Some(n) = &self.nats_nkey {
-            o = o.nkey(n);
-        }
-        if let Some(ca) = &self.nats_ca {
-            o = o.root_certificates(ca);
-        }
-        if self.nats_allow_plaintext_network {
-            o = o.allow_plaintext_network();
-        }
-        o
-    }
-}
-
-fn is_nats(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.starts_with("nats://") || lower.starts_with("tls://")
 }
 
 pub(crate) fn run(cmd: MailslotCommand) -> anyhow::Result<()> {

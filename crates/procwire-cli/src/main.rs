@@ -9,6 +9,7 @@ mod duration;
 mod http_client;
 mod ls;
 mod mailslot;
+mod nats;
 mod owner;
 mod pipe;
 mod remoting;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::nats::{is_nats, NatsArgs};
 use crate::shutdown::{StopSignals, Stopped};
 use crate::tls::{client_tls, server_tls};
 use anyhow::{bail, Context};
@@ -25,62 +26,6 @@ pub(crate) enum RemotingCommand {
     /// List the procwire services and their server processes on a NATS server
     /// (`nats://HOST:PORT`), from the NATS Services API.
     Ls(LsArgs),
-}
-
-/// How to reach a NATS server: credentials and TLS.
-#[derive(Debug, Args)]
-pub(crate) struct NatsArgs {
-    /// The NATS user (with --nats-password).
-    #[arg(long, requires = "nats_password")]
-    nats_user: Option<String>,
-    /// The NATS password.
-    #[arg(long, requires = "nats_user")]
-    nats_password: Option<String>,
-    /// A NATS token.
-    #[arg(long, conflicts_with_all = ["nats_user", "nats_creds", "nats_nkey"])]
-    nats_token: Option<String>,
-    /// A NATS credentials (.creds) file.
-    #[arg(long, conflicts_with_all = ["nats_user", "nats_nkey"])]
-    nats_creds: Option<PathBuf>,
-    /// A NATS nkey seed (`SU…`).
-    #[arg(long, conflicts_with = "nats_user")]
-    nats_nkey: Option<String>,
-    /// Speak TLS to the NATS server, trusting the CA certificates in this PEM file.
-    #[arg(long)]
-    nats_ca: Option<PathBuf>,
-    /// Allow a NATS server that is not on loopback without TLS.
-    #[arg(long)]
-    nats_allow_plaintext_network: bool,
-}
-
-impl NatsArgs {
-    fn options(&self) -> procwire_nats::NatsOptions {
-        let mut o = procwire_nats::NatsOptions::new().name("procwire");
-        if let (Some(u), Some(p)) = (&self.nats_user, &self.nats_password) {
-            o = o.user_password(u, p);
-        }
-        if let Some(t) = &self.nats_token {
-            o = o.token(t);
-        }
-        if let Some(c) = &self.nats_creds {
-            o = o.credentials_file(c);
-        }
-        if let Some(n) = &self.nats_nkey {
-            o = o.nkey(n);
-        }
-        if let Some(ca) = &self.nats_ca {
-            o = o.root_certificates(ca);
-        }
-        if self.nats_allow_plaintext_network {
-            o = o.allow_plaintext_network();
-        }
-        o
-    }
-}
-
-fn is_nats(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    lower.starts_with("nats://") || lower.starts_with("tls://")
 }
 
 #[derive(Debug, Args)]
