@@ -490,4 +490,138 @@ mod tests {
             );
         }
     }
+
+    /// A wait on a set (any or all) that calls its second argument just before it starts:
+    /// the index of the object that ended a wait-any, `None` for a wait-all.
+    type Wait = Box<dyn Fn(&WaitSet<'_>, &dyn Fn()) -> Result<Option<usize>, SyncError>>;
+
+    /// A message that reaches a pipe connection while a wait on it and an event is between
+    /// its last look and its sleep ends the wait: the sleep does not leave out a connection
+    /// that became ready just then (a wait-any ends with it; a wait-all, whose event is set
+    /// already, ends with both). The blocking waits and the async ones (the same engine, on
+    /// a thread of tokio's blocking pool), many rounds each, the message a little later
+    /// each time; the threads meet by spinning, so that it lands within microseconds of the
+    /// wait's start.
+    #[test]
+    fn a_wait_sees_a_pipe_message_that_comes_as_it_starts() {
+        use crate::pipe::{PipeConnection, PipeServer};
+        use std::sync::atomic::AtomicU32;
+        let event =
+            NamedEvent::create(unique("race-pipe-e").as_str(), EventReset::Auto, false).unwrap();
+        let name = format!(r"\\.\pipe\{}", unique("race-pipe"));
+        let server = PipeServer::create(name.as_str()).unwrap();
+        let mut client = PipeConnection::open(name.as_str()).unwrap();
+        let mut pipe = server.accept_timeout(Duration::from_secs(10)).unwrap();
+        const ROUNDS: u32 = 2000;
+        // Odd: the waiter is starting its round, and the sender may send; even: the waiter
+        // has the message. STOP: the waiter failed, and both end.
+        const STOP: u32 = u32::MAX;
+        let turn = AtomicU32::new(0);
+        let spin_until = |t: u32| loop {
+            match turn.load(Ordering::Acquire) {
+                STOP => return false,
+                now if now == t => return true,
+                _ => std::hint::spin_loop(),
+            }
+        };
+        // Slept through, a wait lasts until this limit; otherwise it ends at once.
+        let limit = Duration::from_secs(10);
+        let waits: Vec<(&str, bool, Wait)> = vec![
+            (
+                "blocking wait-any",
+                false,
+                Box::new(move |set, start| {
+                    start();
+                    set.wait_any_timeout(limit).map(|s| Some(s.index()))
+                }),
+            ),
+            (
+                "blocking wait-all",
+                true,
+                Box::new(move |set, start| {
+                    start();
+                    set.wait_all_timeout(limit).map(|_| None)
+                }),
+            ),
+            #[cfg(feature = "tokio")]
+            ("async wait-any", false, async_wait(false, limit)),
+            #[cfg(feature = "tokio")]
+            ("async wait-all", true, async_wait(true, limit)),
+        ];
+        let mut round = 0;
+        for (kind, all, wait) in &waits {
+            let mut failed = None;
+            let first = round;
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for round in first..first + ROUNDS {
+                        if !spin_until(2 * round + 1) {
+                            break;
+                        }
+                        for _ in 0..(round % 128) * 20 {
+                            std::hint::spin_loop();
+                        }
+                        client.send(b"now").unwrap();
+                    }
+                });
+                for _ in 0..ROUNDS {
+                    if *all {
+                        // What the wait-all waits for is the message.
+                        event.set().unwrap();
+                    }
+                    let set = WaitSet::new().with(&event).with(&pipe);
+                    let started = Instant::now();
+                    let ended = wait(&set, &|| turn.store(2 * round + 1, Ordering::Release));
+                    drop(set);
+                    let expected = if *all { None } else { Some(1) };
+                    if ended.as_ref().ok() != Some(&expected) || started.elapsed() >= limit / 2 {
+                        failed = Some((round - first, ended, started.elapsed()));
+                        turn.store(STOP, Ordering::Release);
+                        break;
+                    }
+                    assert_eq!(pipe.recv().unwrap(), b"now");
+                    assert!(!event.is_set(), "the wait-all took the event");
+                    turn.store(2 * round + 2, Ordering::Release);
+                    round += 1;
+                }
+            });
+            assert!(
+                failed.is_none(),
+                "the {kind} slept through a message that came as it started (round, \
+                 result, time): {failed:?}"
+            );
+        }
+    }
+
+    /// An async wait-any (or wait-all) for at most `limit`, on a runtime that lives as long
+    /// as the closure.
+    #[cfg(feature = "tokio")]
+    fn async_wait(all: bool, limit: Duration) -> Wait {
+        let runtime = ::tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        Box::new(move |set, start| {
+            let timed_out = Err(SyncError::WaitTimeout {
+                count: 2,
+                all,
+                after: limit,
+            });
+            if all {
+                let wait = set.wait_all_async();
+                runtime.block_on(async {
+                    start();
+                    let ended = ::tokio::time::timeout(limit, wait).await;
+                    ended.map_or(timed_out, |r| r.map(|_| None))
+                })
+            } else {
+                let wait = set.wait_any_async();
+                runtime.block_on(async {
+                    start();
+                    let ended = ::tokio::time::timeout(limit, wait).await;
+                    ended.map_or(timed_out, |r| r.map(|s| Some(s.index())))
+                })
+            }
+        })
+    }
 }

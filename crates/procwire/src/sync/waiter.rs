@@ -17,7 +17,9 @@
 //! 3. **Sleep** in `futex_waitv(2)` on all the words at once, for at most the time left
 //!    (and at most [`LIVENESS_CHECK`] while a mutex is held, to notice a dead holder). With
 //!    descriptor-based objects that are not ready, a helper thread polls their descriptors
-//!    and, when one becomes readable, changes and wakes one more word of the wait.
+//!    and, when one becomes readable, changes and wakes one more word of the wait. The
+//!    descriptors are looked at once more as the sleep begins: one that became ready since
+//!    the look ends a wait-any's sleep before it starts, and makes a wait-all look again.
 //! 4. **Disarm**, and **pass on** wake-ups: a wake-up meant for one waiter (a semaphore
 //!    unit, an auto-reset event, an unlock) that reached this wait but that it did not
 //!    keep is handed to the next sleeper, so that nobody sleeps on an object that is free.
@@ -490,7 +492,7 @@ pub(crate) fn run(
         } else {
             left
         };
-        let woke = sleep(items, &words, slice, stop.as_ref());
+        let woke = sleep(items, all, me, &words, slice, stop.as_ref());
         disarm(items);
         slept = true;
         check_dead = false;
@@ -517,7 +519,7 @@ fn disarm(items: &[Item]) {
 fn could_end(items: &[Item], all: bool, me: ThreadId) -> bool {
     let available = |item: &Item| match item {
         Item::Sync(object) => object.available(me, false).unwrap_or(true),
-        // A wait-any's poller watches descriptors while it sleeps.
+        // A wait-any's sleep looks at descriptors as it starts, then polls them.
         Item::Ready { watch, .. } => all && watch.is_ready().unwrap_or(true),
     };
     if all {
@@ -528,22 +530,35 @@ fn could_end(items: &[Item], all: bool, me: ThreadId) -> bool {
 }
 
 /// Sleeps on `words`, and on the descriptors of the items that are not ready, for at most
-/// `slice`.
+/// `slice`; returns [`WakeAny::Changed`] at once when the wait could end now.
+///
+/// The descriptors are looked at here, after the last look of [`run`]: one that became
+/// ready in between is not polled (a poll would end at once, and a wait-all waits for other
+/// objects then), so it is taken into account now. A wait-any ends with it; a wait-all
+/// looks at every object again, whose armed words tell of any change from then on.
 fn sleep(
     items: &[Item],
+    all: bool,
+    me: ThreadId,
     words: &[(&AtomicU32, u32)],
     slice: Option<Duration>,
     stop: Option<&Stop>,
 ) -> io::Result<WakeAny> {
     let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
+    let mut ready_unpolled = false;
     for item in items {
         if let Item::Ready { watch, .. } = item {
-            // A ready object is not polled (it would end every poll at once): another
-            // object is what this wait waits for.
             if !watch.is_ready()? {
                 fds.extend(watch.fds.iter().map(AsFd::as_fd));
+            } else if !all {
+                return Ok(WakeAny::Changed);
+            } else {
+                ready_unpolled = true;
             }
         }
+    }
+    if ready_unpolled && could_end(items, all, me) {
+        return Ok(WakeAny::Changed);
     }
     let (Some(stop), false) = (stop, fds.is_empty()) else {
         return if words.is_empty() {
