@@ -616,9 +616,14 @@ mod async_waits {
         let (mut events_taken, mut units_taken, mut locks_taken) = (0u64, 0u64, 0usize);
         const ROUNDS: u64 = 40;
         for round in 0..ROUNDS {
-            // The signal comes before, at about the same time as, or after the drop.
+            // The signal comes before, at about the same time as, or after the drop; in
+            // every fifth round long after it (a wait given no patience), so that drops
+            // happen however slow this machine is.
             let patience = Duration::from_micros(700 * (round % 5));
-            let delay = format!("sleep {}", round % 3);
+            let delay = match round % 5 {
+                0 => "sleep 100".to_owned(),
+                _ => format!("sleep {}", round % 3),
+            };
             // The event: dropped or not, it is the task's or still set for the next waiter.
             driver.send(&delay);
             driver.send(&format!("set {}", event.name()));
