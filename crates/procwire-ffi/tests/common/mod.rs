@@ -57,13 +57,18 @@ const NATIVE_LIBS: &[&str] = &[
 /// statically linked against `libprocwire_ffi.a`, once per test process; returns the
 /// program.
 pub fn build(compiler: &str, source: &str, flags: &[&str]) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    build_file(compiler, &examples_dir().join(source), flags)
+}
+
+/// As [`build`], for the source file at `path` (the benchmarks' C program).
+pub fn build_file(compiler: &str, path: &Path, flags: &[&str]) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(program) = built.get(source) {
+    if let Some(program) = built.get(path) {
         return program.clone();
     }
-    let path = examples_dir().join(source);
+    let source = path.display();
     let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
     let program = build_dir().join(stem);
     let output = Command::new(compiler)
@@ -84,7 +89,7 @@ pub fn build(compiler: &str, source: &str, flags: &[&str]) -> PathBuf {
         "{compiler} failed on {source}:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    built.insert(source.to_owned(), program.clone());
+    built.insert(path.to_owned(), program.clone());
     program
 }
 
