@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{closed, raise};
-use crate::pipe::{with_bytes, Writable};
+use crate::pipe::{with_bytes, ExportSlot, Writable};
 use crate::{timeout, FOREVER};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -130,7 +130,8 @@ impl PyMailslot {
     /// as the slot's read timeout says; returns its size. Raises `BufferTooSmall` when it
     /// does not fit (it stays next).
     fn read_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let mut target = Writable::get(buffer)?;
+        let mut export = ExportSlot::uninit();
+        let mut target = Writable::get(buffer, &mut export)?;
         let slot = self.get()?;
         // SAFETY: `target` holds the export for the call; the caller does not touch the
         // buffer from another thread meanwhile.

@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use procwire::pipe::{
@@ -11,6 +13,7 @@ use procwire::security::{Access, AccessList};
 use procwire::wire::PipeMode;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -54,26 +57,148 @@ pub(crate) fn access_list(everyone: Option<&str>) -> PyResult<AccessList> {
     })
 }
 
+/// Up to this many bytes of a buffer other than `bytes` are copied onto the stack for a
+/// send; longer ones into a vector.
+const SMALL_COPY: usize = 512;
+
 /// Calls `f` with the bytes of a buffer-protocol object: a `bytes` object's own bytes, a
 /// copy of any other buffer's (a `bytearray` or `memoryview` may change under a call that
-/// released the GIL).
+/// released the GIL). Small buffers are copied onto the stack, so that sending a
+/// `memoryview` slice costs no allocation.
 pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
     if let Ok(bytes) = data.downcast::<PyBytes>() {
         return Ok(f(bytes.as_bytes()));
     }
+    let mut slot = ExportSlot::uninit();
+    if let Some(export) = Export::simple(data, false, &mut slot) {
+        let n = export.len();
+        if n <= SMALL_COPY {
+            let mut copy = [0u8; SMALL_COPY];
+            // SAFETY: the GIL is held and nothing else writes the buffer meanwhile.
+            copy[..n].copy_from_slice(unsafe { export.bytes() });
+            drop(export);
+            return Ok(f(&copy[..n]));
+        }
+        // SAFETY: as above.
+        let copy = unsafe { export.bytes() }.to_vec();
+        drop(export);
+        return Ok(f(&copy));
+    }
+    // Not one contiguous run of bytes (a strided memoryview, say): PyBuffer copies it, or
+    // says why it cannot.
     let buffer = PyBuffer::<u8>::get(data)?;
     let copy = buffer.to_vec(data.py())?;
     Ok(f(&copy))
 }
 
-/// A writable, contiguous byte buffer of the caller's (`bytearray`, writable
-/// `memoryview`), for a receive into it.
-pub(crate) struct Writable {
-    buffer: PyBuffer<u8>,
+/// Where an [`Export`] lives: a `Py_buffer` of the caller's, which stays in place while
+/// the export lasts (an exporter may keep pointers into it).
+pub(crate) type ExportSlot = MaybeUninit<ffi::Py_buffer>;
+
+/// A simple export of an object's bytes (`PyObject_GetBuffer` with `PyBUF_SIMPLE`: one
+/// contiguous run, no format), released when dropped. The cheap path that CPython's own
+/// `socket.send` and `recv_into` take; it needs no allocation, unlike `PyBuffer`.
+///
+/// It is neither `Send` nor `Ungil`, so it cannot be taken into `allow_threads`: it is
+/// dropped, and released, with the GIL held.
+pub(crate) struct Export<'a> {
+    view: &'a mut ffi::Py_buffer,
+    _not_send: PhantomData<*mut ()>,
 }
 
-impl Writable {
-    pub(crate) fn get(target: &Bound<'_, PyAny>) -> PyResult<Writable> {
+impl<'a> Export<'a> {
+    /// Exports `object`'s bytes into `slot`, writable ones if `writable`. `None` (the
+    /// Python error cleared) when the object cannot give them so: not a buffer,
+    /// read-only while `writable` is asked, or not contiguous.
+    pub(crate) fn simple(
+        object: &Bound<'_, PyAny>,
+        writable: bool,
+        slot: &'a mut ExportSlot,
+    ) -> Option<Export<'a>> {
+        let flags = if writable {
+            ffi::PyBUF_WRITABLE
+        } else {
+            ffi::PyBUF_SIMPLE
+        };
+        // SAFETY: the GIL is held (`object` is bound to it); `slot` is valid for writing a
+        // `Py_buffer`.
+        let status = unsafe { ffi::PyObject_GetBuffer(object.as_ptr(), slot.as_mut_ptr(), flags) };
+        if status != 0 {
+            drop(PyErr::take(object.py()));
+            return None;
+        }
+        Some(Export {
+            // SAFETY: the successful call filled the `Py_buffer`.
+            view: unsafe { slot.assume_init_mut() },
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        usize::try_from(self.view.len).unwrap_or(0)
+    }
+
+    /// The exported bytes.
+    ///
+    /// # Safety
+    ///
+    /// Nothing writes them while the slice lives (the GIL is held, or the Python code
+    /// that passed the object does not touch it from another thread meanwhile).
+    pub(crate) unsafe fn bytes(&self) -> &[u8] {
+        let len = self.len();
+        if len == 0 || self.view.buf.is_null() {
+            return &[];
+        }
+        // SAFETY: the export keeps `len` contiguous bytes at `buf` alive and in place
+        // while it lasts; the caller promises nothing writes them meanwhile.
+        unsafe { std::slice::from_raw_parts(self.view.buf.cast::<u8>(), len) }
+    }
+
+    /// The exported bytes, writable (an export made with `writable`).
+    ///
+    /// # Safety
+    ///
+    /// As [`Export::bytes`], and nothing else reads them either while the slice lives.
+    unsafe fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        if len == 0 || self.view.buf.is_null() || self.view.readonly != 0 {
+            return &mut [];
+        }
+        // SAFETY: a writable export of `len` contiguous bytes, alive and in place while it
+        // lasts; the caller promises exclusive use meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(self.view.buf.cast::<u8>(), len) }
+    }
+}
+
+impl Drop for Export<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a live export made by `PyObject_GetBuffer`, released once; the GIL is
+        // held (an `Export` never leaves the thread and cannot enter `allow_threads`).
+        unsafe { ffi::PyBuffer_Release(self.view) };
+    }
+}
+
+/// A writable, contiguous byte buffer of the caller's (`bytearray`, writable
+/// `memoryview`), for a receive into it.
+pub(crate) enum Writable<'a> {
+    /// The simple export, as `socket.recv_into` takes it.
+    Simple(Export<'a>),
+    /// A buffer that refused the simple export but is writable and C-contiguous.
+    Full(PyBuffer<u8>),
+}
+
+impl<'a> Writable<'a> {
+    /// Exports `target` for writing, into `slot`.
+    pub(crate) fn get(
+        target: &Bound<'_, PyAny>,
+        slot: &'a mut ExportSlot,
+    ) -> PyResult<Writable<'a>> {
+        if let Some(export) = Export::simple(target, true, slot) {
+            return Ok(Writable::Simple(export));
+        }
+        // The slow path, for the few exporters that refuse a simple request, and for the
+        // errors: not a buffer, read-only, not contiguous.
         let buffer = PyBuffer::<u8>::get(target)?;
         if buffer.readonly() {
             return Err(PyBufferError::new_err(
@@ -83,7 +208,7 @@ impl Writable {
         if !buffer.is_c_contiguous() {
             return Err(PyBufferError::new_err("the buffer is not contiguous"));
         }
-        Ok(Writable { buffer })
+        Ok(Writable::Full(buffer))
     }
 
     /// The buffer's bytes.
@@ -95,13 +220,20 @@ impl Writable {
     /// the Python code that passed it must not touch it from another thread meanwhile (as
     /// with `socket.recv_into`).
     pub(crate) unsafe fn slice(&mut self) -> &mut [u8] {
-        let len = self.buffer.len_bytes();
-        if len == 0 {
-            return &mut [];
+        match self {
+            // SAFETY: the caller's promise, passed on.
+            Writable::Simple(export) => unsafe { export.bytes_mut() },
+            Writable::Full(buffer) => {
+                let len = buffer.len_bytes();
+                if len == 0 {
+                    return &mut [];
+                }
+                // SAFETY: the export keeps `len` writable, contiguous bytes at `buf_ptr`
+                // alive and in place while `self` lives; the caller promises exclusive use
+                // meanwhile.
+                unsafe { std::slice::from_raw_parts_mut(buffer.buf_ptr().cast::<u8>(), len) }
+            }
         }
-        // SAFETY: the export keeps `len` writable, contiguous bytes at `buf_ptr` alive and
-        // in place while `self` lives; the caller promises exclusive use meanwhile.
-        unsafe { std::slice::from_raw_parts_mut(self.buffer.buf_ptr().cast::<u8>(), len) }
     }
 }
 
@@ -342,7 +474,8 @@ impl PyPipeConnection {
     /// the rest of one a previous call could not fit. Returns `(nbytes, complete)`;
     /// `complete` is False when the message goes on (`ERROR_MORE_DATA`).
     fn recv_into(&mut self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<(usize, bool)> {
-        let mut target = Writable::get(buffer)?;
+        let mut slot = ExportSlot::uninit();
+        let mut target = Writable::get(buffer, &mut slot)?;
         // SAFETY: `target` holds the export for the call; the caller does not touch the
         // buffer from another thread meanwhile (as with `socket.recv_into`).
         let slice = unsafe { target.slice() };

@@ -45,6 +45,38 @@ def test_pipe_message_round_trip_and_recv_into():
         t.join()
 
 
+def test_pipe_send_and_recv_into_take_any_buffer():
+    """Every kind of buffer goes through send and recv_into: bytes, bytearray, memoryview
+    slices, array.array, a strided memoryview (copied), small and large (over the stack
+    copy); a read-only or non-contiguous target is refused with BufferError."""
+    import array
+    name = rf"\\.\pipe\{unique('buffers')}"
+    big = bytes(range(256)) * 40
+    sent = [b"bytes", bytearray(b"bytearray"), memoryview(b"0123456789")[2:7],
+            array.array("i", [1, 2, 3]), memoryview(b"abcdefgh")[::2], big,
+            memoryview(bytearray(big))[1:]]
+    with procwire.PipeServer(name) as server:
+        def serve():
+            with server.accept(timeout=10.0) as conn:
+                for _ in sent:
+                    conn.send(conn.recv(timeout=10.0))
+        t = threading.Thread(target=serve)
+        t.start()
+        with procwire.PipeConnection.open(name, mode="message") as client:
+            for data in sent:
+                client.send(data)
+                buf = bytearray(len(big) + 1)
+                n, complete = client.recv_into(memoryview(buf)[1:])
+                assert complete and bytes(buf[1:1 + n]) == memoryview(data).tobytes()
+            with pytest.raises(BufferError, match="read-only"):
+                client.recv_into(b"immutable")
+            with pytest.raises(BufferError, match="not contiguous"):
+                client.recv_into(memoryview(bytearray(8))[::2])
+            with pytest.raises(TypeError):
+                client.send(42)
+        t.join()
+
+
 def test_pipe_byte_mode_and_asyncio():
     name = rf"\\.\pipe\{unique('bytes')}"
     server = procwire.PipeServer(name, mode="byte")
