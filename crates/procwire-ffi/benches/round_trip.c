@@ -2,14 +2,15 @@
  * against libprocwire_ffi.a and runs it): a pipe client that times round trips.
  *
  * Usage:
- *   round_trip NAME SIZE WARMUP BATCHES PER_BATCH
+ *   round_trip NAME SIZE WARMUP PER_BATCH
  *
- * Connects to the message pipe NAME (an echo server), does WARMUP round trips untimed,
- * then BATCHES batches of PER_BATCH round trips of SIZE bytes: `procwire_pipe_send`, then
- * `procwire_pipe_recv_into` a reused buffer. Prints one line per batch, the nanoseconds
- * per round trip of that batch, and exits 0; on a failure prints "STATUS: message" on
- * stderr and exits 1. The Rust client of the same benchmark does exactly this through
- * the library.
+ * Connects to the message pipe NAME (an echo server), does WARMUP round trips untimed and
+ * prints "ready". Then, for each line read from standard input, times one batch of
+ * PER_BATCH round trips of SIZE bytes (`procwire_pipe_send`, then
+ * `procwire_pipe_recv_into` a reused buffer) and prints the nanoseconds per round trip;
+ * exits 0 at the end of its input. On a failure prints "STATUS: message" on stderr and
+ * exits 1. The Rust client of the same benchmark does exactly this through the library,
+ * so that the runner can alternate their batches.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +47,13 @@ static ProcwireStatus round_trip(ProcwirePipeConnection *pipe, const uint8_t *me
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: round_trip NAME SIZE WARMUP BATCHES PER_BATCH\n");
+    if (argc != 5) {
+        fprintf(stderr, "usage: round_trip NAME SIZE WARMUP PER_BATCH\n");
         return 2;
     }
     const char *name = argv[1];
     size_t size = (size_t)atol(argv[2]);
-    long warmup = atol(argv[3]), batches = atol(argv[4]), per_batch = atol(argv[5]);
+    long warmup = atol(argv[3]), per_batch = atol(argv[4]);
     if (per_batch <= 0) {
         fprintf(stderr, "PER_BATCH must be positive\n");
         return 2;
@@ -74,15 +75,18 @@ int main(int argc, char **argv) {
         status = round_trip(pipe, message, size, answer);
         if (status != PROCWIRE_STATUS_OK) return fail(status);
     }
-    for (long b = 0; b < batches; ++b) {
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin) != NULL) {
         long long start = now_ns();
         for (long i = 0; i < per_batch; ++i) {
             status = round_trip(pipe, message, size, answer);
             if (status != PROCWIRE_STATUS_OK) return fail(status);
         }
         printf("%.1f\n", (double)(now_ns() - start) / (double)per_batch);
+        fflush(stdout);
     }
-    fflush(stdout);
     free(message);
     free(answer);
     procwire_pipe_connection_free(pipe);

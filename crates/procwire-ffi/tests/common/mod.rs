@@ -77,7 +77,7 @@ pub fn build_file(compiler: &str, path: &Path, flags: &[&str]) -> PathBuf {
         .arg(crate_dir().join("include"))
         .arg("-I")
         .arg(path.parent().unwrap())
-        .arg(&path)
+        .arg(path)
         .arg("-o")
         .arg(&program)
         .arg(library_dir().join("libprocwire_ffi.a"))
