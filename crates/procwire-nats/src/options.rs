@@ -92,6 +92,7 @@ pub struct NatsOptions {
     tls_config: Option<Arc<async_nats::rustls::ClientConfig>>,
     plaintext_network: bool,
     connect_timeout: Duration,
+    max_reconnect_delay: Duration,
 }
 
 impl Default for NatsOptions {
@@ -101,7 +102,8 @@ impl Default for NatsOptions {
 }
 
 impl NatsOptions {
-    /// No credentials, no TLS (loopback servers only), a 5 s connect timeout.
+    /// No credentials, no TLS (loopback servers only), a 5 s connect timeout, reconnects
+    /// at most 500 ms apart.
     pub fn new() -> NatsOptions {
         NatsOptions {
             auth: Auth::None,
@@ -112,7 +114,17 @@ impl NatsOptions {
             tls_config: None,
             plaintext_network: false,
             connect_timeout: Duration::from_secs(5),
+            max_reconnect_delay: Duration::from_millis(500),
         }
+    }
+
+    /// The longest pause between two attempts to reconnect to a server that went away
+    /// (they start at once and double from 10 ms). The client's own default grows to 4 s,
+    /// which leaves calls and writes with short deadlines failing for seconds after the
+    /// server is back.
+    pub fn max_reconnect_delay(mut self, delay: Duration) -> Self {
+        self.max_reconnect_delay = delay;
+        self
     }
 
     /// Authenticates with a user name and password.
@@ -217,7 +229,9 @@ impl NatsOptions {
                     source,
                 })?,
         };
+        let max_delay = self.max_reconnect_delay;
         options = options
+            .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, max_delay))
             .connection_timeout(self.connect_timeout)
             // Calls carry their own deadlines.
             .request_timeout(None)
@@ -242,5 +256,29 @@ impl NatsOptions {
                 server: parsed.server.clone(),
                 source,
             })
+    }
+}
+
+/// The pause before reconnect attempt `attempts` (1 for the first): none, then 10 ms
+/// doubling, at most `max`.
+fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
+    match attempts {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(10u64 << (n - 2).min(16)).min(max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_start_at_once_double_and_stop_growing_at_the_maximum() {
+        let max = Duration::from_millis(500);
+        assert_eq!(reconnect_delay(1, max), Duration::ZERO);
+        assert_eq!(reconnect_delay(2, max), Duration::from_millis(10));
+        assert_eq!(reconnect_delay(3, max), Duration::from_millis(20));
+        assert_eq!(reconnect_delay(8, max), max);
+        assert_eq!(reconnect_delay(usize::MAX, max), max);
     }
 }
