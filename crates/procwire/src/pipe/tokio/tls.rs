@@ -9,13 +9,17 @@
 //!
 //! The bridge keeps the pipe's semantics: bytes the connection wrote before it closed are
 //! still encrypted and sent, a half close becomes the session's close_notify, and the peer's
-//! close (or a broken session) is the end of the stream on the connection's side.
+//! close is the end of the stream on the connection's side. A broken session (no
+//! close_notify, a TLS alert) is also an end of stream there, as a local socket cannot
+//! carry the error; the peer, though, sees a session cut without close_notify when this
+//! side's stream broke.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::oneshot;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -70,36 +74,59 @@ where
     }))
 }
 
+/// How long the bridge keeps sending what the connection wrote after the connection is
+/// gone: a peer that does not take it in that time loses the rest (a stalled peer must not
+/// keep the session alive for ever).
+const LINGER: Duration = Duration::from_secs(30);
+
 /// Copies both ways until each direction is done.
 ///
 /// Outbound (connection → peer) runs until the connection stops sending, by a half close or
 /// by closing, and then ends the session with close_notify: what was written before is
-/// never cut off. Inbound (peer → connection) runs until the peer stops sending, or until
-/// the connection is gone, so that a peer that never closes cannot keep the task alive.
+/// never cut off (for at most [`LINGER`] once the connection is gone). Inbound (peer →
+/// connection) runs until the peer stops sending, or until the connection is gone, so that
+/// a peer that never closes cannot keep the task alive.
 async fn pump<S>(session: S, far: UnixStream, dropped: oneshot::Receiver<()>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut from_peer, mut to_peer) = tokio::io::split(session);
-    let (mut from_conn, mut to_conn) = far.into_split();
-    let outbound = async {
-        if let Err(e) = tokio::io::copy(&mut from_conn, &mut to_peer).await {
-            tracing::debug!("TLS bridge: sending to the peer failed: {e}");
+    let (from_peer, to_peer) = tokio::io::split(session);
+    let (from_conn, to_conn) = far.into_split();
+    let outbound = forward(from_conn, to_peer, "to the peer");
+    let inbound = forward(from_peer, to_conn, "from the peer");
+    tokio::pin!(outbound, inbound);
+    tokio::select! {
+        _ = async { tokio::join!(&mut outbound, &mut inbound) } => return,
+        _ = dropped => {}
+    }
+    let _ = tokio::time::timeout(LINGER, outbound).await;
+}
+
+/// Moves bytes from `from` to `to`, each read written whole before the next read, then
+/// ends `to`: in order (a shutdown, close_notify on the session) when `from` ended in
+/// order, abruptly (dropped, so that the other side sees the stream cut) when it broke.
+async fn forward<R, W>(mut from: R, mut to: W, what: &str)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            // A connection that closes with bytes from the peer unread is reported as a
+            // reset after its own data: for the bridge that is its end.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => {
+                tracing::debug!("TLS bridge: the stream {what} broke: {e}");
+                return;
+            }
+        };
+        if let Err(e) = to.write_all(&buf[..n]).await {
+            tracing::debug!("TLS bridge: sending {what} failed: {e}");
+            return;
         }
-        let _ = to_peer.shutdown().await;
-    };
-    let inbound = async {
-        match tokio::io::copy(&mut from_peer, &mut to_conn).await {
-            Ok(_) => {}
-            Err(e) => tracing::debug!("TLS bridge: the session from the peer ended: {e}"),
-        }
-        let _ = to_conn.shutdown().await;
-    };
-    let inbound = async {
-        tokio::select! {
-            () = inbound => {}
-            _ = dropped => {}
-        }
-    };
-    tokio::join!(outbound, inbound);
+    }
+    let _ = to.shutdown().await;
 }
