@@ -811,3 +811,47 @@ fn credentials_are_used_and_a_wrong_password_is_a_connect_error() {
     writer.write(b"signed in").unwrap();
     assert_eq!(reader.read().unwrap(), b"signed in");
 }
+
+#[test]
+fn a_reader_follows_its_slot_when_the_stream_is_made_anew() {
+    let _w = Watchdog::new(Duration::from_secs(60));
+    let server = NatsServer::start();
+    let name = unique_name("anew");
+    let slot = slot_url(&server, &name);
+    let reader = NatsMailslot::create(&slot).unwrap();
+    let writer = NatsWriterOptions::new().open(&slot).unwrap();
+    for m in [&b"one"[..], b"two", b"three"] {
+        writer.write(m).unwrap();
+    }
+    for m in [&b"one"[..], b"two", b"three"] {
+        assert_eq!(reader.read_timeout(Duration::from_secs(10)).unwrap(), m);
+    }
+    assert_eq!(reader.info().unwrap().waiting, 0);
+    // A tool removes the stream under the reader; a writer makes the slot again.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let raw = async_nats::connect(server.url()).await.unwrap();
+            let subject = format!("$JS.API.STREAM.DELETE.PROCWIRE_MAILSLOT_{name}");
+            let answer = raw.request(subject, "".into()).await.unwrap();
+            let text = String::from_utf8_lossy(&answer.payload).to_string();
+            assert!(text.contains("\"success\":true"), "{text}");
+        });
+    let writer = NatsWriterOptions::new().open_or_create(&slot).unwrap();
+    writer.write(b"four").unwrap();
+    writer.write(b"five").unwrap();
+    // The new stream numbers its messages from 1, below the reader's place in the old one:
+    // it counts them, and reads them, rather than remove them as read or wait above them.
+    assert_eq!(reader.info().unwrap().waiting, 2);
+    assert_eq!(
+        reader.read_timeout(Duration::from_secs(10)).unwrap(),
+        b"four"
+    );
+    assert_eq!(
+        reader.read_timeout(Duration::from_secs(10)).unwrap(),
+        b"five"
+    );
+    assert_eq!(reader.info().unwrap().waiting, 0);
+}

@@ -82,6 +82,9 @@ enum Response<T> {
 pub(crate) struct StreamInfo {
     pub(crate) config: StreamConfig,
     pub(crate) state: StreamState,
+    /// When the stream was made: another value means it was removed and made anew.
+    #[serde(default)]
+    pub(crate) created: String,
 }
 
 /// A stream's configuration (the fields this crate reads).
@@ -125,6 +128,9 @@ struct Deleted {
 /// the same message id already was).
 #[derive(Debug, Deserialize)]
 pub(crate) struct PubAck {
+    /// The stream that stored the message: anyone who may subscribe to the slot's subject
+    /// could answer a publish, so a writer takes only its own slot's stream's word.
+    pub(crate) stream: String,
     #[allow(dead_code)]
     pub(crate) seq: u64,
     #[serde(default)]

@@ -114,6 +114,28 @@ struct Stored {
     cursor: u64,
     /// The message handed out last, not yet removed from the stream.
     handed: Option<u64>,
+    /// When the stream this reader reads was made, once seen.
+    created: Option<String>,
+}
+
+impl Stored {
+    /// Notes the stream's making time from `info`. A stream removed and made anew (by a
+    /// tool, or `remove` on another handle, then a writer's `open_or_create`) numbers its
+    /// messages from 1 again: the reader then reads it from its start rather than take its
+    /// messages for ones it read (and remove them) or wait above them.
+    fn follow(&mut self, name: &str, info: &api::StreamInfo) -> bool {
+        let made_anew = self
+            .created
+            .as_ref()
+            .is_some_and(|seen| !info.created.is_empty() && *seen != info.created);
+        if made_anew {
+            tracing::warn!(slot = %name, "the slot's stream was made anew; reading it from its start");
+            self.cursor = 0;
+            self.handed = None;
+        }
+        self.created = Some(info.created.clone());
+        made_anew
+    }
 }
 
 /// A broadcast slot's subscription and what it received.
@@ -267,6 +289,7 @@ impl AsyncNatsMailslot {
                 let mut info = count()
                     .await
                     .map_err(|f| api::failed(&r.name, "count the messages", started, f))?;
+                s.follow(&r.name.full, &info);
                 if info.state.messages > 0 && info.state.first_seq < s.cursor {
                     // Messages this reader removed came back: a server that was killed
                     // had not written their removal yet. Remove them again.
@@ -499,6 +522,14 @@ impl Reader {
                     return Ok(Some(payload));
                 }
                 Ok(None) => {
+                    // Nothing at or after the cursor: unless the stream was made anew (its
+                    // messages then number from 1, below the cursor).
+                    let limit = api::attempt_limit(deadline);
+                    if let Ok(info) = api::stream_info(&self.client, &self.name, limit).await {
+                        if s.follow(&self.name.full, &info) {
+                            continue;
+                        }
+                    }
                     if api::past(deadline) {
                         return Ok(None);
                     }

@@ -99,7 +99,20 @@ impl AsyncNatsMailslotWriter {
             )
             .await;
             match ack {
-                Ok(_) => return Ok(()),
+                Ok(ack) if ack.stream == w.name.stream() => return Ok(()),
+                // Not the slot's stream (a stranger answering on the subject): as no answer,
+                // tried again; the message id keeps a message stored once.
+                Ok(ack) if !api::past(deadline) => {
+                    tracing::warn!(slot = %w.name.full, stream = %ack.stream, "a store acknowledgement from another stream; trying again");
+                    api::pause(deadline).await;
+                }
+                Ok(ack) => {
+                    let f = Failure::Transient(format!(
+                        "only stream `{}`, not the slot's, acknowledged it",
+                        ack.stream
+                    ));
+                    return Err(api::failed(&w.name, "store the message", started, f));
+                }
                 Err(f) if f.is(code::MESSAGE_TOO_LARGE) => {
                     // The slot's maximum is lower than this writer was told: ask again.
                     let max =

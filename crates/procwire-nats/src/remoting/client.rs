@@ -152,6 +152,37 @@ impl Shared {
                 format!("the server on `{subject}` refused the request: {status}"),
             ));
         }
+        // Anyone who may answer on the subject can answer anything: only a response frame to
+        // this request, within this side's limit, goes on to the proxies' connection (which
+        // ends on a frame it cannot read).
+        match wire::decode_response(&reply.payload, self.max) {
+            Ok(response) if response.id == request.id => {}
+            Ok(response) => {
+                return Err(RemoteError::new(
+                    RemoteErrorKind::Protocol,
+                    format!(
+                        "the answer on `{subject}` is for another call ({:x}, not {:x})",
+                        response.id, request.id
+                    ),
+                ))
+            }
+            Err(_) if reply.payload.len() > self.max => {
+                return Err(RemoteError::new(
+                    RemoteErrorKind::MessageTooLarge,
+                    format!(
+                    "the answer on `{subject}` is {} bytes, over this client's maximum of {} bytes",
+                    reply.payload.len(),
+                    self.max
+                ),
+                ))
+            }
+            Err(e) => {
+                return Err(RemoteError::new(
+                    RemoteErrorKind::Protocol,
+                    format!("the answer on `{subject}` is not a response frame: {e}"),
+                ))
+            }
+        }
         match &request.op {
             Op::Activate { .. } => self.remember(&reply),
             Op::Release { object } => {

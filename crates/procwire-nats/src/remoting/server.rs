@@ -285,10 +285,22 @@ impl Answerer {
                     return;
                 }
             };
-            let Some(request) = request else { return };
-            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            let Some(request) = request else {
+                // The service was stopped under the endpoint: unsubscribe now, in order
+                // before the listener's flush (dropping the subscription would tell the
+                // server later, and a call could still be routed here meanwhile).
+                let _ = endpoint.stop().await;
                 return;
             };
+            // Waiting for a free slot must not hold up a stop either.
+            let slot = tokio::select! {
+                slot = Arc::clone(&self.slots).acquire_owned() => slot,
+                _ = stopping.changed() => {
+                    let _ = endpoint.stop().await;
+                    return;
+                }
+            };
+            let Ok(slot) = slot else { return };
             // Each call in a task of its own: a slow call holds up no other.
             let answerer = Arc::clone(&self);
             tokio::spawn(async move {
