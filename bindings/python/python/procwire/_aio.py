@@ -7,7 +7,14 @@ blocking receive with a timeout of at most ``SLICE`` seconds, shielded from canc
 and when the awaiting task is cancelled, the slice under way finishes in the background
 and whatever it took is handed back to the object, which returns it first on the next
 receive: nothing is lost. The next ``a``-receive on the same object waits for that slice
-first; a plain blocking receive called meanwhile may find the object busy.
+first.
+
+While a slice runs (during an ``arecv``, and up to ``SLICE`` seconds after one is
+cancelled) the object is in use by the executor thread: another call on a pipe connection
+from the loop's thread (``send``, ``close``) raises ``RuntimeError`` ("Already borrowed").
+Send from another connection or after the receive, and close after awaiting or cancelling
+the receive and ``await asyncio.sleep(procwire._aio.SLICE)``. Each waiting receive holds
+one thread of the loop's default executor.
 """
 
 import asyncio

@@ -204,6 +204,10 @@ impl PassedHandle {
 
     /// The pipe connection passed, for tokio. Must be called within a tokio runtime.
     ///
+    /// The socket becomes nonblocking, and the sender's handle shares that state (a passed
+    /// descriptor is the same open socket): a sender should drop its own connection once it
+    /// has passed it, as it would after `DuplicateHandle` with `DUPLICATE_CLOSE_SOURCE`.
+    ///
     /// # Errors
     ///
     /// [`PipeError::BadHandle`] when it is another kind of object (which is then closed);
