@@ -13,6 +13,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest paste by default: 256 MiB.
 pub const DEFAULT_MAX_SIZE: usize = 256 << 20;
 
+/// The most formats [`Clipboard::formats`] reads from an owner's list (TARGETS); a longer
+/// list is refused as too large.
+const MAX_TARGETS: usize = 4096;
+
 /// Options for [`Clipboard`]: which display, how long to wait, how much to accept.
 ///
 /// # Examples
@@ -430,11 +434,13 @@ impl Clipboard {
             return Ok(names);
         }
         let x = self.x();
+        // The owner's list is its word: at most MAX_TARGETS formats are read, each named
+        // in the same round trip (an owner cannot make this side ask for millions).
         let bytes = x.convert(
             x.atoms.TARGETS,
             "TARGETS",
             self.options.timeout,
-            self.options.max_size,
+            self.options.max_size.min(4 * MAX_TARGETS),
         )?;
         let atoms: Vec<u32> = bytes
             .chunks_exact(4)
