@@ -115,7 +115,7 @@ impl NatsServer {
     /// Starts the server and waits until it accepts; `Err` when it exits first (its
     /// stderr in the text). Panics when nats-server is not installed or is too slow.
     fn spawn(&mut self) -> Result<(), String> {
-        let mut cmd = Command::new("nats-server");
+        let mut cmd = Command::new(binary());
         cmd.args([
             "-a",
             "127.0.0.1",
@@ -230,6 +230,17 @@ fn accepts(addr: SocketAddr, name: &str) -> bool {
     read.is_ok()
         && greeting.starts_with("INFO ")
         && greeting.contains(&format!("\"server_name\":\"{name}\""))
+}
+
+/// The nats-server to run: the one on `PATH`, else Debian's `/usr/sbin/nats-server` (not on
+/// an ordinary user's `PATH`).
+fn binary() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.unwrap_or_else(|| std::path::PathBuf::from("/usr/sbin/nats-server"))
 }
 
 #[cfg(test)]
