@@ -551,7 +551,12 @@ impl Reader {
                             if let Some(d) = deadline {
                                 wait = wait.min(d.saturating_duration_since(Instant::now()));
                             }
-                            let _ = tokio::time::timeout(wait, sub.next()).await;
+                            if let Ok(None) = tokio::time::timeout(wait, sub.next()).await {
+                                // The subscription ended (the connection is being
+                                // replaced): subscribe again after a pause, not in a loop.
+                                wake = None;
+                                api::pause(deadline).await;
+                            }
                         }
                     }
                 }

@@ -156,7 +156,21 @@ impl Shared {
         // this request, within this side's limit, goes on to the proxies' connection (which
         // ends on a frame it cannot read).
         match wire::decode_response(&reply.payload, self.max) {
-            Ok(response) if response.id == request.id => {}
+            Ok(response) if response.id == request.id => {
+                // An object its server no longer has: forget its route.
+                if let (
+                    Err(e),
+                    Op::Call {
+                        object: Some(object),
+                        ..
+                    },
+                ) = (&response.outcome, &request.op)
+                {
+                    if e.kind == RemoteErrorKind::ObjectDisconnected {
+                        lock(&self.objects).remove(object);
+                    }
+                }
+            }
             Ok(response) => {
                 return Err(RemoteError::new(
                     RemoteErrorKind::Protocol,
