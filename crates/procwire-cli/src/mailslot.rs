@@ -109,15 +109,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => writeln!(out, "listening on {}", slot.name())?,
     }
     out.flush()?;
+    report(
+        &mut out,
+        &shutdown,
+        &args,
+        || Ok(slot.info()?.waiting),
+        || Ok(slot.read()?),
+    )?;
+    let dropped = slot.dropped();
+    if dropped != Default::default() {
+        writeln!(out, "dropped network datagrams: {dropped:?}")?;
+    }
+    Ok(())
+}
+
+/// The loop of `serve`, for either kind of slot: every `--every`, say how many messages
+/// wait and read exactly those, until `--messages` were read (or a signal stops it).
+fn report(
+    out: &mut impl Write,
+    shutdown: &Shutdown,
+    args: &ServeArgs,
+    mut waiting: impl FnMut() -> anyhow::Result<usize>,
+    mut read_one: impl FnMut() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<()> {
     let mut read = 0usize;
     let mut check = 0u64;
     loop {
         shutdown.sleep(args.every)?;
         check += 1;
-        let info = slot.info()?;
-        writeln!(out, "check {check}: {} message(s) waiting", info.waiting)?;
-        for _ in 0..info.waiting {
-            let message = slot.read().context("reading a counted message")?;
+        let waiting = waiting()?;
+        writeln!(out, "check {check}: {waiting} message(s) waiting")?;
+        for _ in 0..waiting {
+            let message = read_one().context("reading a counted message")?;
             read += 1;
             writeln!(
                 out,
@@ -127,10 +150,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
         if args.messages.is_some_and(|n| read >= n) {
-            let dropped = slot.dropped();
-            if dropped != Default::default() {
-                writeln!(out, "dropped network datagrams: {dropped:?}")?;
-            }
             return Ok(());
         }
     }
@@ -154,35 +173,22 @@ fn serve_nats(args: ServeArgs) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {}", slot.name())?;
     out.flush()?;
-    let mut read = 0usize;
-    let mut check = 0u64;
-    loop {
-        shutdown.sleep(args.every)?;
-        check += 1;
-        let info = slot.info()?;
-        writeln!(out, "check {check}: {} message(s) waiting", info.waiting)?;
-        for _ in 0..info.waiting {
-            let message = slot.read().context("reading a counted message")?;
-            read += 1;
-            writeln!(
-                out,
-                "message #{read}: {}",
-                String::from_utf8_lossy(&message)
-            )?;
-        }
-        out.flush()?;
-        if args.messages.is_some_and(|n| read >= n) {
-            if slot.dropped_oversize() > 0 {
-                writeln!(
-                    out,
-                    "dropped oversize messages: {}",
-                    slot.dropped_oversize()
-                )?;
-            }
-            slot.close()?;
-            return Ok(());
-        }
+    report(
+        &mut out,
+        &shutdown,
+        &args,
+        || Ok(slot.info()?.waiting),
+        || Ok(slot.read()?),
+    )?;
+    if slot.dropped_oversize() > 0 {
+        writeln!(
+            out,
+            "dropped oversize messages: {}",
+            slot.dropped_oversize()
+        )?;
     }
+    slot.close()?;
+    Ok(())
 }
 
 fn send(args: SendArgs) -> anyhow::Result<()> {
