@@ -95,7 +95,7 @@ pub(super) fn check_usable(info: &Info, broken: &Option<String>) -> Result<(), P
 
 /// The error for a failure of the shared-memory path (`end` shuts the connection down when
 /// the peer broke the protocol); the half is unusable after.
-fn shm_failure(
+pub(super) fn shm_failure(
     info: &Info,
     broken: &mut Option<String>,
     e: LinkError,
@@ -616,41 +616,32 @@ impl PipeSendHalf {
     ///
     /// As [`PipeConnection::send_many`].
     pub async fn send_many<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<(), PipeError> {
-        check_usable(&self.info, &self.broken)?;
-        self.info.check_can_write()?;
-        let whole = self.info.pipe_type == PipeMode::Message;
-        if whole {
-            for message in messages {
-                self.info.check_size(message.as_ref().len())?;
-            }
-        }
+        let whole = self.check_sendable(messages.iter().map(|m| m.as_ref().len()))?;
         let Some(shm) = &mut self.shm else {
             for message in messages {
                 self.send(message.as_ref()).await?;
             }
             return Ok(());
         };
-        if shm.is_mid_message() {
-            self.broken = Some("an earlier send was cancelled in the middle of a message".into());
-            return Err(self
-                .info
-                .broken("an earlier send was cancelled mid-message"));
-        }
         let result = shm.send_many(messages, whole).await;
         result.map_err(|e| self.shm_failure(e))
     }
 
-    /// Sends one message (on a byte-type pipe: writes the bytes).
-    ///
-    /// # Errors
-    ///
-    /// As [`crate::pipe::PipeConnection::send`].
-    pub async fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
+    /// Whether messages of `sizes` may be sent now (and whether they go as whole
+    /// messages): the half is usable and may write, each fits the pipe's maximum (checked
+    /// before anything is sent), and no earlier send was cancelled in the middle of a
+    /// message (the peer would get a torn one; the half is then broken for good).
+    pub(super) fn check_sendable(
+        &mut self,
+        sizes: impl IntoIterator<Item = usize>,
+    ) -> Result<bool, PipeError> {
         check_usable(&self.info, &self.broken)?;
         self.info.check_can_write()?;
         let whole = self.info.pipe_type == PipeMode::Message;
         if whole {
-            self.info.check_size(message.len())?;
+            sizes
+                .into_iter()
+                .try_for_each(|len| self.info.check_size(len))?;
         }
         let cancelled = match &self.shm {
             Some(shm) => shm.is_mid_message(),
@@ -662,6 +653,16 @@ impl PipeSendHalf {
                 .info
                 .broken("an earlier send was cancelled mid-message"));
         }
+        Ok(whole)
+    }
+
+    /// Sends one message (on a byte-type pipe: writes the bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::pipe::PipeConnection::send`].
+    pub async fn send(&mut self, message: &[u8]) -> Result<(), PipeError> {
+        let whole = self.check_sendable([message.len()])?;
         if let Some(shm) = &mut self.shm {
             let result = shm.send(message, whole).await;
             return result.map_err(|e| self.shm_failure(e));

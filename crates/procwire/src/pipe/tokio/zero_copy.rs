@@ -5,12 +5,10 @@
 
 use std::ops::{Deref, DerefMut};
 
-use super::connection::{check_usable, PipeRecvHalf, PipeSendHalf};
+use super::connection::{shm_failure, PipeRecvHalf, PipeSendHalf};
 use super::PipeConnection;
-use crate::pipe::connection::link_error;
 use crate::pipe::shm::{self, Borrowed};
 use crate::pipe::PipeError;
-use crate::wire::PipeMode;
 
 /// Room for one message, lent by [`PipeConnection::loan`]: write the message into it (it
 /// dereferences to `&mut [u8]` of the asked length), then [`send`](Self::send) it. On a
@@ -134,20 +132,8 @@ impl PipeSendHalf {
     ///
     /// As [`PipeConnection::loan`].
     pub async fn loan(&mut self, len: usize) -> Result<Loan<'_>, PipeError> {
-        check_usable(&self.info, &self.broken)?;
-        self.info.check_can_write()?;
-        if self.info.pipe_type == PipeMode::Message {
-            self.info.check_size(len)?;
-        }
-        let in_ring = match &self.shm {
-            Some(shm) if shm.is_mid_message() => {
-                let why = "an earlier send was cancelled in the middle of a message";
-                self.broken = Some(why.into());
-                return Err(self.info.broken(why));
-            }
-            Some(shm) => len <= shm.max_loan(),
-            None => false,
-        };
+        self.check_sendable([len])?;
+        let in_ring = self.shm.as_ref().is_some_and(|shm| len <= shm.max_loan());
         if !in_ring {
             return Ok(Loan {
                 inner: LoanInner::Copy {
@@ -164,12 +150,8 @@ impl PipeSendHalf {
             Ok(loan) => Ok(Loan {
                 inner: LoanInner::Ring(loan),
             }),
-            Err(e) => {
-                // The sender already ended the connection if the peer broke the ring.
-                let error = link_error(info, e, None, || {});
-                *broken = Some(error.to_string());
-                Err(error)
-            }
+            // The sender already ended the connection if the peer broke the ring.
+            Err(e) => Err(shm_failure(info, broken, e, || {})),
         }
     }
 }
@@ -196,12 +178,8 @@ impl PipeRecvHalf {
             Ok(borrowed) => Ok(Received {
                 inner: ReceivedInner::Ring(borrowed),
             }),
-            Err(e) => {
-                // The receiver already ended the connection if the peer broke the ring.
-                let error = link_error(info, e, None, || {});
-                *broken = Some(error.to_string());
-                Err(error)
-            }
+            // The receiver already ended the connection if the peer broke the ring.
+            Err(e) => Err(shm_failure(info, broken, e, || {})),
         }
     }
 }
