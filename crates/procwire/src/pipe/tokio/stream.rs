@@ -168,12 +168,7 @@ impl AsyncStream {
 
     /// The network address of a TCP peer; `None` for a local one.
     pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
-        match self {
-            AsyncStream::Unix(_) => None,
-            AsyncStream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
-            #[cfg(feature = "tls")]
-            AsyncStream::Tls(t) => Some(t.peer.ip()),
-        }
+        self.peer_addr().map(|a| a.ip())
     }
 
     /// The network address of a TCP peer; `None` for a local one.
