@@ -144,7 +144,11 @@ impl Waitable<'_> {
 /// 5.16 or later); while a mutex is held, for at most about 25 ms at a time, to notice a
 /// dead holder. Pipe connections and mailslots join the same sleep: a helper thread
 /// polls their sockets (`poll(2)`, with an `eventfd` to stop it) and wakes the wait through
-/// one more futex word in this process. Nothing spins.
+/// one more futex word in this process. Nothing spins. A wait on several objects that finds
+/// none signalled first yields the CPU once (`sched_yield(2)`) and looks again: the kernel
+/// looks up, queues and unqueues every word of a `futex_waitv`, about as much work per word
+/// as one yield, and the thread that is about to signal one of them is often the one that
+/// runs next on this CPU.
 ///
 /// # Examples
 ///

@@ -10,6 +10,9 @@
 //! 1. **Look.** Any: take the first object (lowest index) that can be taken now. All: if
 //!    every object can be taken now, take them in index order; if one of them was taken by
 //!    someone else in between, give back those taken (in reverse order) and go on.
+//!    When nothing can be taken and the wait has several objects, yield the CPU once and
+//!    look again before arming: the sleep of step 3 costs the kernel about a yield per
+//!    word, and the signal often comes from the thread the yield lets run.
 //! 2. **Arm.** Announce the waiter on every futex word (a semaphore's or an event's sleeper
 //!    count, a mutex's waiters bit), *then* read the word: a release from then on either
 //!    sees the waiter and wakes it, or is seen (the objects' own protocols, with the same
@@ -453,6 +456,7 @@ pub(crate) fn run(
     let mut check_dead = true;
     let mut slept = false;
     let mut woken = false;
+    let mut yielded = false;
     let mut words: Vec<(&AtomicU32, u32)> = Vec::with_capacity(items.len() + 2);
     loop {
         let outcome = attempt(items, all, me, check_dead, slept)?;
@@ -470,6 +474,17 @@ pub(crate) fn run(
         if left.is_some_and(|l| l.is_zero()) {
             return Err(Fail::Timeout);
         }
+        if !yielded && items.len() > 1 {
+            // Going to sleep costs the kernel about as much as a yield per word (it looks
+            // up, queues and unqueues each one), so a wait on several first lets whoever
+            // else is runnable on this CPU go first, once: the object is often signalled
+            // by then, and the sleep is not needed at all.
+            yielded = true;
+            check_dead = false;
+            std::thread::yield_now();
+            continue;
+        }
+        yielded = false;
         words.clear();
         let mut watch_liveness = false;
         for item in items {
