@@ -107,13 +107,22 @@ pub(crate) trait RingData {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Corrupt(pub(crate) String);
 
+/// A [`Corrupt`] error, made out of line: the checks on every message stay small.
+#[cold]
+#[inline(never)]
+fn corrupt(what: std::fmt::Arguments<'_>) -> Corrupt {
+    Corrupt(what.to_string())
+}
+
 /// The space a record of `len` payload bytes takes.
+#[inline]
 pub(crate) fn record_size(len: usize) -> usize {
     RECORD_HEADER + len.next_multiple_of(8)
 }
 
 /// Where the byte counted `position` lies in a ring of `capacity` bytes (a power of two:
 /// a mask, not a division, on every record).
+#[inline]
 fn ring_offset(position: u64, capacity: usize) -> usize {
     debug_assert!(capacity.is_power_of_two());
     (position as usize) & (capacity - 1)
@@ -178,11 +187,12 @@ impl Producer {
     }
 
     /// Free bytes, from the consumer's published `tail` (loaded now and checked).
+    #[inline]
     fn free(&mut self, ctl: &RingControl) -> Result<usize, Corrupt> {
         let tail = ctl.tail.load(Ordering::Acquire);
         let used = self.head.wrapping_sub(tail);
         if used > self.capacity as u64 || tail % 8 != 0 {
-            return Err(Corrupt(format!(
+            return Err(corrupt(format_args!(
                 "the reader's position {tail} is not within the {} bytes behind {}",
                 self.capacity, self.head
             )));
@@ -192,6 +202,7 @@ impl Producer {
     }
 
     /// Free bytes as of the last look at `tail` (never more than there are).
+    #[inline]
     fn free_seen(&self) -> usize {
         self.capacity - self.head.wrapping_sub(self.tail_seen) as usize
     }
@@ -199,6 +210,7 @@ impl Producer {
     /// Room for one record of between `min` and `want` payload bytes (`min <= want <=
     /// max_record`), writing padding first when the record does not fit before the end;
     /// `None` while the ring is too full.
+    #[inline]
     pub(crate) fn reserve(
         &mut self,
         ctl: &RingControl,
@@ -254,6 +266,7 @@ impl Producer {
     /// Writes the header of the record in `slot` (as [`commit`](Self::commit)) without
     /// publishing it yet: a later [`publish`](Self::publish) makes every staged record
     /// visible at once, with one store and one fence for all of them.
+    #[inline]
     pub(crate) fn stage(&mut self, data: &impl RingData, slot: Slot, len: usize, message_len: u32) {
         debug_assert!(len <= slot.room);
         let (len_word, message_word) = data.header(slot.header);
@@ -269,6 +282,7 @@ impl Producer {
 
     /// Publishes every staged record. Returns whether the consumer said it sleeps: then
     /// ring its doorbell.
+    #[inline]
     pub(crate) fn publish(&mut self, ctl: &RingControl) -> bool {
         self.published = self.head;
         ctl.head.store(self.head, Ordering::Release);
@@ -293,6 +307,7 @@ impl Producer {
 }
 
 /// Clears a sleeper's waiting word if it is set; `true` when it was (ring the doorbell).
+#[inline]
 fn wake_needed(waiting: &AtomicU32) -> bool {
     waiting.load(Ordering::Relaxed) != 0 && waiting.swap(0, Ordering::Relaxed) != 0
 }
@@ -365,6 +380,7 @@ impl Consumer {
     }
 
     /// The next record, if one is published; padding is skipped.
+    #[inline]
     pub(crate) fn peek(
         &mut self,
         ctl: &RingControl,
@@ -376,7 +392,7 @@ impl Consumer {
             if self.head_seen == self.tail {
                 let head = ctl.head.load(Ordering::Acquire);
                 if head.wrapping_sub(self.tail) > self.capacity as u64 || head % 8 != 0 {
-                    return Err(Corrupt(format!(
+                    return Err(corrupt(format_args!(
                         "the writer's position {head} is not within the {} bytes ahead of {}",
                         self.capacity, self.tail
                     )));
@@ -394,7 +410,7 @@ impl Consumer {
             let message_len = message_word.load(Ordering::Relaxed);
             if message_len == PAD {
                 if len != to_end - RECORD_HEADER || available < to_end as u64 {
-                    return Err(Corrupt(format!(
+                    return Err(corrupt(format_args!(
                         "padding of {len} bytes at {offset} does not end the ring"
                     )));
                 }
@@ -404,7 +420,7 @@ impl Consumer {
             }
             let size = len.checked_next_multiple_of(8).map(|l| l + RECORD_HEADER);
             if size.is_none_or(|size| size > to_end || size as u64 > available) {
-                return Err(Corrupt(format!(
+                return Err(corrupt(format_args!(
                     "a record of {len} bytes at {offset} runs past the data written"
                 )));
             }
@@ -412,10 +428,11 @@ impl Consumer {
         }
     }
 
+    #[inline]
     fn check(&self, offset: usize, len: usize, message_len: u32) -> Result<Record, Corrupt> {
         let (first, left) = match self.current {
             None if message_len > self.limit => {
-                return Err(Corrupt(format!(
+                return Err(corrupt(format_args!(
                     "a message of {message_len} bytes is over the limit of {}",
                     self.limit
                 )))
@@ -423,14 +440,14 @@ impl Consumer {
             None => (true, message_len),
             Some((current, left)) if current == message_len && len > 0 => (false, left),
             Some((current, _)) => {
-                return Err(Corrupt(format!(
+                return Err(corrupt(format_args!(
                     "a record of {len} bytes claims a message of {message_len} bytes in the \
                      middle of one of {current}"
                 )))
             }
         };
         if len as u64 > u64::from(left) {
-            return Err(Corrupt(format!(
+            return Err(corrupt(format_args!(
                 "a record of {len} bytes is longer than the {left} left of its message"
             )));
         }
@@ -489,8 +506,16 @@ impl Consumer {
         ctl.head.load(Ordering::Acquire) != self.tail
     }
 
+    /// Whether every record this consumer knows of is taken and the producer has published
+    /// nothing since: one load and two compares, for polling.
+    #[inline]
+    pub(crate) fn all_taken(&self, ctl: &RingControl) -> bool {
+        self.head_seen == self.tail && ctl.head.load(Ordering::Acquire) == self.tail
+    }
+
     /// Frees `record` (the one [`peek`](Self::peek) returned) for the producer. Returns
     /// whether the producer said it sleeps: then ring its doorbell.
+    #[inline]
     pub(crate) fn consume(&mut self, ctl: &RingControl, record: Record) -> bool {
         self.take(record);
         self.release(ctl)
@@ -499,6 +524,7 @@ impl Consumer {
     /// Takes `record` (the one [`peek`](Self::peek) returned) without freeing it for the
     /// producer yet: a later [`release`](Self::release) frees every record taken, with one
     /// store and one fence for all of them. The next `peek` moves past it.
+    #[inline]
     pub(crate) fn take(&mut self, record: Record) {
         let left = match self.current {
             None => record.message_len,
@@ -510,6 +536,7 @@ impl Consumer {
 
     /// Frees every record taken. Returns whether the producer said it sleeps: then ring
     /// its doorbell.
+    #[inline]
     pub(crate) fn release(&mut self, ctl: &RingControl) -> bool {
         ctl.tail.store(self.tail, Ordering::Release);
         fence(Ordering::SeqCst);
