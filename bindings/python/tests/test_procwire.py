@@ -175,6 +175,24 @@ def test_a_cancelled_aread_takes_nothing_and_info_counts_what_it_kept():
     slot.close()
 
 
+def test_a_mailslot_closes_while_an_aread_waits():
+    """close while an aread waits (it used to raise "Already borrowed"): the aread ends
+    with NotPermitted once the slice under way is over, and the name is gone."""
+    slot = procwire.Mailslot(rf"\\.\mailslot\{unique('close')}")
+    name = slot.name
+
+    async def main():
+        pending = asyncio.ensure_future(slot.aread(10.0))
+        await asyncio.sleep(0.2)
+        slot.close()
+        with pytest.raises(procwire.NotPermitted, match="closed"):
+            await asyncio.wait_for(pending, 5.0)
+
+    asyncio.run(main())
+    with pytest.raises(procwire.NotFound):
+        procwire.MailslotWriter(name, timeout=0.5)
+
+
 def test_errors_are_exceptions_per_kind():
     with pytest.raises(procwire.NotFound) as e:
         procwire.PipeConnection.open(unique("missing"), timeout=0.5)
