@@ -600,7 +600,9 @@ impl PyPipeConnection {
     /// here), a `Mutex`, `Semaphore` or `Event`, or a regular file as a file object or an
     /// int file descriptor (which stays open and yours). `access` ("read", "write",
     /// "readwrite"; None for the access this handle has) passes less: a mapping or a file
-    /// as a descriptor opened anew with only that access. This end keeps its object.
+    /// as a descriptor opened anew with only that access. This end keeps its object. A
+    /// `PipeConnection` is passed between messages: this waits for a receive under way on
+    /// it (in another thread), and refuses one with messages received and not yet taken.
     ///
     /// Raises `AccessDenied` before anything is sent when the peer's user could not open
     /// the object itself, `NotPermitted` for more access than this handle has, `BadHandle`
