@@ -395,6 +395,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PyPipeConnection {
+    /// Wraps `conn` (which receives), with a second handle on it (`try_clone`) to send.
     pub(crate) fn new(conn: PipeConnection) -> PyResult<PyPipeConnection> {
         let sender = conn.try_clone().map_err(raise)?;
         Ok(PyPipeConnection {
