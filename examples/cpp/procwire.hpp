@@ -41,6 +41,11 @@ using PipeConnection =
                     Deleter<ProcwirePipeConnection, procwire_pipe_connection_free>>;
 using Mapping =
     std::unique_ptr<ProcwireMapping, Deleter<ProcwireMapping, procwire_mapping_free>>;
+// A handle the peer passed (procwire_pipe_recv_handle): take its object out with the
+// procwire_passed_handle_into_* call of its kind; the PassedHandle itself is freed still.
+using PassedHandle =
+    std::unique_ptr<ProcwirePassedHandle,
+                    Deleter<ProcwirePassedHandle, procwire_passed_handle_free>>;
 using Mailslot =
     std::unique_ptr<ProcwireMailslot, Deleter<ProcwireMailslot, procwire_mailslot_free>>;
 using MailslotWriter =

@@ -74,6 +74,18 @@ create_exception!(
 );
 create_exception!(
     procwire,
+    WrongFrame,
+    Error,
+    "The next frame is a passed handle where a message was awaited, or the reverse; nothing was taken."
+);
+create_exception!(
+    procwire,
+    BadHandle,
+    Error,
+    "A handle could not be passed or received (the connection cannot carry handles, or the peer passed something other than it announced)."
+);
+create_exception!(
+    procwire,
     ProtocolError,
     Error,
     "The peer broke the protocol."
@@ -160,6 +172,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         Timeout,
         Disconnected,
         NotPermitted,
+        WrongFrame,
+        BadHandle,
         ProtocolError,
         IoError,
         Full,
@@ -207,7 +221,7 @@ convert!(PipeError:
     UntrustedServer => UntrustedServer, Busy => Busy, AccessDenied => AccessDenied,
     WrongKind => WrongKind, ModeMismatch => ModeMismatch, MessageTooLarge => MessageTooLarge,
     Timeout => Timeout, Disconnected => Disconnected, NotPermitted => NotPermitted,
-    Protocol => ProtocolError, Io => IoError,
+    WrongFrame => WrongFrame, BadHandle => BadHandle, Protocol => ProtocolError, Io => IoError,
 );
 
 convert!(MailslotError:

@@ -1,7 +1,7 @@
 //! `procwire.Mailslot`, `procwire.MailslotWriter` and `procwire.MailslotInfo`.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use procwire::mailslot::{
     MailslotError, MailslotOptions, MailslotServer, MailslotWriter, ReadTimeout, WriterOptions,
@@ -46,17 +46,23 @@ impl PyMailslotInfo {
 }
 
 /// A mailslot server: `Mailslot(name, *, max_message_size=65536, read_timeout=None)`.
-#[pyclass(name = "Mailslot", module = "procwire")]
+///
+/// Frozen: a read holds its own reference to the slot for as long as it waits, so `close`
+/// from another thread (or while an `aread` waits) never collides with it; the slot goes
+/// when the last read under way ends.
+#[pyclass(name = "Mailslot", module = "procwire", frozen)]
 pub(crate) struct PyMailslot {
-    slot: Option<MailslotServer>,
+    slot: Mutex<Option<Arc<MailslotServer>>>,
     /// Messages a cancelled `aread` took in its last slice: read first, and counted by
     /// `info()`.
     given_back: Mutex<VecDeque<Vec<u8>>>,
 }
 
 impl PyMailslot {
-    fn get(&self) -> PyResult<&MailslotServer> {
-        self.slot.as_ref().ok_or_else(|| closed("mailslot"))
+    /// The slot, for one call (the lock is held only to clone the reference).
+    fn get(&self) -> PyResult<Arc<MailslotServer>> {
+        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.clone().ok_or_else(|| closed("mailslot"))
     }
 
     fn given_back(&self) -> MutexGuard<'_, VecDeque<Vec<u8>>> {
@@ -89,7 +95,7 @@ impl PyMailslot {
         }
         let slot = py.allow_threads(|| options.create(name)).map_err(raise)?;
         Ok(PyMailslot {
-            slot: Some(slot),
+            slot: Mutex::new(Some(Arc::new(slot))),
             given_back: Mutex::default(),
         })
     }
@@ -201,9 +207,13 @@ impl PyMailslot {
         self.given_back().push_front(message);
     }
 
-    /// Closes the slot and removes its name; unread messages are lost.
-    fn close(&mut self) {
-        self.slot = None;
+    /// Closes the slot and removes its name; unread messages are lost. A read under way
+    /// (a blocking `read` in another thread, or the slice of an `aread`, at most
+    /// `procwire._aio.SLICE` seconds) keeps the slot until it ends; later calls raise
+    /// `NotPermitted`.
+    fn close(&self) {
+        let taken = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(taken);
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -211,7 +221,7 @@ impl PyMailslot {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
         self.close();
     }
 }

@@ -28,12 +28,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 pub(crate) struct PyMapping {
     // Declared first, so dropped (unmapped) before the mapping.
     view: Option<View>,
-    mapping: Option<Mapping>,
+    pub(crate) mapping: Option<Mapping>,
     exports: AtomicUsize,
 }
 
 impl PyMapping {
-    fn new(mapping: Mapping) -> PyResult<PyMapping> {
+    /// The handle of `mapping`, with its view of all of it.
+    pub(crate) fn new(mapping: Mapping) -> PyResult<PyMapping> {
         Ok(PyMapping {
             view: Some(mapping.view_all().map_err(raise)?),
             mapping: Some(mapping),

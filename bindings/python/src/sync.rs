@@ -53,11 +53,12 @@ unsafe impl<T> Send for SameThread<T> {}
 pub(crate) struct PyMutex {
     // Declared first, so that a held guard is dropped (unlocked) before the mutex.
     held: Mutex<Option<Held>>,
-    mutex: Option<Box<NamedMutex>>,
+    pub(crate) mutex: Option<Box<NamedMutex>>,
 }
 
 impl PyMutex {
-    fn wrap(mutex: NamedMutex) -> PyMutex {
+    /// The handle of `mutex`, holding no lock.
+    pub(crate) fn wrap(mutex: NamedMutex) -> PyMutex {
         PyMutex {
             held: Mutex::new(None),
             mutex: Some(Box::new(mutex)),
@@ -185,7 +186,7 @@ impl PyMutex {
 /// context manager it takes one unit and gives it back.
 #[pyclass(name = "Semaphore", module = "procwire")]
 pub(crate) struct PySemaphore {
-    semaphore: Option<NamedSemaphore>,
+    pub(crate) semaphore: Option<NamedSemaphore>,
 }
 
 impl PySemaphore {
@@ -265,7 +266,7 @@ impl PySemaphore {
 /// `Event.open`).
 #[pyclass(name = "Event", module = "procwire")]
 pub(crate) struct PyEvent {
-    event: Option<NamedEvent>,
+    pub(crate) event: Option<NamedEvent>,
 }
 
 impl PyEvent {

@@ -1,5 +1,5 @@
-"""The procwire package against itself, in one process and across threads, and the
-failures as exceptions."""
+"""The procwire package against itself, in one process, across threads and with a second
+Python process, and the failures as exceptions."""
 
 import asyncio
 import os
@@ -175,6 +175,24 @@ def test_a_cancelled_aread_takes_nothing_and_info_counts_what_it_kept():
     slot.close()
 
 
+def test_a_mailslot_closes_while_an_aread_waits():
+    """close while an aread waits (it used to raise "Already borrowed"): the aread ends
+    with NotPermitted once the slice under way is over, and the name is gone."""
+    slot = procwire.Mailslot(rf"\\.\mailslot\{unique('close')}")
+    name = slot.name
+
+    async def main():
+        pending = asyncio.ensure_future(slot.aread(10.0))
+        await asyncio.sleep(0.2)
+        slot.close()
+        with pytest.raises(procwire.NotPermitted, match="closed"):
+            await asyncio.wait_for(pending, 5.0)
+
+    asyncio.run(main())
+    with pytest.raises(procwire.NotFound):
+        procwire.MailslotWriter(name, timeout=0.5)
+
+
 def test_errors_are_exceptions_per_kind():
     with pytest.raises(procwire.NotFound) as e:
         procwire.PipeConnection.open(unique("missing"), timeout=0.5)
@@ -275,6 +293,189 @@ def test_sync_objects():
     assert event.is_set() and event.wait()
     event.reset()
     assert not event.is_set()
+
+
+_RECEIVER = r"""
+import sys, procwire
+conn = procwire.PipeConnection.open(sys.argv[1])
+# The next frame is a handle: a plain receive says so and takes nothing.
+try:
+    conn.recv(10.0)
+    print("recv took a handle frame")
+except procwire.WrongFrame as e:
+    print("recv: WrongFrame", "recv_handle" in str(e))
+mapping = conn.recv_handle(10.0)
+print("mapping:", type(mapping).__name__, mapping.name == sys.argv[2], mapping.writable,
+      len(mapping), mapping.read(0, 15))
+mapping.write(100, b"from the receiver")
+read_only = conn.recv_handle(10.0)
+try:
+    read_only.write(0, b"x")
+    print("read-only: written")
+except procwire.NotPermitted:
+    print("read-only:", read_only.writable, read_only.read(0, 15))
+for what in ("file object", "fd"):
+    f = conn.recv_handle(10.0)
+    print(what + ":", f.mode, f.read())
+    try:
+        f.write(b"no")
+        print(what, "written")
+    except OSError:
+        print(what, "refuses writes")
+    f.close()
+echo = conn.recv_handle(10.0)
+echo.send(b"hello through a passed pipe")
+print("echo:", type(echo).__name__, echo.recv(10.0))
+echo.close()
+event = conn.recv_handle(10.0)
+print("event:", type(event).__name__)
+event.set()
+print("done:", conn.recv(10.0))
+"""
+
+
+def test_handles_pass_to_another_process(tmp_path):
+    """A mapping (read-write, then read-only), a file (as a file object and as an int
+    descriptor, read-only), a pipe connection and an event, passed to a second Python
+    process, which uses each; the first sees what it did."""
+    tag = unique("pass")
+    pipe_name = rf"\\.\pipe\{tag}"
+    mapping_name = rf"Local\{tag}-map"
+    path = tmp_path / "passed.txt"
+    path.write_bytes(b"file contents")
+    echoed = []
+    with procwire.PipeServer(pipe_name) as server, \
+            procwire.PipeServer(rf"\\.\pipe\{tag}-echo") as echo_server, \
+            procwire.Mapping.create(mapping_name, 4096) as mapping:
+        mapping.write(0, b"from the sender")
+        event = procwire.Event.create(rf"Local\{tag}-event", manual_reset=True)
+
+        def echo():
+            with echo_server.accept(timeout=30.0) as conn:
+                opener = conn.peer_credentials[0]
+                message = conn.recv(timeout=30.0)
+                echoed.append((opener, message))
+                conn.send(b"echo: " + message)
+        t = threading.Thread(target=echo)
+        t.start()
+        to_echo = procwire.PipeConnection.open(echo_server.name)
+        child = subprocess.Popen([sys.executable, "-c", _RECEIVER, pipe_name, mapping_name],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            with server.accept(timeout=30.0) as conn:
+                # Objects that cannot be passed are refused here, before anything is sent.
+                with pytest.raises(ValueError, match="cannot pass itself"):
+                    conn.send_handle(conn)
+                with pytest.raises(TypeError, match="cannot pass a str"):
+                    conn.send_handle("a name")
+                with pytest.raises(ValueError):
+                    conn.send_handle(mapping, access="everything")
+                conn.send_handle(mapping)
+                conn.send_handle(mapping, access="read")
+                with open(path, "rb") as f:
+                    conn.send_handle(f)
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    conn.send_handle(fd)
+                finally:
+                    os.close(fd)
+                conn.send_handle(to_echo)
+                # Passed: the receiver alone talks on it now.
+                to_echo.close()
+                conn.send_handle(event)
+                assert event.wait(30.0), "the receiver set the event"
+                assert mapping.read(100, 17) == b"from the receiver"
+                conn.send(b"bye")
+                out, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        t.join()
+    assert child.returncode == 0, out + err
+    assert out.splitlines() == [
+        "recv: WrongFrame True",
+        "mapping: Mapping True True 4096 b'from the sender'",
+        "read-only: False b'from the sender'",
+        "file object: rb b'file contents'",
+        "file object refuses writes",
+        "fd: rb b'file contents'",
+        "fd refuses writes",
+        "echo: PipeConnection b'echo: hello through a passed pipe'",
+        "event: Event",
+        "done: b'bye'",
+    ], out + err
+    # The echo server saw this process open the connection and the child talk on it.
+    assert echoed == [(os.getpid(), b"hello through a passed pipe")]
+
+
+def test_a_recv_handle_of_a_message_and_a_shared_memory_connection_are_errors():
+    name = rf"\\.\pipe\{unique('frames')}"
+    with procwire.PipeServer(name, shared_memory=True) as server:
+        client = procwire.PipeConnection.open(name)
+        conn = server.accept(10.0)
+        client.send(b"a message")
+        with pytest.raises(procwire.WrongFrame):
+            conn.recv_handle(10.0)
+        assert conn.recv(10.0) == b"a message"
+        with pytest.raises(procwire.Timeout):
+            conn.recv_handle(0.05)
+        shm_client = procwire.PipeConnection.open(name, shared_memory=True)
+        shm_conn = server.accept(10.0)
+        assert shm_conn.is_shared_memory
+        sem = procwire.Semaphore.create(unique("sem"), 0, 1)
+        with pytest.raises(procwire.BadHandle, match="shared memory"):
+            shm_conn.send_handle(sem)
+        for c in (client, conn, shm_client, shm_conn):
+            c.close()
+
+
+def test_send_and_close_while_an_arecv_or_a_recv_is_pending():
+    """A send on a connection whose arecv (or blocking recv in another thread) is waiting
+    goes out at once; close ends the waiting receive instead of raising."""
+    name = rf"\\.\pipe\{unique('busy')}"
+    with procwire.PipeServer(name) as server:
+        client = procwire.PipeConnection.open(name)
+        conn = server.accept(10.0)
+
+        async def main():
+            pending = asyncio.ensure_future(conn.arecv(10.0))
+            await asyncio.sleep(0.2)  # the executor is inside a slice now
+            conn.send(b"while receiving")
+            assert client.recv(10.0) == b"while receiving"
+            client.send(b"the answer")
+            assert await pending == b"the answer"
+            pending = asyncio.ensure_future(conn.arecv(10.0))
+            await asyncio.sleep(0.2)
+            started = asyncio.get_running_loop().time()
+            conn.close()
+            with pytest.raises((procwire.Disconnected, procwire.NotPermitted)):
+                await pending
+            assert asyncio.get_running_loop().time() - started < 5.0
+
+        asyncio.run(main())
+        with pytest.raises(procwire.NotPermitted, match="closed"):
+            conn.send(b"after close")
+
+        # The same with a blocking receive in another thread.
+        client2 = procwire.PipeConnection.open(name)
+        conn2 = server.accept(10.0)
+        got = []
+
+        def receive():
+            try:
+                got.append(conn2.recv())
+            except procwire.Error as e:
+                got.append(type(e))
+        t = threading.Thread(target=receive)
+        t.start()
+        conn2.send(b"from the main thread")
+        assert client2.recv(10.0) == b"from the main thread"
+        conn2.close()
+        t.join(10.0)
+        assert not t.is_alive() and got in ([procwire.Disconnected], [procwire.NotPermitted])
+        client.close()
+        client2.close()
 
 
 def _as_nobody(script):

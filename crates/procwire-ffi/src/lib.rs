@@ -11,6 +11,8 @@
 //!   thread's last error message.
 //! - [`pipe`], [`mailslot`], [`mapping`], [`sync`]: one module per technique, each with its
 //!   opaque handles and their `_free` functions.
+//! - [`handle`]: handle passing (`DuplicateHandle`): any of those objects, or a file, sent
+//!   to the peer of a local pipe connection, and received there as the same kind.
 //!
 //! # Rules every entry point keeps
 //!
@@ -23,6 +25,7 @@
 //! bound (C callers get copies into their buffers).
 
 pub mod args;
+pub mod handle;
 pub mod mailslot;
 pub mod mapping;
 pub mod pipe;

@@ -34,14 +34,15 @@ pub struct ProcwireMappingOptions {
 pub struct ProcwireMapping {
     // Declared first, so dropped (unmapped) before the mapping it views.
     view: View,
-    _mapping: Mapping,
+    pub(crate) mapping: Mapping,
 }
 
 impl ProcwireMapping {
-    fn new(mapping: Mapping) -> Result<ProcwireMapping, Failure> {
+    /// The handle of `mapping`, with its view of all of it.
+    pub(crate) fn new(mapping: Mapping) -> Result<ProcwireMapping, Failure> {
         Ok(ProcwireMapping {
             view: mapping.view_all()?,
-            _mapping: mapping,
+            mapping,
         })
     }
 }

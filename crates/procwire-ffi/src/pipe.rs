@@ -129,11 +129,12 @@ pub struct ProcwirePipeServer {
 /// One connected end of a pipe (opaque), from `procwire_pipe_server_accept` or
 /// `procwire_pipe_open`.
 pub struct ProcwirePipeConnection {
-    conn: PipeConnection,
-    name: CString,
+    pub(crate) conn: PipeConnection,
+    pub(crate) name: CString,
 }
 
-fn c_name(name: &str) -> CString {
+/// A name as a C string (a NUL inside, which no valid name has, is dropped).
+pub(crate) fn c_name(name: &str) -> CString {
     CString::new(name.replace('\0', "")).unwrap_or_default()
 }
 

@@ -31,7 +31,8 @@ pub enum ProcwireStatus {
     Busy = 5,
     /// This user may not have the access asked for.
     AccessDenied = 6,
-    /// The name belongs to an object of another kind.
+    /// The name belongs to an object of another kind, or a passed handle is of another
+    /// kind than the call takes.
     WrongKind = 7,
     /// The client's read mode does not fit the pipe's type.
     ModeMismatch = 8,
@@ -77,6 +78,14 @@ pub enum ProcwireStatus {
     Panic = 27,
     /// A failure of a kind this version of the C ABI does not know yet.
     Unknown = 28,
+    /// A handle could not be passed or received: the connection cannot carry handles (TCP,
+    /// shared memory), the object cannot be passed, or the peer announced a handle and
+    /// passed no descriptor or another kind of one (what came is closed; the connection
+    /// stays usable).
+    BadHandle = 29,
+    /// The next frame is not what the receive asked for: a passed handle where a message
+    /// was awaited, or a message where a handle was; nothing was taken.
+    WrongFrame = 30,
 }
 
 impl ProcwireStatus {
@@ -112,6 +121,8 @@ impl ProcwireStatus {
             ProcwireStatus::InvalidUtf8 => c"PROCWIRE_STATUS_INVALID_UTF8",
             ProcwireStatus::Panic => c"PROCWIRE_STATUS_PANIC",
             ProcwireStatus::Unknown => c"PROCWIRE_STATUS_UNKNOWN",
+            ProcwireStatus::BadHandle => c"PROCWIRE_STATUS_BAD_HANDLE",
+            ProcwireStatus::WrongFrame => c"PROCWIRE_STATUS_WRONG_FRAME",
         }
     }
 }
@@ -160,6 +171,8 @@ impl From<PipeError> for Failure {
             PipeError::Timeout { .. } => ProcwireStatus::Timeout,
             PipeError::Disconnected { .. } => ProcwireStatus::Disconnected,
             PipeError::NotPermitted { .. } => ProcwireStatus::NotPermitted,
+            PipeError::WrongFrame { .. } => ProcwireStatus::WrongFrame,
+            PipeError::BadHandle { .. } => ProcwireStatus::BadHandle,
             PipeError::Protocol { .. } => ProcwireStatus::Protocol,
             PipeError::Io { .. } => ProcwireStatus::Io,
             _ => ProcwireStatus::Unknown,
@@ -329,6 +342,8 @@ pub extern "C" fn procwire_status_name(status: i32) -> *const c_char {
             ProcwireStatus::InvalidUtf8,
             ProcwireStatus::Panic,
             ProcwireStatus::Unknown,
+            ProcwireStatus::BadHandle,
+            ProcwireStatus::WrongFrame,
         ];
         let found = all.iter().find(|s| **s as i32 == status);
         Ok(found.unwrap_or(&ProcwireStatus::Unknown).name().as_ptr())

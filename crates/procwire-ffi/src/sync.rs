@@ -16,7 +16,7 @@ pub struct ProcwireMutex {
     // Declared first, so that a guard still held is dropped (unlocked) before the mutex it
     // borrows.
     held: Mutex<Option<Held>>,
-    mutex: Box<NamedMutex>,
+    pub(crate) mutex: Box<NamedMutex>,
 }
 
 /// The lock one thread took through a handle.
@@ -34,7 +34,8 @@ struct Held {
 unsafe impl Send for Held {}
 
 impl ProcwireMutex {
-    fn new(mutex: NamedMutex) -> ProcwireMutex {
+    /// The handle of `mutex`, holding no lock.
+    pub(crate) fn new(mutex: NamedMutex) -> ProcwireMutex {
         ProcwireMutex {
             held: Mutex::new(None),
             mutex: Box::new(mutex),
@@ -255,7 +256,7 @@ pub unsafe extern "C" fn procwire_mutex_free(mutex: *mut ProcwireMutex) -> Procw
 
 /// A named semaphore (opaque).
 pub struct ProcwireSemaphore {
-    semaphore: NamedSemaphore,
+    pub(crate) semaphore: NamedSemaphore,
 }
 
 /// Creates the named semaphore `name` with `initial` units of at most `max`
@@ -388,7 +389,7 @@ pub unsafe extern "C" fn procwire_semaphore_free(
 
 /// A named event (opaque).
 pub struct ProcwireEvent {
-    event: NamedEvent,
+    pub(crate) event: NamedEvent,
 }
 
 fn reset_kind(manual_reset: bool) -> EventReset {

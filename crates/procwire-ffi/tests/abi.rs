@@ -6,6 +6,7 @@ use std::ptr::{null, null_mut};
 use std::time::Duration;
 
 use procwire_ffi::args::{procwire_bytes_free, PROCWIRE_WAIT_FOREVER};
+use procwire_ffi::handle::*;
 use procwire_ffi::mailslot::*;
 use procwire_ffi::mapping::*;
 use procwire_ffi::pipe::*;
@@ -383,5 +384,216 @@ fn semaphore_and_event() {
         );
         procwire_event_free(opened);
         procwire_event_free(e);
+    }
+}
+
+/// A connected pair on the message pipe `name`: (server end, client end).
+///
+/// # Safety
+///
+/// Frees nothing: the caller frees both ends and the server.
+unsafe fn connected_pair(
+    name: &CString,
+    shared_memory: bool,
+) -> (
+    *mut ProcwirePipeServer,
+    *mut ProcwirePipeConnection,
+    *mut ProcwirePipeConnection,
+) {
+    // SAFETY: valid arguments; the handles are the caller's.
+    unsafe {
+        let mut options = std::mem::zeroed::<ProcwirePipeOptions>();
+        procwire_pipe_options_init(&mut options);
+        options.shared_memory = shared_memory;
+        let mut server = null_mut();
+        assert_eq!(
+            procwire_pipe_server_create(name.as_ptr(), &options, &mut server),
+            ProcwireStatus::Ok
+        );
+        let name = name.clone();
+        let opening = std::thread::spawn(move || {
+            let mut client_options = std::mem::zeroed::<ProcwireClientOptions>();
+            procwire_client_options_init(&mut client_options);
+            client_options.read_mode = ProcwirePipeMode::Message as u32;
+            client_options.shared_memory = shared_memory;
+            let mut client = null_mut();
+            assert_eq!(
+                procwire_pipe_open(name.as_ptr(), &client_options, &mut client),
+                ProcwireStatus::Ok
+            );
+            client as usize
+        });
+        let mut conn = null_mut();
+        assert_eq!(
+            procwire_pipe_server_accept(server, 10_000, &mut conn),
+            ProcwireStatus::Ok
+        );
+        let client = opening.join().unwrap() as *mut ProcwirePipeConnection;
+        (server, conn, client)
+    }
+}
+
+#[test]
+fn sync_objects_pass_and_wrong_kinds_and_bad_arguments_are_refused() {
+    let _watchdog = Watchdog::new(Duration::from_secs(60));
+    let name = cname("ffi-pass");
+    // SAFETY: valid arguments (or NULL where the library checks); every handle is freed
+    // once.
+    unsafe {
+        let (server, conn, client) = connected_pair(&name, false);
+        let sem_name = cname("ffi-pass-sem");
+        let mut sem = null_mut();
+        assert_eq!(
+            procwire_semaphore_create(sem_name.as_ptr(), 0, 4, &mut sem),
+            ProcwireStatus::Ok
+        );
+        let mutex_name = cname("ffi-pass-mutex");
+        let mut mutex = null_mut();
+        assert_eq!(
+            procwire_mutex_create(mutex_name.as_ptr(), &mut mutex),
+            ProcwireStatus::Ok
+        );
+        assert_eq!(procwire_pipe_send_semaphore(conn, sem), ProcwireStatus::Ok);
+        assert_eq!(procwire_pipe_send_mutex(conn, mutex), ProcwireStatus::Ok);
+
+        let (mut handle, mut kind) = (null_mut(), ProcwireHandleKind::None);
+        assert_eq!(
+            procwire_pipe_recv_handle(client, 10_000, &mut kind, &mut handle),
+            ProcwireStatus::Ok
+        );
+        assert_eq!(kind, ProcwireHandleKind::Semaphore);
+        assert_eq!(procwire_passed_handle_kind(handle), kind);
+        assert_eq!(
+            procwire_passed_handle_access(handle),
+            ProcwireAccess::ReadWrite
+        );
+        assert_eq!(
+            CStr::from_ptr(procwire_passed_handle_name(handle))
+                .to_str()
+                .unwrap(),
+            format!(r"Local\{}", sem_name.to_str().unwrap())
+        );
+        let mut passed_sem = null_mut();
+        assert_eq!(
+            procwire_passed_handle_into_semaphore(handle, &mut passed_sem),
+            ProcwireStatus::Ok
+        );
+        assert_eq!(
+            procwire_passed_handle_kind(handle),
+            ProcwireHandleKind::None
+        );
+        procwire_passed_handle_free(handle);
+        // The same count: a release through the passed handle is seen here.
+        assert_eq!(
+            procwire_semaphore_release(passed_sem, 3, null_mut()),
+            ProcwireStatus::Ok
+        );
+        assert_eq!(procwire_semaphore_count(sem), 3);
+
+        // The mutex, asked for as an event: WRONG_KIND, naming both, and it stays.
+        let mut handle = null_mut();
+        assert_eq!(
+            procwire_pipe_recv_handle(client, 10_000, null_mut(), &mut handle),
+            ProcwireStatus::Ok
+        );
+        let mut event = null_mut();
+        assert_eq!(
+            procwire_passed_handle_into_event(handle, &mut event),
+            ProcwireStatus::WrongKind
+        );
+        assert!(event.is_null(), "no output on failure");
+        assert!(
+            last_error().contains("is a mutex `") && last_error().contains("not an event"),
+            "{}",
+            last_error()
+        );
+        let mut passed_mutex = null_mut();
+        assert_eq!(
+            procwire_passed_handle_into_mutex(handle, &mut passed_mutex),
+            ProcwireStatus::Ok
+        );
+        procwire_passed_handle_free(handle);
+        assert_eq!(procwire_mutex_lock(passed_mutex, 0), ProcwireStatus::Ok);
+        // Held through the passed handle: this one cannot take it (another handle, same
+        // thread: the mutex is not recursive).
+        assert_ne!(procwire_mutex_lock(mutex, 0), ProcwireStatus::Ok);
+        assert_eq!(procwire_mutex_unlock(passed_mutex), ProcwireStatus::Ok);
+
+        // Nothing pending: a receive times out; a message where a handle is awaited is
+        // WRONG_FRAME and stays.
+        assert_eq!(
+            procwire_pipe_recv_handle(client, 0, null_mut(), &mut handle),
+            ProcwireStatus::Timeout
+        );
+        assert_eq!(
+            procwire_pipe_send(conn, b"msg".as_ptr(), 3),
+            ProcwireStatus::Ok
+        );
+        assert_eq!(
+            procwire_pipe_recv_handle(client, 10_000, null_mut(), &mut handle),
+            ProcwireStatus::WrongFrame
+        );
+        let (mut data, mut len) = (null_mut(), 0);
+        assert_eq!(
+            procwire_pipe_recv(client, 10_000, &mut data, &mut len),
+            ProcwireStatus::Ok
+        );
+        assert_eq!(std::slice::from_raw_parts(data, len), b"msg");
+        procwire_bytes_free(data, len);
+
+        // Bad arguments.
+        assert_eq!(
+            procwire_pipe_send_file(conn, -1, 0),
+            ProcwireStatus::InvalidArgument
+        );
+        assert_eq!(
+            procwire_pipe_send_mutex(conn, null()),
+            ProcwireStatus::NullPointer
+        );
+        assert!(last_error().contains("`mutex` is NULL"), "{}", last_error());
+        assert_eq!(
+            procwire_pipe_recv_handle(client, 10_000, null_mut(), null_mut()),
+            ProcwireStatus::NullPointer
+        );
+        assert_eq!(
+            procwire_passed_handle_into_mapping(null_mut(), &mut null_mut()),
+            ProcwireStatus::NullPointer
+        );
+        assert_eq!(
+            procwire_passed_handle_kind(null()),
+            ProcwireHandleKind::None
+        );
+        assert_eq!(procwire_passed_handle_free(null_mut()), ProcwireStatus::Ok);
+        assert_eq!(
+            procwire_pipe_send_mapping(conn, null(), 7),
+            ProcwireStatus::NullPointer
+        );
+
+        procwire_mutex_free(passed_mutex);
+        procwire_mutex_free(mutex);
+        procwire_semaphore_free(passed_sem);
+        procwire_semaphore_free(sem);
+        procwire_pipe_connection_free(client);
+        procwire_pipe_connection_free(conn);
+        procwire_pipe_server_free(server);
+
+        // A shared-memory connection cannot carry handles: BAD_HANDLE, saying why.
+        let name = cname("ffi-pass-shm");
+        let (server, conn, client) = connected_pair(&name, true);
+        let event_name = cname("ffi-pass-event");
+        let mut event = null_mut();
+        assert_eq!(
+            procwire_event_create(event_name.as_ptr(), true, false, &mut event),
+            ProcwireStatus::Ok
+        );
+        assert_eq!(
+            procwire_pipe_send_event(conn, event),
+            ProcwireStatus::BadHandle
+        );
+        assert!(last_error().contains("shared memory"), "{}", last_error());
+        procwire_event_free(event);
+        procwire_pipe_connection_free(client);
+        procwire_pipe_connection_free(conn);
+        procwire_pipe_server_free(server);
     }
 }

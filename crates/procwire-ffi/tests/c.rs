@@ -1,5 +1,6 @@
 //! The C11 program of examples/c/, built with the system's gcc against the library: a
-//! mutex holder killed mid-way, and failures as status codes and messages.
+//! mutex holder killed mid-way, failures as status codes and messages, and handles passed
+//! from one C process to another.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use procwire::mapping::MappingOptions;
+use procwire::pipe::PipeServer;
 use procwire::sync::{LockError, NamedMutex};
 use procwire_testkit::{copy_for_others, run, unique_name, Proc, Watchdog};
 
@@ -120,4 +122,90 @@ fn c_as_another_user_gets_access_denied() {
         stdout.starts_with("PROCWIRE_STATUS_ACCESS_DENIED: access to mapping"),
         "{stdout}"
     );
+}
+
+#[test]
+fn c_passes_a_mapping_a_file_a_pipe_connection_and_an_event_to_another_c_process() {
+    let _watchdog = Watchdog::new(Duration::from_secs(120));
+    let pipe = format!(r"\\.\pipe\{}", unique_name("c-pass"));
+    let mapping = format!(r"Local\{}", unique_name("c-pass-map"));
+    let event = format!(r"Local\{}", unique_name("c-pass-event"));
+    let echo = format!(r"\\.\pipe\{}", unique_name("c-pass-echo"));
+    let file = common::build_dir().join(unique_name("c-pass-file"));
+    std::fs::write(&file, "file contents").unwrap();
+
+    // The pipe whose connection the sender opens and passes: it answers whoever talks on
+    // that connection, and sees who opened it.
+    let echo_server = PipeServer::create(echo.as_str()).unwrap();
+    let echoing = std::thread::spawn(move || {
+        let mut conn = echo_server.accept_timeout(Duration::from_secs(30)).unwrap();
+        let opener = conn.peer_credentials().unwrap().pid;
+        let message = conn.recv_timeout(Duration::from_secs(30)).unwrap();
+        let mut answer = b"echo: ".to_vec();
+        answer.extend_from_slice(&message);
+        conn.send(&answer).unwrap();
+        opener
+    });
+
+    let mut sender = Proc::spawn({
+        let mut cmd = Command::new(common::c_program());
+        cmd.arg("send-handles")
+            .args([&pipe, &mapping, &event])
+            .arg(&file)
+            .arg(&echo);
+        cmd
+    });
+    sender.wait_for_within("ready", Duration::from_secs(30));
+    let received = c(&["recv-handles", pipe.as_str()]);
+    let lines: Vec<&str> = received.lines().collect();
+    let expect = |i: usize, prefix: &str| {
+        assert!(
+            lines.get(i).is_some_and(|l| l.starts_with(prefix)),
+            "line {i} should start with {prefix:?}:\n{received}"
+        )
+    };
+    // A plain receive of a handle frame takes nothing and says what to call.
+    expect(0, "recv: PROCWIRE_STATUS_WRONG_FRAME: ");
+    assert!(lines[0].contains("recv_handle"), "{received}");
+    expect(1, &format!(r#"handle: kind 1 access 3 name "{mapping}""#));
+    // Asked for as another kind, the handle names what it is, and stays usable.
+    expect(
+        2,
+        &format!(
+            "into_pipe: PROCWIRE_STATUS_WRONG_KIND: procwire_passed_handle_into_pipe: the \
+             passed handle is a mapping `{mapping}`, not a pipe connection; take it with \
+             procwire_passed_handle_into_mapping"
+        ),
+    );
+    expect(
+        3,
+        "again: PROCWIRE_STATUS_INVALID_ARGUMENT: the passed handle's object was already taken out",
+    );
+    expect(4, "mapping: from the sender (4096 bytes)");
+    expect(5, &format!(r#"handle: kind 1 access 1 name "{mapping}""#));
+    expect(
+        6,
+        "read-only: writable 0, reads from the sender; write: PROCWIRE_STATUS_NOT_PERMITTED",
+    );
+    expect(7, r#"handle: kind 2 access 1 name """#);
+    expect(8, "file: file contents (read 13 bytes; write refused)");
+    expect(9, &format!(r#"handle: kind 3 access 3 name "{echo}""#));
+    expect(10, "echo: echo: hello through a passed pipe");
+    expect(11, &format!(r#"handle: kind 6 access 3 name "{event}""#));
+    expect(12, "event set");
+    assert_eq!(lines.len(), 13, "{received}");
+
+    // The echo server saw the sender open the connection, and the receiver talk on it.
+    assert_eq!(echoing.join().unwrap(), sender.pid());
+    sender.wait_for_within(
+        "self: PROCWIRE_STATUS_INVALID_ARGUMENT: the arguments `connection` and `passed` are the same connection",
+        Duration::from_secs(30),
+    );
+    // The event woke the sender, which reads what the receiver wrote into the mapping.
+    sender.wait_for_within("reply: from the receiver", Duration::from_secs(30));
+    assert!(sender
+        .exit_within(Duration::from_secs(30))
+        .unwrap()
+        .success());
+    let _ = std::fs::remove_file(&file);
 }

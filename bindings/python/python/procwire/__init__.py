@@ -10,8 +10,8 @@ from ._procwire import *  # noqa: F401,F403
 from ._procwire import (  # noqa: F401
     Error, InvalidName, NotFound, AlreadyExists, UntrustedServer, Busy, AccessDenied,
     WrongKind, ModeMismatch, MessageTooLarge, Timeout, Disconnected, NotPermitted,
-    ProtocolError, IoError, Full, BufferTooSmall, InvalidSize, OutOfRange, Misaligned,
-    Corrupt, InvalidArgument, Abandoned, WouldDeadlock, OverRelease,
+    WrongFrame, BadHandle, ProtocolError, IoError, Full, BufferTooSmall, InvalidSize,
+    OutOfRange, Misaligned, Corrupt, InvalidArgument, Abandoned, WouldDeadlock, OverRelease,
     PipeServer, PipeConnection, Mailslot, MailslotWriter, MailslotInfo, Mapping,
     Mutex, Semaphore, Event,
 )

@@ -10,11 +10,14 @@ receive: nothing is lost. The next ``a``-receive on the same object waits for th
 first.
 
 While a slice runs (during an ``arecv``, and up to ``SLICE`` seconds after one is
-cancelled) the object is in use by the executor thread: another call on a pipe connection
-from the loop's thread (``send``, ``close``) raises ``RuntimeError`` ("Already borrowed").
-Send from another connection or after the receive, and close after awaiting or cancelling
-the receive and ``await asyncio.sleep(procwire._aio.SLICE)``. Each waiting receive holds
-one thread of the loop's default executor.
+cancelled) the receiving side of the object is in use by the executor thread. A pipe
+connection sends on a handle of its own, so ``send`` (and ``send_handle``, ``write``) from
+the loop's thread goes out at once, and ``close`` shuts the connection down, which ends the
+slice (the ``arecv`` raises ``Disconnected``, or ``NotPermitted`` once closed). Another
+receive from the loop's thread waits for the slice under way (at most ``SLICE`` seconds).
+A ``Mailslot`` closed while an ``aread`` waits goes when the slice under way ends; the
+``aread`` then raises ``NotPermitted``. Each waiting receive holds one thread of the loop's
+default executor.
 """
 
 import asyncio
