@@ -363,10 +363,19 @@ impl RingConsumer {
     ///
     /// What the peer wrote wrong, in words.
     pub fn peek(&mut self) -> Result<Option<RecordView>, String> {
-        let record = self
-            .consumer
-            .peek(&self.ring.ctl, &self.ring.data)
-            .map_err(|c| c.0)?;
+        // The short path of small messages must agree with the full one whenever it
+        // answers at all.
+        let whole = self.consumer.peek_whole(&self.ring.ctl, &self.ring.data);
+        let record = self.consumer.peek(&self.ring.ctl, &self.ring.data);
+        match (&whole, &record) {
+            (Ok(Some(whole)), Ok(Some(record))) => {
+                assert_eq!(whole, record, "peek_whole disagrees with peek");
+            }
+            (Ok(Some(_)), _) => panic!("peek_whole found {whole:?}, peek {record:?}"),
+            (Err(_), Ok(_)) => panic!("peek_whole refused what peek took: {whole:?}"),
+            _ => {}
+        }
+        let record = record.map_err(|c| c.0)?;
         self.peeked = record;
         Ok(record.map(|r| RecordView {
             offset: r.offset,
@@ -456,10 +465,20 @@ impl RingProducer {
             min <= want && want <= self.max_record(),
             "reserve({min}, {want})"
         );
+        let known = (min == want)
+            .then(|| self.producer.reserve_known(want))
+            .flatten();
         self.slot = self
             .producer
             .reserve(&self.ring.ctl, &self.ring.data, min, want)
             .map_err(|c| c.0)?;
+        if let Some(known) = known {
+            assert_eq!(
+                self.slot,
+                Some(known),
+                "reserve_known disagrees with reserve"
+            );
+        }
         Ok(self.slot.map(|s| SlotView {
             payload: s.payload(),
             room: s.room,

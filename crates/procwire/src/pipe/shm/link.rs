@@ -293,8 +293,12 @@ impl TxState {
         if len > self.max_record {
             return Ok(false);
         }
-        let Some(slot) = self.producer.reserve(ctl, data, len, len)? else {
-            return Ok(false);
+        let slot = match self.producer.reserve_known(len) {
+            Some(slot) => slot,
+            None => match self.producer.reserve(ctl, data, len, len)? {
+                Some(slot) => slot,
+                None => return Ok(false),
+            },
         };
         data.copy_in(slot.payload(), message);
         // One record holds all of it: its message length is its own, for a message as for
@@ -556,6 +560,9 @@ impl RxState {
         ctl: &RingControl,
         data: &RingBytes<'_>,
     ) -> Result<Option<Record>, LinkError> {
+        if let Some(record) = self.consumer.peek_whole(ctl, data)? {
+            return Ok(Some(record));
+        }
         match self.consumer.peek(ctl, data)? {
             Some(record) => Ok(Some(record)),
             None if self.peer_closed => Err(LinkError::Closed {
@@ -681,7 +688,7 @@ impl RxState {
         if !self.between_messages() {
             return Ok(None);
         }
-        let Some(record) = self.consumer.peek(ctl, data)? else {
+        let Some(record) = self.peek(ctl, data)? else {
             return Ok(None);
         };
         if !(record.first && record.last && record.len <= buf.len()) {
@@ -886,7 +893,10 @@ impl Link {
     pub(crate) fn loan(&self, len: usize) -> Result<Loan<MutexGuard<'_, Sender>>, LinkError> {
         debug_assert!(len <= self.max_record);
         let mut tx = self.lock_tx();
-        let slot = tx.room_for(len)?;
+        let slot = match tx.state.producer.reserve_known(len) {
+            Some(slot) => slot,
+            None => tx.room_for(len)?,
+        };
         Ok(Loan::new(tx, slot, len))
     }
 

@@ -207,6 +207,19 @@ impl Producer {
         self.capacity - self.head.wrapping_sub(self.tail_seen) as usize
     }
 
+    /// Room for a record of `len` payload bytes in the space known to be free before the
+    /// end of the ring, looking at nothing shared: the common case of a small message, in
+    /// a few instructions. `None` when [`reserve`](Self::reserve) must look further.
+    #[inline]
+    pub(crate) fn reserve_known(&self, len: usize) -> Option<Slot> {
+        let offset = ring_offset(self.head, self.capacity);
+        let size = record_size(len);
+        (size <= self.free_seen().min(self.capacity - offset)).then_some(Slot {
+            header: offset,
+            room: size - RECORD_HEADER,
+        })
+    }
+
     /// Room for one record of between `min` and `want` payload bytes (`min <= want <=
     /// max_record`), writing padding first when the record does not fit before the end;
     /// `None` while the ring is too full.
@@ -379,6 +392,62 @@ impl Consumer {
         self.current.is_some()
     }
 
+    /// Loads the producer's `head` (and checks it) when every record known published is
+    /// taken: the producer's line is read only then.
+    #[inline]
+    fn refresh(&mut self, ctl: &RingControl) -> Result<(), Corrupt> {
+        if self.head_seen == self.tail {
+            let head = ctl.head.load(Ordering::Acquire);
+            if head.wrapping_sub(self.tail) > self.capacity as u64 || head % 8 != 0 {
+                return Err(corrupt(format_args!(
+                    "the writer's position {head} is not within the {} bytes ahead of {}",
+                    self.capacity, self.tail
+                )));
+            }
+            self.head_seen = head;
+        }
+        Ok(())
+    }
+
+    /// The next record when it is a whole message (one record, within the limit), checked
+    /// as [`peek`](Self::peek) checks it but in a few instructions: the common case of a
+    /// small message. `Ok(None)` when `peek` must look further (nothing published,
+    /// padding, part of a longer message, or a record that breaks the protocol, which
+    /// `peek` then reports).
+    #[inline]
+    pub(crate) fn peek_whole(
+        &mut self,
+        ctl: &RingControl,
+        data: &impl RingData,
+    ) -> Result<Option<Record>, Corrupt> {
+        self.refresh(ctl)?;
+        let available = self.head_seen - self.tail;
+        if available == 0 || self.current.is_some() {
+            return Ok(None);
+        }
+        let offset = ring_offset(self.tail, self.capacity);
+        let (len_word, message_word) = data.header(offset);
+        let len = len_word.load(Ordering::Relaxed);
+        let message_len = message_word.load(Ordering::Relaxed);
+        // `len == message_len <= limit < PAD`: a whole message, not padding, and its
+        // record (at most `limit + 15` bytes, so no overflow) must lie in what is published
+        // before the end of the ring.
+        if len != message_len || message_len > self.limit {
+            return Ok(None);
+        }
+        let size = record_size(len as usize);
+        if size > self.capacity - offset || size as u64 > available {
+            return Ok(None);
+        }
+        Ok(Some(Record {
+            offset: offset + RECORD_HEADER,
+            len: len as usize,
+            message_len,
+            first: true,
+            last: true,
+        }))
+    }
+
     /// The next record, if one is published; padding is skipped.
     #[inline]
     pub(crate) fn peek(
@@ -389,16 +458,7 @@ impl Consumer {
         loop {
             // What was published at the last look is read first; only when it is all taken
             // is the producer's line read again.
-            if self.head_seen == self.tail {
-                let head = ctl.head.load(Ordering::Acquire);
-                if head.wrapping_sub(self.tail) > self.capacity as u64 || head % 8 != 0 {
-                    return Err(corrupt(format_args!(
-                        "the writer's position {head} is not within the {} bytes ahead of {}",
-                        self.capacity, self.tail
-                    )));
-                }
-                self.head_seen = head;
-            }
+            self.refresh(ctl)?;
             let available = self.head_seen - self.tail;
             if available == 0 {
                 return Ok(None);
