@@ -80,10 +80,11 @@ mod peer {
     /// the message must: a sink that looked only at lengths would leave the bytes in the
     /// sender's cache and measure nothing but the sender's copy.
     fn read_every_byte(message: &[u8]) -> u64 {
-        let (words, rest) = message.as_chunks::<8>();
-        let sum = words
-            .iter()
-            .fold(0u64, |sum, w| sum.wrapping_add(u64::from_ne_bytes(*w)));
+        let words = message.chunks_exact(8);
+        let rest = words.remainder();
+        let sum = words.fold(0u64, |sum, w| {
+            sum.wrapping_add(u64::from_ne_bytes(w.try_into().expect("8 bytes")))
+        });
         rest.iter()
             .fold(sum, |sum, b| sum.wrapping_add(u64::from(*b)))
     }
