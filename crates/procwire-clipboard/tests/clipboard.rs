@@ -199,8 +199,10 @@ const GOOD_DATA: &[u8] = b"good data";
 ///   asked or not, and never the empty piece that ends a transfer;
 /// - `endless`: by INCR, a 64 KiB piece for each delete of the property, without end;
 /// - `late`: holds the first request unanswered; when the next one comes, answers the first
-///   (a refusal, then the data `late answer to request 1`, each in the first request's
-///   property and at its time), and 100 ms later the new one (`answer to request 2`).
+///   (a refusal, then the data `late answer to request 1` in the first request's property,
+///   each at its time), then the new one by INCR: when asked for the first piece it writes
+///   a late piece, `late piece of request 1`, into the first request's property, and 100 ms
+///   later `answer to request 2` into the new one's; then the end.
 fn hostile_owner(mode: &str) {
     use x11rb::connection::Connection;
     use x11rb::protocol::xproto::{
@@ -289,6 +291,7 @@ fn hostile_owner(mode: &str) {
     say("owning");
     let mut transfers: Vec<SelectionRequestEvent> = Vec::new();
     let mut held: Option<SelectionRequestEvent> = None;
+    let mut second: Option<(SelectionRequestEvent, u32)> = None;
     let mut next_trickle = Instant::now();
     loop {
         while let Some(event) = conn.poll_for_event().unwrap() {
@@ -299,37 +302,70 @@ fn hostile_owner(mode: &str) {
                         start_incr(&req);
                         transfers.push(req);
                     }
-                    "late" => match held.take() {
+                    "late" => match &held {
                         None => {
                             held = Some(req);
                             say("holding request 1");
                         }
                         Some(first) => {
-                            answer(&first, None);
-                            answer(&first, Some(b"late answer to request 1"));
+                            answer(first, None);
+                            answer(first, Some(b"late answer to request 1"));
                             say("answered request 1 late");
-                            std::thread::sleep(Duration::from_millis(100));
-                            answer(&req, Some(b"answer to request 2"));
+                            start_incr(&req);
+                            second = Some((req, 0));
                         }
                     },
                     other => panic!("unknown mode {other}"),
                 },
                 Event::SelectionRequest(req) => answer(&req, None),
-                Event::PropertyNotify(e) if mode == "endless" && e.state == Property::DELETE => {
-                    if transfers
-                        .iter()
-                        .any(|t| t.requestor == e.window && t.property == e.atom)
-                    {
+                // The second request of `late` mode, by INCR: its first delete asks for the
+                // data, which follows a late piece into the first request's property; its
+                // second delete, for the end.
+                Event::PropertyNotify(e) if mode == "late" && e.state == Property::DELETE => {
+                    let (Some(first), Some((req, stage))) = (&held, &mut second) else {
+                        continue;
+                    };
+                    if (e.window, e.atom) != (req.requestor, req.property) {
+                        continue;
+                    }
+                    let write = |req: &SelectionRequestEvent, data: &[u8]| {
                         conn.change_property8(
                             PropMode::REPLACE,
-                            e.window,
-                            e.atom,
-                            hostile,
-                            &[0x5a; 64 * 1024],
+                            req.requestor,
+                            req.property,
+                            req.target,
+                            data,
                         )
                         .unwrap();
                         conn.flush().unwrap();
+                    };
+                    match stage {
+                        0 => {
+                            write(first, b"late piece of request 1");
+                            std::thread::sleep(Duration::from_millis(100));
+                            write(req, b"answer to request 2");
+                        }
+                        1 => write(req, b""),
+                        _ => {}
                     }
+                    *stage += 1;
+                }
+                Event::PropertyNotify(e)
+                    if mode == "endless"
+                        && e.state == Property::DELETE
+                        && transfers
+                            .iter()
+                            .any(|t| t.requestor == e.window && t.property == e.atom) =>
+                {
+                    conn.change_property8(
+                        PropMode::REPLACE,
+                        e.window,
+                        e.atom,
+                        hostile,
+                        &[0x5a; 64 * 1024],
+                    )
+                    .unwrap();
+                    conn.flush().unwrap();
                 }
                 // (Errors for requestor windows that are gone, and the rest.)
                 _ => {}
@@ -774,10 +810,8 @@ fn a_late_answer_to_a_paste_that_timed_out_is_not_taken_for_the_next_ones() {
     );
     owner.wait_for_within("holding request 1", READY);
     // The owner answers the first request (a refusal, then data) while this one waits.
-    assert_eq!(
-        clipboard.paste(HOSTILE_FORMAT).unwrap(),
-        b"answer to request 2"
-    );
+    let second = clipboard.paste(HOSTILE_FORMAT).unwrap();
+    assert_eq!(String::from_utf8_lossy(&second), "answer to request 2");
     owner.wait_for_within("answered request 1 late", READY);
     assert_eq!(clipboard.paste(GOOD_FORMAT).unwrap(), GOOD_DATA);
 }
