@@ -58,7 +58,7 @@ pub(crate) struct X {
     /// was abandoned, and so needs a fresh one.
     paste_property: Option<Atom>,
     /// How many properties abandoned pastes have retired.
-    retired: u32,
+    retired: u64,
 }
 
 impl std::fmt::Debug for X {
