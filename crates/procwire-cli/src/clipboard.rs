@@ -74,7 +74,8 @@ pub(crate) struct PasteArgs {
     /// Print the formats on offer, one per line, instead of the data.
     #[arg(long, conflicts_with_all = ["format", "png"])]
     list: bool,
-    /// How long to wait for the clipboard's owner (`5s`, `500ms`).
+    /// The deadline of the whole paste: the owner's answer and every piece of a large
+    /// transfer must arrive within it (`5s`, `500ms`).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
 }

@@ -60,9 +60,12 @@ impl ClipboardOptions {
         self
     }
 
-    /// How long each wait lasts: for the X server's greeting, for the owner's answer to a
-    /// paste, for each piece of a large (INCR) transfer; and, when serving, how long a
-    /// requestor may pause in the middle of one before it is dropped.
+    /// The deadline of each operation: connecting (the X server's greeting), and each paste
+    /// as a whole — the owner's answer and every piece of a large (INCR) transfer must all
+    /// have arrived within `timeout` of the call, however the owner paces them, else the
+    /// paste ends in [`ClipboardError::Timeout`], which names the format and how many bytes
+    /// had arrived. When serving, it is how long a requestor may pause in the middle of a
+    /// transfer before it is dropped. Give large pastes from slow owners a longer one.
     pub fn timeout(mut self, timeout: Duration) -> ClipboardOptions {
         self.timeout = timeout;
         self
@@ -369,14 +372,16 @@ impl Clipboard {
     /// # Errors
     /// [`ClipboardError::Empty`] when no client owns the clipboard (the copying process
     /// exited); [`ClipboardError::FormatUnavailable`] when the owner has no such format;
-    /// [`ClipboardError::Timeout`] when the owner does not answer in time;
-    /// [`ClipboardError::TooLarge`] past [`ClipboardOptions::max_size`].
+    /// [`ClipboardError::Timeout`] when the owner has not answered in full within
+    /// [`ClipboardOptions::timeout`] (one deadline for the whole paste);
+    /// [`ClipboardError::TooLarge`] as soon as more than [`ClipboardOptions::max_size`] has
+    /// arrived (an owner that sends pieces without end is cut off there).
     pub fn paste(&self, format: &str) -> Result<Vec<u8>, ClipboardError> {
         #[cfg(feature = "wayland")]
         if let Some(wayland) = &self.wayland {
             return wayland.paste(format, self.options.timeout, self.options.max_size);
         }
-        let x = self.x();
+        let mut x = self.x();
         let Some(atom) = x.atom(format, true)? else {
             // No client ever named this format, so nobody offers it.
             if x.owner()?.is_none() {
@@ -433,11 +438,12 @@ impl Clipboard {
             names.retain(|n| !is_convention(n));
             return Ok(names);
         }
-        let x = self.x();
+        let mut x = self.x();
         // The owner's list is its word: at most MAX_TARGETS formats are read, each named
         // in the same round trip (an owner cannot make this side ask for millions).
+        let targets = x.atoms.TARGETS;
         let bytes = x.convert(
-            x.atoms.TARGETS,
+            targets,
             "TARGETS",
             self.options.timeout,
             self.options.max_size.min(4 * MAX_TARGETS),

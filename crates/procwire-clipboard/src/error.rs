@@ -54,16 +54,28 @@ pub enum ClipboardError {
         /// The format asked for (an X atom name or MIME type).
         format: String,
     },
-    /// The clipboard's owner (or the X server) did not answer in time.
+    /// The clipboard's owner (or the X server) did not answer in time. For a paste,
+    /// `waited` is the paste's whole deadline ([`ClipboardOptions::timeout`]), which covers
+    /// every piece of a large transfer: an owner that answers, but too slowly, ends here too.
+    ///
+    /// [`ClipboardOptions::timeout`]: crate::ClipboardOptions::timeout
     #[error(
-        "the clipboard owner did not answer within {waited:?} (waiting for {waiting_for}); it \
-         may be hung: retry, or copy something new to replace it"
+        "the clipboard owner did not answer within {waited:?} (waiting for {waiting_for}{}); \
+         it may be hung or too slow: retry, raise ClipboardOptions::timeout for large data, or \
+         copy something new to replace it",
+        paste_progress(.format.as_deref(), *.received)
     )]
+    #[non_exhaustive]
     Timeout {
-        /// What was awaited.
+        /// What was awaited when the time was up.
         waiting_for: &'static str,
-        /// How long.
+        /// How long: the whole deadline of the paste (or of the connect or copy).
         waited: Duration,
+        /// The format being pasted, when the wait was part of a paste.
+        format: Option<String>,
+        /// How many bytes of the paste had arrived by then (0 before the owner's first
+        /// piece, and outside a paste).
+        received: usize,
     },
     /// The data is larger than [`ClipboardOptions::max_size`](crate::ClipboardOptions::max_size).
     #[error("the clipboard data is larger than the limit of {limit} bytes; raise ClipboardOptions::max_size")]
@@ -101,6 +113,14 @@ pub enum ClipboardError {
     /// A system call failed while waiting for the X server.
     #[error("waiting for the X server failed: {0}")]
     Io(#[from] io::Error),
+}
+
+/// The part of a timeout's message that says which paste, and how far it got.
+fn paste_progress(format: Option<&str>, received: usize) -> String {
+    match format {
+        Some(format) => format!("; the paste of `{format}` had received {received} bytes"),
+        None => String::new(),
+    }
 }
 
 impl From<x11rb::errors::ReplyError> for ClipboardError {

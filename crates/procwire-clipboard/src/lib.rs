@@ -38,8 +38,10 @@
 //!   between formats (a PNG is not turned into a bitmap; text is served as the same UTF-8
 //!   bytes under each text name).
 //!
-//! On X11 every wait has a deadline ([`ClipboardOptions::timeout`]): a paste from an owner that
-//! never answers ends with [`ClipboardError::Timeout`]; with no display at all,
+//! On X11 every wait has a deadline ([`ClipboardOptions::timeout`]), and a paste has one for
+//! the whole transfer: a paste from an owner that never answers, or that trickles its pieces,
+//! ends with [`ClipboardError::Timeout`] when the time is up; one that sends without end is
+//! cut off at [`ClipboardOptions::max_size`]; with no display at all,
 //! [`ClipboardError::NoDisplay`] comes at once and names `DISPLAY` and `WAYLAND_DISPLAY`.
 //!
 //! # Organization

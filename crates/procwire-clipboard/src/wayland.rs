@@ -121,6 +121,8 @@ impl Wayland {
                 return Err(ClipboardError::Timeout {
                     waiting_for: "the compositor to take the copy",
                     waited: timeout,
+                    format: None,
+                    received: 0,
                 });
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -168,20 +170,27 @@ impl Wayland {
         .map_err(|e| paste_error(e, format))?;
         let mut data = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
+        // The whole read must be done within `timeout`: each wait for the owner's next
+        // bytes uses the time left, so an owner that trickles them cannot stretch it.
+        let deadline = Instant::now() + timeout;
         loop {
-            // Each wait for the owner's next bytes lasts at most `timeout`.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timed_out = || ClipboardError::Timeout {
+                waiting_for: "the data of the paste",
+                waited: timeout,
+                format: Some(format.to_owned()),
+                received: data.len(),
+            };
+            if left.is_zero() {
+                return Err(timed_out());
+            }
             let mut fds = [PollFd::new(&pipe, PollFlags::IN)];
             let ts = Timespec {
-                tv_sec: timeout.as_secs() as _,
-                tv_nsec: timeout.subsec_nanos() as _,
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
             };
             match rustix::event::poll(&mut fds, Some(&ts)) {
-                Ok(0) => {
-                    return Err(ClipboardError::Timeout {
-                        waiting_for: "the data of the paste",
-                        waited: timeout,
-                    })
-                }
+                Ok(0) => return Err(timed_out()),
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(ClipboardError::Io(e.into())),
             }

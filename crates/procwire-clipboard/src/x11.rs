@@ -44,12 +44,21 @@ x11rb::atom_manager! {
 /// server's request limit (Xvfb's is 256 KiB without BIG-REQUESTS).
 pub(crate) const INCR_CHUNK: usize = 64 * 1024;
 
+/// The most that an INCR transfer reserves up front for the size its owner announces (the
+/// owner's word; more is read as it comes, up to the paste's limit).
+const PREALLOCATE_MAX: usize = 16 << 20;
+
 /// One connection to the X server with an input-only window of its own, which receives the
 /// property changes of transfers.
 pub(crate) struct X {
     pub conn: RustConnection,
     pub window: Window,
     pub atoms: Atoms,
+    /// The property of our window that the next paste uses; `None` when the last paste
+    /// was abandoned, and so needs a fresh one.
+    paste_property: Option<Atom>,
+    /// How many properties abandoned pastes have retired.
+    retired: u64,
 }
 
 impl std::fmt::Debug for X {
@@ -81,6 +90,8 @@ impl X {
                 return Err(ClipboardError::Timeout {
                     waiting_for: "the X server's greeting",
                     waited: timeout,
+                    format: None,
+                    received: 0,
                 })
             }
         };
@@ -104,6 +115,8 @@ impl X {
         Ok(X {
             conn,
             window,
+            paste_property: Some(atoms.PROCWIRE_PASTE),
+            retired: 0,
             atoms,
         })
     }
@@ -160,6 +173,17 @@ impl X {
     /// A server timestamp: appends nothing to a property of our window and reads the time
     /// of the PropertyNotify that follows (ICCCM §2.1: never own a selection at CurrentTime).
     fn timestamp(&self, timeout: Duration) -> Result<u32, ClipboardError> {
+        self.server_time(Instant::now() + timeout)?
+            .ok_or(ClipboardError::Timeout {
+                waiting_for: "the X server's timestamp",
+                waited: timeout,
+                format: None,
+                received: 0,
+            })
+    }
+
+    /// As [`timestamp`](Self::timestamp), by `deadline`: `None` once it has passed.
+    fn server_time(&self, deadline: Instant) -> Result<Option<u32>, ClipboardError> {
         self.conn.change_property8(
             PropMode::APPEND,
             self.window,
@@ -167,23 +191,14 @@ impl X {
             AtomEnum::STRING,
             &[],
         )?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.next_event(deadline)? {
-                Some(Event::PropertyNotify(e))
-                    if e.window == self.window && e.atom == self.atoms.PROCWIRE_STAMP =>
-                {
-                    return Ok(e.time)
-                }
-                Some(_) => {}
-                None => {
-                    return Err(ClipboardError::Timeout {
-                        waiting_for: "the X server's timestamp",
-                        waited: timeout,
-                    })
-                }
+        self.wait_for(deadline, |event| match event {
+            Event::PropertyNotify(e)
+                if e.window == self.window && e.atom == self.atoms.PROCWIRE_STAMP =>
+            {
+                Some(e.time)
             }
-        }
+            _ => None,
+        })
     }
 
     /// The window that owns the CLIPBOARD selection, if any.
@@ -197,48 +212,127 @@ impl X {
     }
 
     /// Asks the CLIPBOARD's owner for `target` and reads the answer, through INCR when the
-    /// owner sends it in pieces. Each wait for the owner lasts at most `timeout`.
+    /// owner sends it in pieces. The whole paste — the server's timestamp, the owner's answer
+    /// and every piece — must be done within `timeout` of the call: each wait uses the time
+    /// left, so an owner that trickles its pieces cannot stretch it.
+    ///
+    /// The answer must come in a property that no earlier, unfinished transfer of this
+    /// connection used (see [`X::paste_property`]), in a SelectionNotify that names this
+    /// request's selection, target, property and time: a late answer to a paste that timed
+    /// out, or a late piece of it, is never taken for this one's.
     pub fn convert(
-        &self,
+        &mut self,
         target: Atom,
         format: &str,
         timeout: Duration,
         max_size: usize,
     ) -> Result<Vec<u8>, ClipboardError> {
+        let deadline = Instant::now() + timeout;
         if self.owner()?.is_none() {
             return Err(ClipboardError::Empty);
         }
-        // Events left from an earlier transfer (a late piece of one that timed out).
-        while self.conn.poll_for_event()?.is_some() {}
-        let property = self.atoms.PROCWIRE_PASTE;
-        self.conn.delete_property(self.window, property)?;
-        self.conn.convert_selection(
-            self.window,
-            self.atoms.CLIPBOARD,
-            target,
+        // Events left from an earlier transfer (a late piece of one that timed out); an
+        // owner that floods them cannot hold this loop past the deadline.
+        while self.conn.poll_for_event()?.is_some() && Instant::now() < deadline {}
+        let property = self.paste_property()?;
+        let request = Request {
             property,
-            CURRENT_TIME,
-        )?;
-        let deadline = Instant::now() + timeout;
-        let notify = loop {
-            match self.next_event(deadline)? {
-                // (A late answer to an earlier paste that timed out names another target.)
-                Some(Event::SelectionNotify(e))
+            target,
+            format,
+            deadline,
+            timeout,
+            max_size,
+        };
+        let result = self.transfer(&request);
+        match &result {
+            // Finished (the owner has nothing more to send): the property may serve again.
+            Ok(_) | Err(ClipboardError::Empty | ClipboardError::FormatUnavailable { .. }) => {
+                self.paste_property = Some(property);
+            }
+            // Abandoned: the owner may still write there, so the property is never used
+            // again by this connection. Deleting it frees what was written so far.
+            Err(_) => {
+                tracing::debug!(format, "paste abandoned; its property is retired");
+                let _ = self.conn.delete_property(self.window, property);
+                let _ = self.conn.flush();
+            }
+        }
+        result
+    }
+
+    /// The property the next paste uses: the last one, if the transfer that used it
+    /// finished; else a fresh one (`PROCWIRE_PASTE_1`, `_2`, ...: one more atom each time
+    /// a paste is abandoned, and none while pastes finish, so the X server's atom table,
+    /// which never shrinks, does not grow with every paste).
+    fn paste_property(&mut self) -> Result<Atom, ClipboardError> {
+        if let Some(property) = self.paste_property.take() {
+            return Ok(property);
+        }
+        self.retired += 1;
+        let name = format!("PROCWIRE_PASTE_{}", self.retired);
+        Ok(self.atom(&name, false)?.expect("interned atoms exist"))
+    }
+
+    /// The first event that `pick` takes before `deadline`; `None` once the deadline has
+    /// passed. Events that `pick` refuses are dropped, and do not hold the deadline off (a
+    /// flood of them still ends the wait in time).
+    fn wait_for<T>(
+        &self,
+        deadline: Instant,
+        mut pick: impl FnMut(Event) -> Option<T>,
+    ) -> Result<Option<T>, ClipboardError> {
+        loop {
+            let Some(event) = self.next_event(deadline)? else {
+                return Ok(None);
+            };
+            if let Some(picked) = pick(event) {
+                return Ok(Some(picked));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The requestor's half of one transfer, `convert` without the bookkeeping.
+    fn transfer(&self, request: &Request<'_>) -> Result<Vec<u8>, ClipboardError> {
+        let &Request {
+            property,
+            target,
+            format,
+            deadline,
+            timeout,
+            max_size,
+        } = request;
+        let timed_out = |waiting_for, received| ClipboardError::Timeout {
+            waiting_for,
+            waited: timeout,
+            format: Some(format.to_owned()),
+            received,
+        };
+        // A time of our own for the request (ICCCM §2.2: not CurrentTime); the owner puts it
+        // into its SelectionNotify, which tells this request's answer from a late one's.
+        let time = self
+            .server_time(deadline)?
+            .ok_or_else(|| timed_out("the X server's timestamp", 0))?;
+        self.conn.delete_property(self.window, property)?;
+        self.conn
+            .convert_selection(self.window, self.atoms.CLIPBOARD, target, property, time)?;
+        let notify = self
+            .wait_for(deadline, |event| match event {
+                // (An owner that gives CurrentTime instead of the request's is believed.)
+                Event::SelectionNotify(e)
                     if e.requestor == self.window
                         && e.selection == self.atoms.CLIPBOARD
-                        && e.target == target =>
+                        && e.target == target
+                        && (e.property == property || e.property == NONE)
+                        && (e.time == time || e.time == CURRENT_TIME) =>
                 {
-                    break e
+                    Some(e)
                 }
-                Some(_) => {}
-                None => {
-                    return Err(ClipboardError::Timeout {
-                        waiting_for: "its answer to the paste request",
-                        waited: timeout,
-                    })
-                }
-            }
-        };
+                _ => None,
+            })?
+            .ok_or_else(|| timed_out("its answer to the paste request", 0))?;
         if notify.property == NONE {
             // Refused; or the owner went away between our two requests.
             if self.owner()?.is_none() {
@@ -252,55 +346,48 @@ impl X {
         let words = u32::try_from(max_size / 4 + 1).unwrap_or(u32::MAX);
         let reply = self
             .conn
-            .get_property(true, self.window, notify.property, AtomEnum::ANY, 0, words)?
+            .get_property(true, self.window, property, AtomEnum::ANY, 0, words)?
             .reply()?;
         if reply.type_ != self.atoms.INCR {
             if reply.bytes_after > 0 || reply.value.len() > max_size {
-                self.conn.delete_property(self.window, notify.property)?;
                 return Err(ClipboardError::TooLarge { limit: max_size });
             }
             return Ok(reply.value);
         }
         // INCR (ICCCM §2.7.2): the owner announced a lower bound of the size; our delete
         // of the property (above) asks for the first piece; each piece comes as a new value
-        // of the property, which we delete to ask for the next; an empty piece ends it.
-        let announced = reply
-            .value32()
-            .and_then(|mut v| v.next())
-            .unwrap_or(0)
-            .min(max_size as u32) as usize;
-        let mut data = Vec::with_capacity(announced);
+        // of the property, which we delete to ask for the next; an empty piece ends it. The
+        // owner's word reserves no more than PREALLOCATE_MAX; max_size bounds what is kept.
+        let announced = reply.value32().and_then(|mut v| v.next()).unwrap_or(0);
+        let announced = usize::try_from(announced).unwrap_or(usize::MAX);
+        let mut data = Vec::with_capacity(announced.min(max_size).min(PREALLOCATE_MAX));
         loop {
-            let deadline = Instant::now() + timeout;
-            loop {
-                match self.next_event(deadline)? {
-                    Some(Event::PropertyNotify(e))
-                        if e.window == self.window
-                            && e.atom == notify.property
-                            && e.state == Property::NEW_VALUE =>
-                    {
-                        break
-                    }
-                    Some(_) => {}
-                    None => {
-                        return Err(ClipboardError::Timeout {
-                            waiting_for: "the next piece of an incremental (INCR) transfer",
-                            waited: timeout,
-                        })
-                    }
+            self.wait_for(deadline, |event| match event {
+                Event::PropertyNotify(e)
+                    if e.window == self.window
+                        && e.atom == property
+                        && e.state == Property::NEW_VALUE =>
+                {
+                    Some(())
                 }
-            }
+                _ => None,
+            })?
+            .ok_or_else(|| {
+                timed_out(
+                    "the next piece of an incremental (INCR) transfer",
+                    data.len(),
+                )
+            })?;
             let left = max_size.saturating_sub(data.len());
             let words = u32::try_from(left / 4 + 1).unwrap_or(u32::MAX);
             let piece = self
                 .conn
-                .get_property(true, self.window, notify.property, AtomEnum::ANY, 0, words)?
+                .get_property(true, self.window, property, AtomEnum::ANY, 0, words)?
                 .reply()?;
             if piece.value.is_empty() && piece.bytes_after == 0 {
                 return Ok(data);
             }
             if piece.bytes_after > 0 || piece.value.len() > left {
-                self.conn.delete_property(self.window, notify.property)?;
                 return Err(ClipboardError::TooLarge { limit: max_size });
             }
             data.extend_from_slice(&piece.value);
@@ -318,6 +405,17 @@ impl X {
         }
         Ok(time)
     }
+}
+
+/// One paste: what is asked for, where the answer goes, by when, and how much is accepted.
+struct Request<'a> {
+    property: Atom,
+    target: Atom,
+    format: &'a str,
+    deadline: Instant,
+    /// The paste's whole timeout, for the error.
+    timeout: Duration,
+    max_size: usize,
 }
 
 /// What a copy offers: each format's atom and data.

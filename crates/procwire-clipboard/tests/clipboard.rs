@@ -172,6 +172,9 @@ fn helper_process() {
             say("got a piece; exiting mid-transfer");
             std::process::exit(0);
         }
+        // Owns the clipboard with a raw X client that answers HOSTILE_FORMAT badly, as
+        // CLIP_MODE says (see hostile_owner), and GOOD_FORMAT at once and well.
+        "hostile-owner" => hostile_owner(&var("CLIP_MODE")),
         // Connects from the environment and prints the error.
         "connect" => {
             let start = Instant::now();
@@ -181,6 +184,208 @@ fn helper_process() {
             }
         }
         other => panic!("unknown role {other}"),
+    }
+}
+
+/// The format a hostile owner answers badly.
+const HOSTILE_FORMAT: &str = "application/x-procwire-hostile";
+/// The format a hostile owner answers at once, with [`GOOD_DATA`].
+const GOOD_FORMAT: &str = "application/x-procwire-good";
+const GOOD_DATA: &[u8] = b"good data";
+
+/// A raw X client (x11rb, none of this crate) that owns the CLIPBOARD and answers
+/// [`GOOD_FORMAT`] at once with [`GOOD_DATA`], and [`HOSTILE_FORMAT`] as `mode` says:
+/// - `trickle`: by INCR, then a 1 KiB piece every 200 ms to each requestor ever answered,
+///   asked or not, and never the empty piece that ends a transfer;
+/// - `endless`: by INCR, a 64 KiB piece for each delete of the property, without end;
+/// - `late`: holds the first request unanswered; when the next one comes, answers the first
+///   (a refusal, then the data `late answer to request 1` in the first request's property,
+///   each at its time), then the new one by INCR: when asked for the first piece it writes
+///   a late piece, `late piece of request 1`, into the first request's property, and 100 ms
+///   later `answer to request 2` into the new one's; then the end.
+fn hostile_owner(mode: &str) {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{
+        ChangeWindowAttributesAux, ConnectionExt, CreateWindowAux, EventMask, PropMode, Property,
+        SelectionNotifyEvent, SelectionRequestEvent, WindowClass, SELECTION_NOTIFY_EVENT,
+    };
+    use x11rb::protocol::Event;
+    use x11rb::wrapper::ConnectionExt as _;
+
+    let (conn, screen) = x11rb::connect(None).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let window = conn.generate_id().unwrap();
+    conn.create_window(
+        0,
+        window,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_ONLY,
+        0,
+        &CreateWindowAux::new(),
+    )
+    .unwrap();
+    let atom = |name: &str| {
+        conn.intern_atom(false, name.as_bytes())
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom
+    };
+    let (clipboard, incr) = (atom("CLIPBOARD"), atom("INCR"));
+    let (hostile, good) = (atom(HOSTILE_FORMAT), atom(GOOD_FORMAT));
+    conn.set_selection_owner(window, clipboard, x11rb::CURRENT_TIME)
+        .unwrap();
+    conn.get_input_focus().unwrap().reply().unwrap();
+    // Tells the requestor that its answer is in `property` (`NONE`: refused).
+    let notify = |req: &SelectionRequestEvent, property| {
+        let notify = SelectionNotifyEvent {
+            response_type: SELECTION_NOTIFY_EVENT,
+            sequence: 0,
+            time: req.time,
+            requestor: req.requestor,
+            selection: req.selection,
+            target: req.target,
+            property,
+        };
+        conn.send_event(false, req.requestor, EventMask::NO_EVENT, notify)
+            .unwrap();
+        conn.flush().unwrap();
+    };
+    // Writes `data` into the requestor's property and tells it so (or refuses: `None`).
+    let answer = |req: &SelectionRequestEvent, data: Option<&[u8]>| match data {
+        Some(data) => {
+            conn.change_property8(
+                PropMode::REPLACE,
+                req.requestor,
+                req.property,
+                req.target,
+                data,
+            )
+            .unwrap();
+            notify(req, req.property);
+        }
+        None => notify(req, x11rb::NONE),
+    };
+    // Watches the requestor's deletes, announces an INCR transfer (of "64 MiB").
+    let start_incr = |req: &SelectionRequestEvent| {
+        conn.change_window_attributes(
+            req.requestor,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::PROPERTY_CHANGE),
+        )
+        .unwrap();
+        conn.change_property32(
+            PropMode::REPLACE,
+            req.requestor,
+            req.property,
+            incr,
+            &[64 << 20],
+        )
+        .unwrap();
+        notify(req, req.property);
+    };
+    say("owning");
+    let mut transfers: Vec<SelectionRequestEvent> = Vec::new();
+    let mut held: Option<SelectionRequestEvent> = None;
+    let mut second: Option<(SelectionRequestEvent, u32)> = None;
+    let mut next_trickle = Instant::now();
+    loop {
+        while let Some(event) = conn.poll_for_event().unwrap() {
+            match event {
+                Event::SelectionRequest(req) if req.target == good => answer(&req, Some(GOOD_DATA)),
+                Event::SelectionRequest(req) if req.target == hostile => match mode {
+                    "trickle" | "endless" => {
+                        start_incr(&req);
+                        transfers.push(req);
+                    }
+                    "late" => match &held {
+                        None => {
+                            held = Some(req);
+                            say("holding request 1");
+                        }
+                        Some(first) => {
+                            answer(first, None);
+                            answer(first, Some(b"late answer to request 1"));
+                            say("answered request 1 late");
+                            start_incr(&req);
+                            second = Some((req, 0));
+                        }
+                    },
+                    other => panic!("unknown mode {other}"),
+                },
+                Event::SelectionRequest(req) => answer(&req, None),
+                // The second request of `late` mode, by INCR: its first delete asks for the
+                // data, which follows a late piece into the first request's property; its
+                // second delete, for the end.
+                Event::PropertyNotify(e) if mode == "late" && e.state == Property::DELETE => {
+                    let (Some(first), Some((req, stage))) = (&held, &mut second) else {
+                        continue;
+                    };
+                    if (e.window, e.atom) != (req.requestor, req.property) {
+                        continue;
+                    }
+                    let write = |req: &SelectionRequestEvent, data: &[u8]| {
+                        conn.change_property8(
+                            PropMode::REPLACE,
+                            req.requestor,
+                            req.property,
+                            req.target,
+                            data,
+                        )
+                        .unwrap();
+                        conn.flush().unwrap();
+                    };
+                    match stage {
+                        0 => {
+                            write(first, b"late piece of request 1");
+                            std::thread::sleep(Duration::from_millis(100));
+                            write(req, b"answer to request 2");
+                        }
+                        1 => write(req, b""),
+                        _ => {}
+                    }
+                    *stage += 1;
+                }
+                Event::PropertyNotify(e)
+                    if mode == "endless"
+                        && e.state == Property::DELETE
+                        && transfers
+                            .iter()
+                            .any(|t| t.requestor == e.window && t.property == e.atom) =>
+                {
+                    conn.change_property8(
+                        PropMode::REPLACE,
+                        e.window,
+                        e.atom,
+                        hostile,
+                        &[0x5a; 64 * 1024],
+                    )
+                    .unwrap();
+                    conn.flush().unwrap();
+                }
+                // (Errors for requestor windows that are gone, and the rest.)
+                _ => {}
+            }
+        }
+        if mode == "trickle" && Instant::now() >= next_trickle {
+            for t in &transfers {
+                conn.change_property8(
+                    PropMode::REPLACE,
+                    t.requestor,
+                    t.property,
+                    t.target,
+                    &[0xa5; 1024],
+                )
+                .unwrap();
+            }
+            conn.flush().unwrap();
+            next_trickle += Duration::from_millis(200);
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -541,4 +746,96 @@ fn a_requestor_that_dies_mid_transfer_leaves_the_owner_serving() {
         None,
         "the owner lives"
     );
+}
+
+/// Defect found in review: each piece of an INCR paste had its own deadline, so an owner that
+/// trickled pieces (each well within it) held a paste without end.
+#[test]
+fn an_owner_that_trickles_its_pieces_cannot_stretch_a_paste_past_its_deadline() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let mut owner = on_display(&x, "hostile-owner", &[("CLIP_MODE", "trickle")]);
+    owner.wait_for_within("owning", READY);
+    let timeout = Duration::from_secs(1);
+    let clipboard = clipboard(&x, timeout);
+    for _ in 0..2 {
+        let start = Instant::now();
+        let err = clipboard.paste(HOSTILE_FORMAT).unwrap_err();
+        let took = start.elapsed();
+        match &err {
+            ClipboardError::Timeout {
+                waited,
+                format,
+                received,
+                ..
+            } => {
+                assert_eq!(*waited, timeout, "{err}");
+                assert_eq!(format.as_deref(), Some(HOSTILE_FORMAT), "{err}");
+                assert!(
+                    *received >= 1024,
+                    "pieces arrived before the deadline: {err}"
+                );
+                assert_eq!(*received % 1024, 0, "{err}");
+            }
+            _ => panic!("{err}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains(HOSTILE_FORMAT) && text.contains("bytes"),
+            "{text}"
+        );
+        assert!(took >= timeout, "{took:?}");
+        // The deadline holds for the whole transfer (with a margin for a busy machine);
+        // per piece, this paste would never end.
+        assert!(took < timeout * 3, "the paste took {took:?}");
+        // The trickle goes on into the abandoned transfer's property, and does not get into
+        // the next paste.
+        assert_eq!(clipboard.paste(GOOD_FORMAT).unwrap(), GOOD_DATA);
+    }
+}
+
+/// Defect found in review: every paste used the same property, so the late answer to a paste
+/// that had timed out could be read as the next paste's.
+#[test]
+fn a_late_answer_to_a_paste_that_timed_out_is_not_taken_for_the_next_ones() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let mut owner = on_display(&x, "hostile-owner", &[("CLIP_MODE", "late")]);
+    owner.wait_for_within("owning", READY);
+    let clipboard = clipboard(&x, Duration::from_secs(1));
+    let err = clipboard.paste(HOSTILE_FORMAT).unwrap_err();
+    assert!(
+        matches!(&err, ClipboardError::Timeout { received: 0, format: Some(f), .. } if f == HOSTILE_FORMAT),
+        "{err}"
+    );
+    owner.wait_for_within("holding request 1", READY);
+    // The owner answers the first request (a refusal, then data) while this one waits.
+    let second = clipboard.paste(HOSTILE_FORMAT).unwrap();
+    assert_eq!(String::from_utf8_lossy(&second), "answer to request 2");
+    owner.wait_for_within("answered request 1 late", READY);
+    assert_eq!(clipboard.paste(GOOD_FORMAT).unwrap(), GOOD_DATA);
+}
+
+/// An owner that announces INCR and sends pieces without end is cut off at the paste's
+/// limit, well before its deadline.
+#[test]
+fn an_owner_that_sends_pieces_without_end_is_cut_off_at_the_limit() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let x = xvfb();
+    let mut owner = on_display(&x, "hostile-owner", &[("CLIP_MODE", "endless")]);
+    owner.wait_for_within("owning", READY);
+    let limit = 1 << 20;
+    let clipboard = ClipboardOptions::new()
+        .display(x.display())
+        .timeout(Duration::from_secs(30))
+        .max_size(limit)
+        .connect()
+        .unwrap();
+    let err = clipboard.paste(HOSTILE_FORMAT).unwrap_err();
+    assert!(
+        matches!(err, ClipboardError::TooLarge { limit: l } if l == limit),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_size"), "{err}");
+    assert_eq!(clipboard.paste(GOOD_FORMAT).unwrap(), GOOD_DATA);
 }
