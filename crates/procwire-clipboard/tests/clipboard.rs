@@ -785,9 +785,8 @@ fn an_owner_that_trickles_its_pieces_cannot_stretch_a_paste_past_its_deadline() 
             "{text}"
         );
         assert!(took >= timeout, "{took:?}");
-        // The deadline holds for the whole transfer (with a margin for a busy machine);
-        // per piece, this paste would never end.
-        assert!(took < timeout * 3, "the paste took {took:?}");
+        // The deadline holds for the whole transfer: per piece, this paste would never end,
+        // and the watchdog would fail the test (timings are bounded only from below).
         // The trickle goes on into the abandoned transfer's property, and does not get into
         // the next paste.
         assert_eq!(clipboard.paste(GOOD_FORMAT).unwrap(), GOOD_DATA);

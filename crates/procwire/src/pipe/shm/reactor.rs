@@ -133,6 +133,10 @@ impl AsyncSender {
     ) -> Result<(), LinkError> {
         for (i, message) in messages.iter().enumerate() {
             let more = i + 1 < messages.len();
+            let (ctl, data, _, state) = self.inner.split();
+            if state.push_small(ctl, &data, message.as_ref(), more)? {
+                continue;
+            }
             let mut out = Outgoing::new(message.as_ref(), whole);
             self.wait(|state, ctl, data| {
                 state
@@ -328,6 +332,9 @@ impl AsyncReceiver {
     /// it may return fewer bytes than `buf` holds when the rest has not arrived yet.
     pub(crate) async fn recv_into(&mut self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
         self.wait(|state, ctl, data| {
+            if let Some(done) = state.take_small_into(ctl, data, buf)? {
+                return Ok(Some(done));
+            }
             let mut filled = 0;
             match state.pull_into(ctl, data, buf, &mut filled)? {
                 None if filled > 0 => Ok(Some((filled, false))),
