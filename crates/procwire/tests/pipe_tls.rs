@@ -160,6 +160,64 @@ fn a_reply_sent_just_before_the_server_closes_still_arrives() {
     });
 }
 
+/// A server killed mid-session ends the TCP stream without close_notify: the tokio client
+/// reports a broken session, never the clean end of a peer that finished (which is what a
+/// truncation would pass for), while a server that closes in order still reads as its end.
+#[test]
+fn a_server_killed_mid_session_is_a_broken_session_not_a_clean_end() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let cert = certificate();
+    for kind in ["tokio", "blocking"] {
+        let (mut server, remote) = server(kind, &cert);
+        runtime().block_on(async {
+            let mut pipe = tokio_client(&cert.0)
+                .open_async(remote.as_str())
+                .await
+                .unwrap();
+            pipe.send(b"hello").await.unwrap();
+            assert_eq!(pipe.recv().await.unwrap(), b"hello");
+            let mut blocking = ClientOptions::new()
+                .tls(client_config(&cert.0))
+                .timeout(Duration::from_secs(10))
+                .open(remote.as_str())
+                .unwrap();
+            blocking.send(b"hello").unwrap();
+            assert_eq!(blocking.recv().unwrap(), b"hello");
+            server.kill();
+            let end = pipe.recv().await.unwrap_err();
+            assert!(
+                matches!(&end, PipeError::Disconnected { .. })
+                    && end.to_string().contains("TLS session broke"),
+                "{kind}: {end}"
+            );
+            // The blocking API says so in rustls's words.
+            let end = blocking.recv().unwrap_err();
+            assert!(
+                matches!(&end, PipeError::Disconnected { .. })
+                    && end.to_string().contains("close_notify"),
+                "{kind}, blocking: {end}"
+            );
+        });
+    }
+    // The clean case: the server answers `bye` with the next message and closes in order.
+    let (_server, remote) = server("tokio", &cert);
+    runtime().block_on(async {
+        let mut pipe = tokio_client(&cert.0)
+            .open_async(remote.as_str())
+            .await
+            .unwrap();
+        pipe.send(b"bye").await.unwrap();
+        pipe.send(b"last").await.unwrap();
+        assert_eq!(pipe.recv().await.unwrap(), b"last");
+        let end = pipe.recv().await.unwrap_err();
+        assert!(
+            matches!(&end, PipeError::Disconnected { .. })
+                && !end.to_string().contains("TLS session broke"),
+            "{end}"
+        );
+    });
+}
+
 #[test]
 fn a_blocking_client_meets_the_tokio_tls_server() {
     let _wd = Watchdog::new(Duration::from_secs(60));

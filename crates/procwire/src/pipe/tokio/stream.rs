@@ -64,7 +64,7 @@ impl AsyncStream {
                 .try_io(Interest::READABLE, || s.ledger.read(&s.socket, buf)),
             AsyncStream::Tcp(s) => s.try_read(buf),
             #[cfg(feature = "tls")]
-            AsyncStream::Tls(t) => t.plain.try_read(buf),
+            AsyncStream::Tls(t) => t.checked(t.plain.try_read(buf)),
         }
     }
 
@@ -75,7 +75,7 @@ impl AsyncStream {
             AsyncStream::Unix(s) => s.socket.try_read_buf(buf).inspect(|&n| s.ledger.count(n)),
             AsyncStream::Tcp(s) => s.try_read_buf(buf),
             #[cfg(feature = "tls")]
-            AsyncStream::Tls(t) => t.plain.try_read_buf(buf),
+            AsyncStream::Tls(t) => t.checked(t.plain.try_read_buf(buf)),
         }
     }
 
@@ -223,7 +223,10 @@ impl AsyncStream {
             AsyncStream::Unix(s) => s.socket.read(buf).await,
             AsyncStream::Tcp(s) => s.read(buf).await,
             #[cfg(feature = "tls")]
-            AsyncStream::Tls(t) => t.plain.read(buf).await,
+            AsyncStream::Tls(t) => {
+                let read = t.plain.read(buf).await;
+                t.checked(read)
+            }
         }
     }
 
@@ -268,7 +271,15 @@ impl AsyncRead for AsyncStream {
             AsyncStream::Unix(s) => Pin::new(&mut s.socket).poll_read(cx, buf),
             AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
-            AsyncStream::Tls(t) => Pin::new(&mut t.plain).poll_read(cx, buf),
+            AsyncStream::Tls(t) => {
+                let before = buf.filled().len();
+                match Pin::new(&mut t.plain).poll_read(cx, buf) {
+                    Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                        Poll::Ready(t.checked(Ok(0)).map(|_| ()))
+                    }
+                    polled => polled,
+                }
+            }
         }
     }
 }

@@ -9,13 +9,16 @@
 //!
 //! The bridge keeps the pipe's semantics: bytes the connection wrote before it closed are
 //! still encrypted and sent, a half close becomes the session's close_notify, and the peer's
-//! close is the end of the stream on the connection's side. A broken session (no
-//! close_notify, a TLS alert) is also an end of stream there, as a local socket cannot
-//! carry the error; the peer, though, sees a session cut without close_notify when this
-//! side's stream broke.
+//! close is the end of the stream on the connection's side. A broken session (the TCP
+//! stream ended without close_notify, was reset, or carried a TLS alert) is not: the bridge
+//! marks it before it ends the local stream, and the connection's read of that end is then
+//! an error (`ConnectionAborted`), so a peer cut off mid-conversation is never taken for
+//! one that finished. The peer, likewise, sees a session cut without close_notify when
+//! this side's stream broke.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +38,24 @@ pub(crate) struct TlsEnd {
     pub(crate) plain: UnixStream,
     /// The TCP peer.
     pub(crate) peer: SocketAddr,
+    /// Set by the bridge, before it ends `plain`, when the session from the peer broke.
+    broken: Arc<AtomicBool>,
     /// Dropped with the connection: the bridge then stops reading from the peer.
     _gone: oneshot::Sender<()>,
+}
+
+impl TlsEnd {
+    /// A read of `plain`, with the end of the stream after a broken session made an error.
+    pub(crate) fn checked(&self, read: io::Result<usize>) -> io::Result<usize> {
+        match read {
+            Ok(0) if self.broken.load(Ordering::Acquire) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the TLS session broke (it ended without close_notify, was reset or got an \
+                 alert): what the peer sent may be cut short",
+            )),
+            read => read,
+        }
+    }
 }
 
 /// The server side: runs the TLS handshake on `tcp`, then bridges the session.
@@ -66,10 +85,12 @@ where
 {
     let (plain, far) = UnixStream::pair()?;
     let (gone, dropped) = oneshot::channel();
-    tokio::spawn(pump(session, far, dropped));
+    let broken = Arc::new(AtomicBool::new(false));
+    tokio::spawn(pump(session, far, dropped, Arc::clone(&broken)));
     Ok(AsyncStream::Tls(TlsEnd {
         plain,
         peer,
+        broken,
         _gone: gone,
     }))
 }
@@ -86,14 +107,18 @@ const LINGER: Duration = Duration::from_secs(30);
 /// never cut off (for at most [`LINGER`] once the connection is gone). Inbound (peer →
 /// connection) runs until the peer stops sending, or until the connection is gone, so that
 /// a peer that never closes cannot keep the task alive.
-async fn pump<S>(session: S, far: UnixStream, dropped: oneshot::Receiver<()>)
-where
+async fn pump<S>(
+    session: S,
+    far: UnixStream,
+    dropped: oneshot::Receiver<()>,
+    broken: Arc<AtomicBool>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (from_peer, to_peer) = tokio::io::split(session);
     let (from_conn, to_conn) = far.into_split();
-    let outbound = forward(from_conn, to_peer, "to the peer");
-    let inbound = forward(from_peer, to_conn, "from the peer");
+    let outbound = forward(from_conn, to_peer, "to the peer", None);
+    let inbound = forward(from_peer, to_conn, "from the peer", Some(&broken));
     tokio::pin!(outbound, inbound);
     tokio::select! {
         _ = async { tokio::join!(&mut outbound, &mut inbound) } => return,
@@ -105,7 +130,9 @@ where
 /// Moves bytes from `from` to `to`, each read written whole before the next read, then
 /// ends `to`: in order (a shutdown, close_notify on the session) when `from` ended in
 /// order, abruptly (dropped, so that the other side sees the stream cut) when it broke.
-async fn forward<R, W>(mut from: R, mut to: W, what: &str)
+/// `broken` is the session's mark, for the inbound direction: set before `to` ends when
+/// `from` (the session) broke; there a reset is a break too.
+async fn forward<R, W>(mut from: R, mut to: W, what: &str, broken: Option<&AtomicBool>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -117,9 +144,12 @@ where
             Ok(n) => n,
             // A connection that closes with bytes from the peer unread is reported as a
             // reset after its own data: for the bridge that is its end.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) if broken.is_none() && e.kind() == io::ErrorKind::ConnectionReset => break,
             Err(e) => {
                 tracing::debug!("TLS bridge: the stream {what} broke: {e}");
+                if let Some(broken) = broken {
+                    broken.store(true, Ordering::Release);
+                }
                 return;
             }
         };
