@@ -384,6 +384,38 @@ fn reads_on_an_empty_slot_time_out_as_a_local_slot_does() {
     assert_eq!(reader.info().unwrap().waiting, 0);
 }
 
+/// A reader that only looks (`info`) while a flood of broadcasts comes in takes in at most
+/// 65,536 of them (found in review: the queue grew with every look), and still reads the
+/// first one first.
+#[test]
+fn a_flood_of_broadcasts_to_a_reader_that_only_looks_stays_bounded() {
+    let _w = Watchdog::new(Duration::from_secs(120));
+    let server = NatsServer::start();
+    let broadcast = format!("{}/mailslot/*/{}", server.url(), unique_name("flood"));
+    let reader = NatsMailslotOptions::new()
+        .read_timeout(ReadTimeout::After(Duration::from_secs(10)))
+        .create(&broadcast)
+        .unwrap();
+    let writer = NatsMailslotWriter::open(&broadcast).unwrap();
+    let mut most = 0;
+    for i in 0..70_000u32 {
+        writer.write(i.to_string().as_bytes()).unwrap();
+        if i % 1_000 == 999 {
+            most = most.max(reader.info().unwrap().waiting);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reader.info().unwrap().waiting < 65_536 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    most = most.max(reader.info().unwrap().waiting);
+    assert_eq!(
+        most, 65_536,
+        "the reader took in more than its bound, or fewer"
+    );
+    assert_eq!(reader.read().unwrap(), b"0");
+}
+
 #[test]
 fn a_broadcast_reaches_every_reader_listening_and_is_not_stored() {
     let _w = Watchdog::new(Duration::from_secs(60));

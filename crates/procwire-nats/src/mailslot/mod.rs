@@ -49,8 +49,10 @@
 //! foreign writer slipped into those 128 bytes.
 //!
 //! **A broadcast is not stored** and may be missed: it reaches the readers listening at
-//! the moment it is published, and no one else; a reader that lets more than 65,536
-//! broadcasts pile up unread loses the newest (a slow consumer, to the NATS client). Unlike a Windows slot, a stored slot's
+//! the moment it is published, and no one else; a reader that lets broadcasts pile up
+//! unread keeps 65,536 of them taken in and as many again in the NATS client's buffer, and
+//! loses the newest beyond (a slow consumer, to the NATS client); `info()` counts those
+//! taken in. Unlike a Windows slot, a stored slot's
 //! reader does not also receive the broadcasts of its name: listen on the `*` form for
 //! them.
 //!

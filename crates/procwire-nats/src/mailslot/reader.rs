@@ -138,6 +138,10 @@ impl Stored {
     }
 }
 
+/// The most broadcasts a reader takes out of its subscription before they are read: a
+/// reader that looks (`info`, `peek`) without reading does not gather a flood without end.
+pub(crate) const MAX_BROADCASTS_QUEUED: usize = 65_536;
+
 /// A broadcast slot's subscription and what it received.
 #[derive(Debug)]
 struct Broadcast {
@@ -569,9 +573,14 @@ impl Reader {
         }
     }
 
-    /// Moves what the subscription holds into the queue, without waiting.
+    /// Moves what the subscription holds into the queue, without waiting, up to
+    /// [`MAX_BROADCASTS_QUEUED`]: the rest stays in the subscription, whose own buffer of
+    /// as many again is all the NATS client keeps (it drops the newest beyond).
     fn drain(&self, b: &mut Broadcast) {
-        while let Some(Some(m)) = b.sub.next().now_or_never() {
+        while b.queue.len() < MAX_BROADCASTS_QUEUED {
+            let Some(Some(m)) = b.sub.next().now_or_never() else {
+                return;
+            };
             self.accept(b, m.payload);
         }
     }
