@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use procwire::pipe::{ClientOptions, PipeConnection, PipeError, PipeOptions};
 use procwire::wire::PipeMode;
-use procwire_testkit::{helper, helper_as_user, helper_role, say, unique_name, Proc, Watchdog};
+use procwire_testkit::{
+    helper, helper_as_user, helper_on_cpu, helper_role, say, unique_name, Proc, Watchdog,
+};
 
 /// The ring size of the servers here: 64 KiB, so that large messages stream through it.
 const RING: usize = 64 * 1024;
@@ -170,6 +172,58 @@ fn zero_copy_loans_and_borrowed_receives_travel_in_place() {
     let received = pipe.recv_borrowed().unwrap();
     assert!(!received.is_in_place());
     assert_eq!(received.len(), RING);
+}
+
+/// A pause of `micros`: spun below 50 µs (a sleep that short oversleeps), slept above.
+fn pause(micros: u64) {
+    let d = Duration::from_micros(micros);
+    if micros < 50 {
+        let start = std::time::Instant::now();
+        while start.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    } else {
+        std::thread::sleep(d);
+    }
+}
+
+/// The pauses of the sleep test: from nothing to well past the longest spin (128 µs), so
+/// that messages come as the reader starts to sleep, while it sleeps, and just before.
+fn pauses(seed: u64) -> impl Iterator<Item = u64> {
+    let mut x = seed | 1;
+    std::iter::from_fn(move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        Some(match x % 4 {
+            0 => x % 8,
+            1 => x % 40,
+            2 => 40 + x % 200,
+            _ => 120 + x % 400,
+        })
+    })
+}
+
+#[test]
+fn no_wake_up_is_lost_when_messages_come_as_each_side_falls_asleep() {
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    let name = unique_name("shm-sleepers");
+    // Both sides pause before they send, so each often finds the other asleep, falling
+    // asleep, or just woken; on two CPUs when there are two.
+    let mut server = helper_on_cpu(1, "slow-echo", &[("PIPE", &name)]);
+    server.wait_for("READY");
+    let mut pipe = client(&name);
+    for (round, micros) in pauses(7).take(4000).enumerate() {
+        pause(micros);
+        let message = (round as u64).to_le_bytes();
+        pipe.send(&message).unwrap();
+        let echoed = pipe
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("round {round}: no echo ({e}): a wake-up was lost"));
+        assert_eq!(echoed, message, "round {round}");
+    }
+    drop(pipe);
+    server.wait_for("client gone: Ok");
 }
 
 #[test]
@@ -427,6 +481,28 @@ fn helper_process() {
                 }
             };
             say(&format!("OUTCOME {outcome:?}"));
+        }
+        "slow-echo" => {
+            let server = PipeOptions::new()
+                .shared_memory_ring_size(RING)
+                .create(name.as_str())
+                .unwrap();
+            say("READY");
+            let mut conn = server.accept().unwrap();
+            let mut pauses = pauses(11);
+            let end = loop {
+                match conn.recv() {
+                    Ok(m) => {
+                        pause(pauses.next().unwrap());
+                        if let Err(e) = conn.send(&m) {
+                            break Err(e.to_string());
+                        }
+                    }
+                    Err(PipeError::Disconnected { .. }) => break Ok(()),
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            say(&format!("client gone: {end:?}"));
         }
         "stranger" => {
             let outcome = ClientOptions::new()
