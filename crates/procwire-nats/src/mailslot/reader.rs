@@ -663,8 +663,10 @@ impl Drop for Reader {
 /// **Delivery is at-least-once**: a message handed out by [`read`](Self::read) is removed
 /// from the stream when the reader comes back — its next `read`, `peek`, `info` or
 /// [`close`](Self::close), or its drop. A reader that dies before that leaves the message
-/// first in the slot, and the next reader gets it again; no other message is ever
-/// delivered twice, and none is lost. One reader per slot at a time: a live reader
+/// first in the slot, and the next reader gets it again; and a server restart can store
+/// again the message whose write was in flight, if this reader had already read it (the
+/// two copies come one after the other). No other message is ever delivered twice, and
+/// none is lost. One reader per slot at a time: a live reader
 /// answers on `procwire.reader.Name`, and a second one's `create` fails with
 /// [`NatsMailslotError::AlreadyExists`] (two starting in the same instant can both pass
 /// the check, and would then both get the message at the head).
