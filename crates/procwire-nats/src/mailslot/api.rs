@@ -116,6 +116,40 @@ struct RawMessage {
     seq: u64,
     #[serde(default)]
     data: Option<String>,
+    /// The headers, base64 of `NATS/1.0\r\nKey: Value\r\n...`.
+    #[serde(default)]
+    hdrs: Option<String>,
+}
+
+/// A message read from a slot's stream.
+#[derive(Debug)]
+pub(crate) struct StoredMessage {
+    /// Its stream sequence.
+    pub(crate) seq: u64,
+    pub(crate) payload: Bytes,
+    /// Its `Nats-Msg-Id` (procwire's writers give every message one; the tries of one
+    /// write share it), when it has one of at most [`MAX_MESSAGE_ID`] bytes.
+    pub(crate) id: Option<String>,
+}
+
+/// The longest message id a reader keeps (procwire's are about 40 bytes).
+pub(crate) const MAX_MESSAGE_ID: usize = 256;
+
+/// The `Nats-Msg-Id` in base64 headers as `STREAM.MSG.GET` returns them; `None` when
+/// there is none, or it is too long, or the headers are not what NATS writes.
+fn message_id(hdrs: &str) -> Option<String> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(hdrs.as_bytes())
+        .ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    text.split("\r\n").skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        let value = value.trim();
+        (key.trim().eq_ignore_ascii_case("Nats-Msg-Id")
+            && !value.is_empty()
+            && value.len() <= MAX_MESSAGE_ID)
+            .then(|| value.to_owned())
+    })
 }
 
 #[derive(Deserialize)]
@@ -337,14 +371,13 @@ pub(crate) async fn delete_stream(
     refused_unless(done.success, "the stream was not deleted")
 }
 
-/// `STREAM.MSG.GET` of the first message at or after `from`: its sequence and payload,
-/// `None` when there is none.
+/// `STREAM.MSG.GET` of the first message at or after `from`; `None` when there is none.
 pub(crate) async fn first_message(
     client: &Client,
     name: &SlotName,
     from: u64,
     limit: Duration,
-) -> Result<Option<(u64, Bytes)>, Failure> {
+) -> Result<Option<StoredMessage>, Failure> {
     let body = serde_json::json!({ "seq": from.max(1), "next_by_subj": name.subject() });
     let got: Result<GotMessage, Failure> = request(
         client,
@@ -367,7 +400,11 @@ pub(crate) async fn first_message(
                         })?,
                 ),
             };
-            Ok(Some((got.message.seq, data)))
+            Ok(Some(StoredMessage {
+                seq: got.message.seq,
+                payload: data,
+                id: got.message.hdrs.as_deref().and_then(message_id),
+            }))
         }
         Err(f) if f.is(code::NO_MESSAGE_FOUND) => Ok(None),
         Err(f) => Err(f),
@@ -461,4 +498,35 @@ pub(crate) fn check_kind(name: &SlotName, info: &StreamInfo) -> Result<usize, Na
         return Ok(usize::MAX);
     }
     Ok((c.max_msg_size as usize).saturating_sub(HEADER_ROOM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(headers: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(headers)
+    }
+
+    #[test]
+    fn the_message_id_is_read_from_the_headers_nats_returns() {
+        let hdrs = encoded("NATS/1.0\r\nFoo: bar\r\nNats-Msg-Id: ab12-7\r\n\r\n");
+        assert_eq!(message_id(&hdrs).as_deref(), Some("ab12-7"));
+        let lower = encoded("NATS/1.0\r\nnats-msg-id:x\r\n\r\n");
+        assert_eq!(message_id(&lower).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn headers_without_a_usable_id_give_none() {
+        assert_eq!(message_id(&encoded("NATS/1.0\r\nFoo: bar\r\n\r\n")), None);
+        assert_eq!(
+            message_id(&encoded("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n")),
+            None
+        );
+        let long = format!("NATS/1.0\r\nNats-Msg-Id: {}\r\n\r\n", "x".repeat(300));
+        assert_eq!(message_id(&encoded(&long)), None);
+        // The status line is not a header, whatever it holds.
+        assert_eq!(message_id(&encoded("Nats-Msg-Id: a\r\n\r\n")), None);
+        assert_eq!(message_id("not base64!"), None);
+    }
 }

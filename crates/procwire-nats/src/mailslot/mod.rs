@@ -32,10 +32,9 @@
 //! stream holds. Delivery is **at-least-once**: a message is removed from the stream
 //! when the reader comes back after reading it (next read, peek, info, close or drop), so
 //! a reader killed in between leaves it for the next reader — only that one message can
-//! be delivered twice. A server restart can bring one message twice too, one copy after
-//! the other: the one whose write was in flight, if the reader had read it already
-//! (nats-server forgets the ids of removed messages when it restarts, so the writer's
-//! next try is stored anew). One reader per slot at a time: a second reader's `create` fails
+//! be delivered twice. (A server restart can store again a write whose acknowledgement it
+//! cut off, as nats-server forgets the ids of removed messages when it restarts; the
+//! reader knows the ids of the last 4,096 messages it handed out and drops such a copy.) One reader per slot at a time: a second reader's `create` fails
 //! with [`NatsMailslotError::AlreadyExists`] while the first is alive.
 //!
 //! **The slot must exist before writers open it**: a reader's

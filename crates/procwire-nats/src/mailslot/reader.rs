@@ -1,7 +1,7 @@
 //! The reader of a NATS mailslot: takes stored messages in order, or listens to a
 //! broadcast slot.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -116,6 +116,45 @@ struct Stored {
     handed: Option<u64>,
     /// When the stream this reader reads was made, once seen.
     created: Option<String>,
+    /// The ids of the messages handed out last.
+    delivered: DeliveredIds,
+}
+
+/// How many ids of messages it handed out a reader remembers. A restarted nats-server
+/// knows only the ids of the messages it still holds, so a write whose acknowledgement the
+/// restart cut off is stored again by its next try even when the reader had read it
+/// (docs/protocol.md 10.3): that second copy comes right after the first, behind at most
+/// the other writes in flight at the restart.
+const REMEMBERED_IDS: usize = 4096;
+
+/// How many second copies one `info` drops before it counts what is left.
+const MAX_COPIES_DROPPED: usize = 64;
+
+/// The ids of the last [`REMEMBERED_IDS`] messages a reader handed out.
+#[derive(Debug, Default)]
+struct DeliveredIds {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl DeliveredIds {
+    fn remember(&mut self, id: String) {
+        if self.set.contains(&id) {
+            return;
+        }
+        if self.order.len() == REMEMBERED_IDS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+        self.set.insert(id.clone());
+        self.order.push_back(id);
+    }
+
+    /// Whether `message` is a second copy of one handed out already.
+    fn seen(&self, message: &api::StoredMessage) -> bool {
+        message.id.as_ref().is_some_and(|id| self.set.contains(id))
+    }
 }
 
 impl Stored {
@@ -132,6 +171,7 @@ impl Stored {
             tracing::warn!(slot = %name, "the slot's stream was made anew; reading it from its start");
             self.cursor = 0;
             self.handed = None;
+            self.delivered = DeliveredIds::default();
         }
         self.created = Some(info.created.clone());
         made_anew
@@ -307,17 +347,35 @@ impl AsyncNatsMailslot {
                         .await
                         .map_err(|f| api::failed(&r.name, "count the messages", started, f))?;
                 }
-                let next = if info.state.messages == 0 {
-                    None
-                } else {
+                // The next message, after dropping second copies of messages handed out
+                // (a few at most: a writer's copies come right after the first).
+                let mut next = None;
+                for _ in 0..MAX_COPIES_DROPPED {
+                    if info.state.messages == 0 {
+                        break;
+                    }
                     let from = s.cursor.max(info.state.first_seq);
-                    api::retry(&r.name, "look at the next message", deadline, |limit| {
-                        api::first_message(&r.client, &r.name, from, limit)
-                    })
-                    .await
-                    .map_err(|f| api::failed(&r.name, "look at the next message", started, f))?
-                    .map(|(_, payload)| payload.len())
-                };
+                    let first =
+                        api::retry(&r.name, "look at the next message", deadline, |limit| {
+                            api::first_message(&r.client, &r.name, from, limit)
+                        })
+                        .await
+                        .map_err(|f| {
+                            api::failed(&r.name, "look at the next message", started, f)
+                        })?;
+                    match first {
+                        Some(copy) if s.delivered.seen(&copy) => {
+                            r.drop_copy(&mut s, copy.seq, deadline, started).await?;
+                            info = count().await.map_err(|f| {
+                                api::failed(&r.name, "count the messages", started, f)
+                            })?;
+                        }
+                        first => {
+                            next = first.map(|m| m.payload.len());
+                            break;
+                        }
+                    }
+                }
                 (info.state.messages as usize, next)
             }
         };
@@ -470,6 +528,24 @@ impl Reader {
         Ok(())
     }
 
+    /// Removes message `seq`, a second copy of one this reader handed out, and moves past it.
+    async fn drop_copy(
+        &self,
+        s: &mut Stored,
+        seq: u64,
+        deadline: Option<Instant>,
+        started: Instant,
+    ) -> Result<(), NatsMailslotError> {
+        let what = "drop a second copy of a message";
+        api::retry(&self.name, what, deadline, |limit| {
+            api::delete_message(&self.client, &self.name, seq, limit)
+        })
+        .await
+        .map_err(|f| api::failed(&self.name, what, started, f))?;
+        s.cursor = seq + 1;
+        Ok(())
+    }
+
     /// Checks a message against the buffer it must fit.
     fn fits(&self, len: usize, take: Take) -> Result<(), NatsMailslotError> {
         match take {
@@ -504,7 +580,14 @@ impl Reader {
             )
             .await;
             match first {
-                Ok(Some((seq, payload))) => {
+                Ok(Some(message)) => {
+                    let seq = message.seq;
+                    if s.delivered.seen(&message) {
+                        tracing::debug!(slot = %self.name.full, seq, "dropped a second copy of a message already read");
+                        self.drop_copy(s, seq, deadline, started).await?;
+                        continue;
+                    }
+                    let payload = message.payload;
                     if payload.len() > self.max_message {
                         tracing::warn!(slot = %self.name.full, seq, len = payload.len(), "dropped a message over the slot's maximum");
                         api::retry(&self.name, "drop an oversize message", deadline, |limit| {
@@ -522,6 +605,9 @@ impl Reader {
                     s.cursor = seq;
                     if !matches!(take, Take::Peek) {
                         s.handed = Some(seq);
+                        if let Some(id) = message.id {
+                            s.delivered.remember(id);
+                        }
                     }
                     return Ok(Some(payload));
                 }
@@ -663,10 +749,11 @@ impl Drop for Reader {
 /// **Delivery is at-least-once**: a message handed out by [`read`](Self::read) is removed
 /// from the stream when the reader comes back — its next `read`, `peek`, `info` or
 /// [`close`](Self::close), or its drop. A reader that dies before that leaves the message
-/// first in the slot, and the next reader gets it again; and a server restart can store
-/// again the message whose write was in flight, if this reader had already read it (the
-/// two copies come one after the other). No other message is ever delivered twice, and
-/// none is lost. One reader per slot at a time: a live reader
+/// first in the slot, and the next reader gets it again; no other message is ever
+/// delivered twice, and none is lost. (A server restart can store again a write whose
+/// acknowledgement it cut off, if this reader had read and removed the first copy: the
+/// reader remembers the message ids of the last 4,096 messages it handed out and drops
+/// such a copy unread and uncounted.) One reader per slot at a time: a live reader
 /// answers on `procwire.reader.Name`, and a second one's `create` fails with
 /// [`NatsMailslotError::AlreadyExists`] (two starting in the same instant can both pass
 /// the check, and would then both get the message at the head).
