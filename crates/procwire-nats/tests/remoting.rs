@@ -1003,7 +1003,35 @@ fn an_object_whose_process_is_gone_is_disconnected() {
             }
         }
         let doomed = doomed.expect("an activation reached each process");
+        let instance = remoting::list(&nats.url(), &NatsOptions::new())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.pid == victim && i.service == "Tally")
+            .expect("the victim's Tally instance")
+            .instance_subject;
         procs[0].kill();
+        // A request that reaches the NATS server before it has seen the process go is
+        // routed to the dead subscription and never answered: wait until the server
+        // answers no-responders on the instance subject, as it will for the call below.
+        let raw = async_nats::connect(nats.url()).await.unwrap();
+        let gone_by = Instant::now() + Duration::from_secs(20);
+        loop {
+            let asked = tokio::time::timeout(
+                Duration::from_millis(500),
+                raw.request(instance.clone(), "".into()),
+            )
+            .await;
+            if let Ok(Err(e)) = &asked {
+                if e.kind() == async_nats::RequestErrorKind::NoResponders {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < gone_by,
+                "the NATS server still routes to the dead process"
+            );
+        }
         let tally = ProbeClient::new(doomed.clone().with_deadline(Duration::from_secs(10)));
         let start = Instant::now();
         let err = tally.add(1).await.unwrap_err();
@@ -1092,4 +1120,60 @@ fn public_types_are_send_sync_and_debug() {
     send_sync_debug::<remoting::ServiceInstance>();
     send_debug::<remoting::NatsTransport>();
     send_sync_debug::<NatsServer>();
+}
+
+#[test]
+fn a_flood_beyond_the_waiting_requests_is_answered_busy_and_the_rest_are_served() {
+    let _w = Watchdog::new(Duration::from_secs(180));
+    let nats = NatsServer::start();
+    let app = unique_name("app");
+    let _procs = servers(&nats, &app, 1, Duration::from_secs(60));
+    let capacity = procwire_remoting::server::MAX_IN_FLIGHT + remoting::MAX_WAITING;
+    let extra = 300;
+    runtime().block_on(async {
+        let url = format!("{}/{app}/Probe", nats.url());
+        let proxy = remoting::connect(&url, &NatsOptions::new())
+            .await
+            .unwrap()
+            .with_deadline(Duration::from_secs(60));
+        let probe = ProbeClient::new(proxy);
+        let start = Instant::now();
+        // Every call sleeps 2 s: the server runs as many as it has slots for, keeps as
+        // many again waiting, and refuses the rest at once.
+        let outcomes = futures::future::join_all((0..capacity + extra).map(|_| {
+            let probe = probe.clone();
+            async move {
+                let outcome = probe.sleep(2_000).await;
+                (outcome.map_err(|e| e.remote_kind()), start.elapsed())
+            }
+        }))
+        .await;
+        let served: Vec<Duration> = outcomes
+            .iter()
+            .filter(|(o, _)| o.is_ok())
+            .map(|(_, t)| *t)
+            .collect();
+        let busy: Vec<Duration> = outcomes
+            .iter()
+            .filter(|(o, _)| *o == Err(Some(RemoteErrorKind::Busy)))
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(
+            served.len() + busy.len(),
+            outcomes.len(),
+            "every call is served or refused as busy: {:?}",
+            outcomes
+                .iter()
+                .find(|(o, _)| !matches!(o, Ok(_) | Err(Some(RemoteErrorKind::Busy))))
+        );
+        assert!(served.len() >= capacity, "{} served", served.len());
+        assert!(!busy.is_empty(), "none refused");
+        // The refusals come at once, before any call could end.
+        let first_served = served.iter().min().unwrap();
+        let last_busy = busy.iter().max().unwrap();
+        assert!(
+            last_busy < first_served,
+            "busy by {last_busy:?}, first served at {first_served:?}"
+        );
+    });
 }

@@ -57,7 +57,7 @@ mod server;
 
 pub use client::{activate, connect, connection, NatsTransport};
 pub use listing::{list, ServiceInstance};
-pub use server::{serve, serve_client, NatsListener};
+pub use server::{serve, serve_client, NatsListener, MAX_WAITING};
 
 /// The first token of every procwire subject.
 pub const SUBJECT_PREFIX: &str = "procwire";

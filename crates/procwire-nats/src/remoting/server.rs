@@ -1,15 +1,16 @@
 //! Serving a [`RemotingServer`] on NATS.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_nats::service::Request;
 use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use procwire_remoting::server::{Mode, MAX_IN_FLIGHT};
 use procwire_remoting::wire::{self, Op, Response};
 use procwire_remoting::{Peer, RemoteError, RemoteErrorKind, RemotingError, RemotingServer};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::{instance_subject, is_token, nats_service_name, service_subject, INSTANCE_HEADER};
@@ -17,6 +18,12 @@ use crate::NatsOptions;
 
 /// The Services API error code of a request that is not a valid request frame.
 const BAD_FRAME: usize = 400;
+
+/// How many requests of one endpoint wait for a call slot while all [`MAX_IN_FLIGHT`] are
+/// taken. Beyond them a request is answered [`RemoteErrorKind::Busy`] at once: a flood
+/// costs the server bounded memory (the NATS client's subscription would otherwise hold
+/// 65,536 requests of up to `max_payload` each) and its callers a precise error.
+pub const MAX_WAITING: usize = 1024;
 
 /// A [`RemotingServer`] served on NATS; dropping it stops serving (its services leave the
 /// queue groups and the Services API).
@@ -266,7 +273,8 @@ struct Answerer {
     instance: String,
     max: usize,
     /// At most [`MAX_IN_FLIGHT`] calls of the service run at once in this process; beyond
-    /// them requests wait in the subscription (and in the NATS server) until one ends.
+    /// them up to [`MAX_WAITING`] requests of each endpoint wait for one to end, and the
+    /// rest are answered [`RemoteErrorKind::Busy`].
     slots: Arc<Semaphore>,
 }
 
@@ -276,56 +284,90 @@ impl Answerer {
         mut endpoint: async_nats::service::endpoint::Endpoint,
         mut stopping: tokio::sync::watch::Receiver<bool>,
     ) {
+        // Requests taken from the subscription while every call slot is busy, oldest first.
+        let mut waiting = VecDeque::new();
         loop {
-            let request = tokio::select! {
-                request = endpoint.next() => request,
-                // `true` is the only change; a dropped sender means stop too.
+            tokio::select! {
+                biased;
+                // `true` is the only change; a dropped sender means stop too. Neither a
+                // wait for a slot nor a flood of requests holds up a stop.
                 _ = stopping.changed() => {
                     let _ = endpoint.stop().await;
                     return;
                 }
-            };
-            let Some(request) = request else {
-                // The service was stopped under the endpoint: unsubscribe now, in order
-                // before the listener's flush (dropping the subscription would tell the
-                // server later, and a call could still be routed here meanwhile).
-                let _ = endpoint.stop().await;
-                return;
-            };
-            // Waiting for a free slot must not hold up a stop either.
-            let slot = tokio::select! {
-                slot = Arc::clone(&self.slots).acquire_owned() => slot,
-                _ = stopping.changed() => {
-                    let _ = endpoint.stop().await;
-                    return;
+                slot = Arc::clone(&self.slots).acquire_owned(), if !waiting.is_empty() => {
+                    let Ok(slot) = slot else { return };
+                    if let Some(request) = waiting.pop_front() {
+                        Arc::clone(&self).start(request, slot);
+                    }
                 }
-            };
-            let Ok(slot) = slot else { return };
-            // Each call in a task of its own: a slow call holds up no other.
-            let answerer = Arc::clone(&self);
-            tokio::spawn(async move {
-                answerer.answer(request).await;
-                drop(slot);
-            });
+                request = endpoint.next() => {
+                    let Some(request) = request else {
+                        // The service was stopped under the endpoint: unsubscribe now, in
+                        // order before the listener's flush (dropping the subscription
+                        // would tell the server later, and a call could still be routed
+                        // here meanwhile).
+                        let _ = endpoint.stop().await;
+                        return;
+                    };
+                    let free = if waiting.is_empty() {
+                        Arc::clone(&self.slots).try_acquire_owned().ok()
+                    } else {
+                        None
+                    };
+                    match free {
+                        Some(slot) => Arc::clone(&self).start(request, slot),
+                        None if waiting.len() < MAX_WAITING => waiting.push_back(request),
+                        None => self.refuse_busy(request).await,
+                    }
+                }
+            }
         }
     }
 
-    async fn answer(&self, request: async_nats::service::Request) {
+    /// Runs the call of `request` in a task of its own (a slow call holds up no other),
+    /// holding `slot` until it is answered.
+    fn start(self: Arc<Self>, request: Request, slot: OwnedSemaphorePermit) {
+        tokio::spawn(async move {
+            self.answer(request).await;
+            drop(slot);
+        });
+    }
+
+    /// Answers `request` [`RemoteErrorKind::Busy`] without running it: every call slot is
+    /// taken and [`MAX_WAITING`] more requests wait for one.
+    async fn refuse_busy(&self, request: Request) {
+        let decoded = match wire::decode_request(&request.message.payload, self.max) {
+            Ok(r) => r,
+            Err(e) => return refuse_bad_frame(request, e).await,
+        };
+        let busy = RemoteError::new(
+            RemoteErrorKind::Busy,
+            format!(
+                "the server runs {MAX_IN_FLIGHT} calls of this service and {MAX_WAITING} more \
+                 wait; retry later"
+            ),
+        );
+        let frame = encode_answer(
+            Response {
+                id: decoded.id,
+                outcome: Err(busy),
+            },
+            self.max,
+        );
+        if let Err(e) = request.respond(Ok(frame.into())).await {
+            tracing::debug!("nats: cannot send a busy answer: {e}");
+        }
+    }
+
+    async fn answer(&self, request: Request) {
         let Some(reply) = request.message.reply.clone() else {
             tracing::debug!("nats: ignoring a request without a reply subject");
             return;
         };
         let decoded = match wire::decode_request(&request.message.payload, self.max) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(subject = %request.message.subject, "nats: not a request frame: {e}");
-                let error = async_nats::service::error::Error {
-                    status: format!("not a procwire request frame: {e}"),
-                    code: BAD_FRAME,
-                };
-                let _ = request.respond(Err(error)).await;
-                return;
-            }
+            Err(e) => return refuse_bad_frame(request, e).await,
         };
         let activation = matches!(decoded.op, Op::Activate { .. });
         let id = decoded.id;
@@ -350,6 +392,17 @@ impl Answerer {
             tracing::debug!("nats: cannot send an answer: {e}");
         }
     }
+}
+
+/// Answers a request that is not a procwire request frame with the Services API's error
+/// [`BAD_FRAME`].
+async fn refuse_bad_frame(request: Request, e: impl std::fmt::Display) {
+    tracing::warn!(subject = %request.message.subject, "nats: not a request frame: {e}");
+    let error = async_nats::service::error::Error {
+        status: format!("not a procwire request frame: {e}"),
+        code: BAD_FRAME,
+    };
+    let _ = request.respond(Err(error)).await;
 }
 
 /// The response frame, or a `MessageTooLarge` error in its place when it does not fit.
