@@ -83,34 +83,8 @@ fn helper_process() {
         }
         // Takes the clipboard with a raw X client and never answers a request.
         "mute-owner" => {
-            use x11rb::connection::Connection;
-            use x11rb::protocol::xproto::{ConnectionExt, CreateWindowAux, WindowClass};
-            let (conn, screen) = x11rb::connect(None).unwrap();
-            let root = conn.setup().roots[screen].root;
-            let window = conn.generate_id().unwrap();
-            conn.create_window(
-                0,
-                window,
-                root,
-                0,
-                0,
-                1,
-                1,
-                0,
-                WindowClass::INPUT_ONLY,
-                0,
-                &CreateWindowAux::new(),
-            )
-            .unwrap();
-            let clipboard = conn
-                .intern_atom(false, b"CLIPBOARD")
-                .unwrap()
-                .reply()
-                .unwrap()
-                .atom;
-            conn.set_selection_owner(window, clipboard, x11rb::CURRENT_TIME)
-                .unwrap();
-            conn.get_input_focus().unwrap().reply().unwrap();
+            let (conn, window) = raw_client(x11rb::protocol::xproto::EventMask::NO_EVENT);
+            own_clipboard(&conn, window);
             say("owning");
             std::thread::sleep(Duration::from_secs(600));
         }
@@ -118,34 +92,10 @@ fn helper_process() {
         // exits in the middle of the transfer.
         "paste-and-die" => {
             use x11rb::connection::Connection;
-            use x11rb::protocol::xproto::{
-                AtomEnum, ConnectionExt, CreateWindowAux, EventMask, Property, WindowClass,
-            };
+            use x11rb::protocol::xproto::{AtomEnum, ConnectionExt, EventMask, Property};
             use x11rb::protocol::Event;
-            let (conn, screen) = x11rb::connect(None).unwrap();
-            let root = conn.setup().roots[screen].root;
-            let window = conn.generate_id().unwrap();
-            conn.create_window(
-                0,
-                window,
-                root,
-                0,
-                0,
-                1,
-                1,
-                0,
-                WindowClass::INPUT_ONLY,
-                0,
-                &CreateWindowAux::new().event_mask(EventMask::PROPERTY_CHANGE),
-            )
-            .unwrap();
-            let atom = |name: &str| {
-                conn.intern_atom(false, name.as_bytes())
-                    .unwrap()
-                    .reply()
-                    .unwrap()
-                    .atom
-            };
+            let (conn, window) = raw_client(EventMask::PROPERTY_CHANGE);
+            let atom = |name: &str| atom(&conn, name);
             let (clipboard, target, property) =
                 (atom("CLIPBOARD"), atom(&var("CLIP_FORMAT")), atom("DYING"));
             conn.convert_selection(window, clipboard, target, property, x11rb::CURRENT_TIME)
@@ -187,6 +137,53 @@ fn helper_process() {
     }
 }
 
+/// A raw X client (x11rb, none of this crate) with an input-only window that gets
+/// `events`, for the tests' misbehaving owners and requestors.
+fn raw_client(
+    events: x11rb::protocol::xproto::EventMask,
+) -> (
+    x11rb::rust_connection::RustConnection,
+    x11rb::protocol::xproto::Window,
+) {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ConnectionExt, CreateWindowAux, WindowClass};
+    let (conn, screen) = x11rb::connect(None).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let window = conn.generate_id().unwrap();
+    conn.create_window(
+        0,
+        window,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_ONLY,
+        0,
+        &CreateWindowAux::new().event_mask(events),
+    )
+    .unwrap();
+    (conn, window)
+}
+
+/// The atom named `name` on `conn`'s server.
+fn atom(conn: &impl x11rb::protocol::xproto::ConnectionExt, name: &str) -> u32 {
+    conn.intern_atom(false, name.as_bytes())
+        .unwrap()
+        .reply()
+        .unwrap()
+        .atom
+}
+
+/// Makes `window` the CLIPBOARD's owner, and waits until the server has done so.
+fn own_clipboard(conn: &impl x11rb::protocol::xproto::ConnectionExt, window: u32) {
+    let clipboard = atom(conn, "CLIPBOARD");
+    conn.set_selection_owner(window, clipboard, x11rb::CURRENT_TIME)
+        .unwrap();
+    conn.get_input_focus().unwrap().reply().unwrap();
+}
+
 /// The format a hostile owner answers badly.
 const HOSTILE_FORMAT: &str = "application/x-procwire-hostile";
 /// The format a hostile owner answers at once, with [`GOOD_DATA`].
@@ -206,41 +203,17 @@ const GOOD_DATA: &[u8] = b"good data";
 fn hostile_owner(mode: &str) {
     use x11rb::connection::Connection;
     use x11rb::protocol::xproto::{
-        ChangeWindowAttributesAux, ConnectionExt, CreateWindowAux, EventMask, PropMode, Property,
-        SelectionNotifyEvent, SelectionRequestEvent, WindowClass, SELECTION_NOTIFY_EVENT,
+        ChangeWindowAttributesAux, ConnectionExt, EventMask, PropMode, Property,
+        SelectionNotifyEvent, SelectionRequestEvent, SELECTION_NOTIFY_EVENT,
     };
     use x11rb::protocol::Event;
     use x11rb::wrapper::ConnectionExt as _;
 
-    let (conn, screen) = x11rb::connect(None).unwrap();
-    let root = conn.setup().roots[screen].root;
-    let window = conn.generate_id().unwrap();
-    conn.create_window(
-        0,
-        window,
-        root,
-        0,
-        0,
-        1,
-        1,
-        0,
-        WindowClass::INPUT_ONLY,
-        0,
-        &CreateWindowAux::new(),
-    )
-    .unwrap();
-    let atom = |name: &str| {
-        conn.intern_atom(false, name.as_bytes())
-            .unwrap()
-            .reply()
-            .unwrap()
-            .atom
-    };
-    let (clipboard, incr) = (atom("CLIPBOARD"), atom("INCR"));
+    let (conn, window) = raw_client(EventMask::NO_EVENT);
+    let atom = |name: &str| atom(&conn, name);
+    let incr = atom("INCR");
     let (hostile, good) = (atom(HOSTILE_FORMAT), atom(GOOD_FORMAT));
-    conn.set_selection_owner(window, clipboard, x11rb::CURRENT_TIME)
-        .unwrap();
-    conn.get_input_focus().unwrap().reply().unwrap();
+    own_clipboard(&conn, window);
     // Tells the requestor that its answer is in `property` (`NONE`: refused).
     let notify = |req: &SelectionRequestEvent, property| {
         let notify = SelectionNotifyEvent {

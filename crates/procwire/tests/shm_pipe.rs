@@ -437,12 +437,7 @@ fn helper_process() {
             std::thread::sleep(Duration::from_secs(60));
         }
         "dies-mid-send" => {
-            let server = PipeOptions::new()
-                .shared_memory_ring_size(RING)
-                .create(name.as_str())
-                .unwrap();
-            say("READY");
-            let mut conn = server.accept().unwrap();
+            let mut conn = lone_server(&name);
             say("SENDING");
             conn.send(&vec![2u8; 8 << 20]).unwrap();
             std::thread::sleep(Duration::from_secs(60));
@@ -483,25 +478,9 @@ fn helper_process() {
             say(&format!("OUTCOME {outcome:?}"));
         }
         "slow-echo" => {
-            let server = PipeOptions::new()
-                .shared_memory_ring_size(RING)
-                .create(name.as_str())
-                .unwrap();
-            say("READY");
-            let mut conn = server.accept().unwrap();
+            let mut conn = lone_server(&name);
             let mut pauses = pauses(11);
-            let end = loop {
-                match conn.recv() {
-                    Ok(m) => {
-                        pause(pauses.next().unwrap());
-                        if let Err(e) = conn.send(&m) {
-                            break Err(e.to_string());
-                        }
-                    }
-                    Err(PipeError::Disconnected { .. }) => break Ok(()),
-                    Err(e) => break Err(e.to_string()),
-                }
-            };
+            let end = echo_messages(&mut conn, || pause(pauses.next().unwrap()));
             say(&format!("client gone: {end:?}"));
         }
         "stranger" => {
@@ -529,6 +508,31 @@ fn shared_region() -> std::fs::File {
         }
     }
     panic!("no shared-memory region among this process's descriptors");
+}
+
+/// A server with the tests' ring size that says `READY` and takes one client.
+fn lone_server(name: &str) -> PipeConnection {
+    let server = PipeOptions::new()
+        .shared_memory_ring_size(RING)
+        .create(name)
+        .unwrap();
+    say("READY");
+    server.accept().unwrap()
+}
+
+/// Sends every message back, calling `before_answer` before each, until the client goes
+/// (`Ok`) or the connection fails.
+fn echo_messages(conn: &mut PipeConnection, mut before_answer: impl FnMut()) -> Result<(), String> {
+    loop {
+        match conn.recv() {
+            Ok(m) => {
+                before_answer();
+                conn.send(&m).map_err(|e| e.to_string())?;
+            }
+            Err(PipeError::Disconnected { .. }) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// Serves every client on its own thread: echoes each message (byte mode: each chunk read)
@@ -562,17 +566,7 @@ fn echo_server(name: &str, mode: &str) {
                     }
                 }
             } else {
-                loop {
-                    match conn.recv() {
-                        Ok(m) => {
-                            if let Err(e) = conn.send(&m) {
-                                break Err(e.to_string());
-                            }
-                        }
-                        Err(PipeError::Disconnected { .. }) => break Ok(()),
-                        Err(e) => break Err(e.to_string()),
-                    }
-                }
+                echo_messages(&mut conn, || {})
             };
             say(&format!("client gone: {end:?}"));
         });

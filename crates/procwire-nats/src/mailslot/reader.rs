@@ -127,6 +127,9 @@ struct Stored {
 /// the other writes in flight at the restart.
 const REMEMBERED_IDS: usize = 4096;
 
+/// What dropping a second copy is, for the error when it fails.
+const COPY: &str = "drop a second copy of a message";
+
 /// How many second copies one `info` drops before it counts what is left.
 const MAX_COPIES_DROPPED: usize = 64;
 
@@ -365,7 +368,8 @@ impl AsyncNatsMailslot {
                         })?;
                     match first {
                         Some(copy) if s.delivered.seen(&copy) => {
-                            r.drop_copy(&mut s, copy.seq, deadline, started).await?;
+                            r.drop_unread(&mut s, copy.seq, COPY, deadline, started)
+                                .await?;
                             info = count().await.map_err(|f| {
                                 api::failed(&r.name, "count the messages", started, f)
                             })?;
@@ -528,15 +532,15 @@ impl Reader {
         Ok(())
     }
 
-    /// Removes message `seq`, a second copy of one this reader handed out, and moves past it.
-    async fn drop_copy(
+    /// Removes message `seq` unread (`what` says why, for the error) and moves past it.
+    async fn drop_unread(
         &self,
         s: &mut Stored,
         seq: u64,
+        what: &str,
         deadline: Option<Instant>,
         started: Instant,
     ) -> Result<(), NatsMailslotError> {
-        let what = "drop a second copy of a message";
         api::retry(&self.name, what, deadline, |limit| {
             api::delete_message(&self.client, &self.name, seq, limit)
         })
@@ -584,21 +588,15 @@ impl Reader {
                     let seq = message.seq;
                     if s.delivered.seen(&message) {
                         tracing::debug!(slot = %self.name.full, seq, "dropped a second copy of a message already read");
-                        self.drop_copy(s, seq, deadline, started).await?;
+                        self.drop_unread(s, seq, COPY, deadline, started).await?;
                         continue;
                     }
                     let payload = message.payload;
                     if payload.len() > self.max_message {
                         tracing::warn!(slot = %self.name.full, seq, len = payload.len(), "dropped a message over the slot's maximum");
-                        api::retry(&self.name, "drop an oversize message", deadline, |limit| {
-                            api::delete_message(&self.client, &self.name, seq, limit)
-                        })
-                        .await
-                        .map_err(|f| {
-                            api::failed(&self.name, "drop an oversize message", started, f)
-                        })?;
+                        let what = "drop an oversize message";
+                        self.drop_unread(s, seq, what, deadline, started).await?;
                         self.oversize.fetch_add(1, Ordering::Relaxed);
-                        s.cursor = seq + 1;
                         continue;
                     }
                     self.fits(payload.len(), take)?;
