@@ -688,10 +688,12 @@ impl RxState {
         if !self.between_messages() {
             return Ok(None);
         }
-        let Some(record) = self.peek(ctl, data)? else {
+        // Only the short look: anything else (a longer message, padding, nothing yet, a
+        // broken record) is for `pull_into`'s full one, which would otherwise run twice.
+        let Some(record) = self.consumer.peek_whole(ctl, data)? else {
             return Ok(None);
         };
-        if !(record.first && record.last && record.len <= buf.len()) {
+        if record.len > buf.len() {
             return Ok(None);
         }
         data.copy_out(record.offset, &mut buf[..record.len]);
