@@ -5,6 +5,14 @@
 //! The cases are `procwire_bench`'s, the same code as the divan benchmarks
 //! (`crates/procwire-bench/benches/cases.rs`); this module only times them, repeats them
 //! and reports. The peers are this binary again, as the hidden `procwire bench-peer`.
+//!
+//! A procwire case and its floor are measured in turns: a repetition of the floor, one of
+//! each procwire case compared to it, and again, each with a session (and a peer) of its
+//! own, so that no idle peer spins beside the one measured. A shared host changes speed
+//! every few seconds (two vCPUs can be twice as far apart one minute as the next): the
+//! ratio is the median over the repetitions of each one's ratio to the floor's repetition
+//! just before it, which compares the two under the same conditions, where the medians of
+//! two whole runs one after the other compare two moments.
 
 mod plot;
 mod report;
@@ -64,6 +72,9 @@ pub(crate) struct Outcome {
     pub samples: Vec<f64>,
     /// The median of each repetition.
     pub rep_medians: Vec<f64>,
+    /// Each repetition's median over the floor's repetition just before it (empty for a
+    /// floor, or a case measured without its floor).
+    pub paired: Vec<f64>,
     /// Bytes per iteration (0 for latency).
     pub bytes: u64,
 }
@@ -124,9 +135,13 @@ impl Run {
     }
 
     /// procwire's cost over the floor's (time per round trip, or per byte): 1.0 is the
-    /// floor, 2.0 twice its cost.
+    /// floor, 2.0 twice its cost: the median of the repetitions' ratios.
     pub fn ratio(&self, o: &Outcome) -> Option<f64> {
-        self.floor(o).map(|f| o.median() / f.median())
+        let floor = self.floor(o)?;
+        if std::ptr::eq(floor, o) {
+            return Some(1.0);
+        }
+        (!o.paired.is_empty()).then(|| percentile(&o.paired, 0.5))
     }
 }
 
@@ -184,8 +199,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         pinning.describe()
     );
     let mut outcomes = Vec::new();
-    for case in cases {
-        outcomes.push(measure(case, reps, budget)?);
+    for group in floor_groups(&cases) {
+        outcomes.extend(measure(&group, reps, budget)?);
     }
     let run = Run {
         outcomes,
@@ -214,55 +229,130 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Times `case`: a warm-up, then `reps` repetitions of samples for `budget / reps` each
-/// (at least three samples a repetition), with a progress bar on a terminal.
-fn measure(case: Case, reps: u32, budget: Duration) -> anyhow::Result<Outcome> {
+/// The cases measured together: each floor with the procwire cases compared to it (the
+/// floor first), and alone a case whose floor is not selected.
+fn floor_groups(cases: &[Case]) -> Vec<Vec<Case>> {
+    let mut groups: Vec<Vec<Case>> = Vec::new();
+    for &case in cases {
+        let floor = case.floor(cases).map(Case::label);
+        let joins = floor
+            .filter(|_| !case.raw)
+            .and_then(|floor| groups.iter_mut().find(|g| g[0].label() == floor));
+        match joins {
+            Some(group) => group.push(case),
+            None => groups.push(vec![case]),
+        }
+    }
+    groups
+}
+
+/// Times the cases of `group` in turns: `reps` times, each case for `budget / reps` (at
+/// least three samples) with a session of its own, after a warm-up of a tenth of that; a
+/// progress bar on a terminal.
+fn measure(group: &[Case], reps: u32, budget: Duration) -> anyhow::Result<Vec<Outcome>> {
     let bar = ProgressBar::with_draw_target(Some(u64::from(reps)), ProgressDrawTarget::stdout());
     bar.set_style(
         ProgressStyle::with_template("{prefix:48} [{bar:30}] {pos}/{len} repetitions")
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    bar.set_prefix(case.label());
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Outcome, String> {
-        let mut session = case.start()?;
-        let warm_up = Instant::now();
-        while warm_up.elapsed() < budget / 10 {
-            session.iter();
-        }
-        let mut samples = Vec::new();
-        let mut rep_medians = Vec::new();
+    let labels: Vec<String> = group.iter().map(Case::label).collect();
+    bar.set_prefix(labels.join(" | "));
+    // The case being measured, for the message of a failure.
+    let mut at = 0;
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<Outcome>, String> {
+        let mut outcomes: Vec<Outcome> = group
+            .iter()
+            .map(|&case| Outcome {
+                case,
+                samples: Vec::new(),
+                rep_medians: Vec::new(),
+                paired: Vec::new(),
+                bytes: 0,
+            })
+            .collect();
         let per_rep = budget / reps;
         for _ in 0..reps {
-            let start = Instant::now();
-            let mut rep = Vec::new();
-            while rep.len() < 3 || start.elapsed() < per_rep {
-                let t = Instant::now();
-                for _ in 0..case.batch {
-                    session.iter();
-                }
-                rep.push(t.elapsed().as_nanos() as f64 / f64::from(case.batch));
+            for (i, outcome) in outcomes.iter_mut().enumerate() {
+                at = i;
+                let (rep, bytes) = repetition(outcome.case, per_rep)?;
+                let median = percentile(&rep, 0.5);
+                outcome.rep_medians.push(median);
+                outcome.samples.extend(rep);
+                outcome.bytes = bytes;
             }
-            rep_medians.push(percentile(&rep, 0.5));
-            samples.extend(rep);
+            let floor = *outcomes[0].rep_medians.last().expect("a repetition");
+            if group[0].raw {
+                for outcome in &mut outcomes[1..] {
+                    let median = *outcome.rep_medians.last().expect("a repetition");
+                    outcome.paired.push(median / floor);
+                }
+            }
             bar.inc(1);
         }
-        Ok(Outcome {
-            case,
-            samples,
-            rep_medians,
-            bytes: session.bytes(),
-        })
+        Ok(outcomes)
     }));
     bar.finish_and_clear();
+    let case = &labels[at];
     match result {
-        Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(e)) => bail!("{}: {e}", case.label()),
-        Err(_) => bail!("{}: the case failed (see the message above)", case.label()),
+        Ok(Ok(outcomes)) => Ok(outcomes),
+        Ok(Err(e)) => bail!("{case}: {e}"),
+        Err(_) => bail!("{case}: the case failed (see the message above)"),
     }
+}
+
+/// One repetition of `case` in a session of its own: a warm-up of a tenth of `time`, then
+/// samples (each the time of one iteration over a batch) for `time`, at least three;
+/// with the bytes of an iteration.
+fn repetition(case: Case, time: Duration) -> Result<(Vec<f64>, u64), String> {
+    let mut session = case.start()?;
+    let warm_up = Instant::now();
+    while warm_up.elapsed() < time / 10 {
+        session.iter();
+    }
+    let start = Instant::now();
+    let mut rep = Vec::new();
+    while rep.len() < 3 || start.elapsed() < time {
+        let t = Instant::now();
+        for _ in 0..case.batch {
+            session.iter();
+        }
+        rep.push(t.elapsed().as_nanos() as f64 / f64::from(case.batch));
+    }
+    Ok((rep, session.bytes()))
 }
 
 /// Whether the outcome is a latency.
 pub(crate) fn is_latency(o: &Outcome) -> bool {
     o.case.measure == Measure::Latency
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_procwire_case_is_measured_in_turns_with_its_floor() {
+        let cases = all_cases();
+        let groups = floor_groups(&cases);
+        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), cases.len());
+        for group in &groups {
+            let floor = group[0];
+            assert!(floor.raw, "{} leads a group", floor.label());
+            for case in &group[1..] {
+                assert!(!case.raw, "{} is a second floor", case.label());
+                assert_eq!(case.floor(&cases).map(Case::label), Some(floor.label()));
+            }
+        }
+        // Each latency technique compares at least one procwire case with its floor.
+        assert!(groups.iter().filter(|g| g.len() > 1).count() >= 6);
+    }
+
+    #[test]
+    fn a_case_without_its_floor_is_measured_alone() {
+        let cases: Vec<Case> = all_cases().into_iter().filter(|c| !c.raw).collect();
+        let groups = floor_groups(&cases);
+        assert_eq!(groups.len(), cases.len());
+        assert!(groups.iter().all(|g| g.len() == 1));
+    }
 }
