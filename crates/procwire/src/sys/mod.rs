@@ -34,10 +34,10 @@ mod socket;
 pub(crate) mod thread;
 
 pub(crate) use dir::{ensure_private_dir, ensure_shared_dir};
-#[cfg(feature = "tokio")]
-pub(crate) use socket::shutdown_write;
 pub(crate) use socket::{
     answer_now, current_user, is_stream_socket, peek_now, peer_credentials, queued,
-    read_into_spare, recv_now, recv_some_with_fds, recv_with_fds, send_now, send_some_with_fds,
-    send_with_fds, set_socket_buffers, supplementary_groups, wait_readable, wait_readable_any,
+    read_into_spare, recv_now, recv_some_with_fds, recv_with_fds, send_now, send_with_fds,
+    set_socket_buffers, supplementary_groups, wait_readable, wait_readable_any,
 };
+#[cfg(feature = "tokio")]
+pub(crate) use socket::{send_some_with_fds, shutdown_write};

@@ -393,6 +393,7 @@ impl Receiver {
 
     /// Spins, then sleeps on the doorbell, until `step` gives a value or `deadline`
     /// passes (then `step` has a last look).
+    #[inline]
     fn wait<T>(
         &mut self,
         deadline: Option<Instant>,
@@ -434,6 +435,7 @@ impl Receiver {
     }
 
     /// Receives into `buf`: the next message, or the rest of one; `(bytes, complete)`.
+    #[inline]
     pub(crate) fn recv_into(&mut self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
         let mut filled = 0;
         self.wait(None, |state, ctl, data| {
@@ -853,6 +855,7 @@ impl Link {
     }
 
     /// Receives into `buf`: the next message, or the rest of one; `(bytes, complete)`.
+    #[inline]
     pub(crate) fn recv_into(&self, buf: &mut [u8]) -> Result<(usize, bool), LinkError> {
         self.lock_rx().recv_into(buf)
     }

@@ -79,6 +79,7 @@ impl Spin {
     /// Spins until `ready` gives a value or the budget is spent (at once when the peer last
     /// ran on this CPU: spinning would only keep it from running). `my_cpu` is refreshed
     /// now and then so the peer can make the same decision.
+    #[inline]
     pub(crate) fn spin<T, E>(
         &mut self,
         my_cpu: &AtomicU32,
