@@ -28,6 +28,7 @@ enum LoanInner<'a> {
 }
 
 impl<'a> Loan<'a> {
+    #[inline]
     pub(crate) fn in_ring(loan: shm::Loan<MutexGuard<'a, shm::Sender>>) -> Loan<'a> {
         Loan {
             inner: LoanInner::Ring(loan),
@@ -49,6 +50,7 @@ impl<'a> Loan<'a> {
     ///
     /// As [`PipeConnection::send`] (a loan in the ring cannot fail any more: its room is
     /// already taken).
+    #[inline]
     pub fn send(self) -> Result<(), PipeError> {
         match self.inner {
             LoanInner::Ring(loan) => {
@@ -63,6 +65,7 @@ impl<'a> Loan<'a> {
 impl Deref for Loan<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.inner {
             LoanInner::Ring(loan) => loan.bytes(),
@@ -72,6 +75,7 @@ impl Deref for Loan<'_> {
 }
 
 impl DerefMut for Loan<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         match &mut self.inner {
             LoanInner::Ring(loan) => loan.bytes_mut(),
@@ -99,6 +103,7 @@ enum ReceivedInner<'a> {
 }
 
 impl<'a> Received<'a> {
+    #[inline]
     pub(crate) fn in_ring(borrowed: shm::Borrowed<MutexGuard<'a, shm::Receiver>>) -> Received<'a> {
         Received {
             inner: ReceivedInner::Ring(borrowed),
@@ -123,6 +128,7 @@ impl<'a> Received<'a> {
 impl Deref for Received<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.inner {
             ReceivedInner::Ring(b) => b.bytes(),

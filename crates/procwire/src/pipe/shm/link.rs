@@ -515,6 +515,7 @@ impl Receiver {
 
     /// Waits for the next record and takes it out of the ring's accounting as
     /// `recv_borrowed` needs: `Some` when it is a whole message in place.
+    #[inline]
     fn next_whole(&mut self, deadline: Option<Instant>) -> Result<Option<Record>, LinkError> {
         if !self.state.between_messages() {
             return Ok(None);
@@ -524,6 +525,7 @@ impl Receiver {
     }
 
     /// Frees `record` for the peer.
+    #[inline]
     fn consume(&mut self, record: Record) {
         let ctl = self.region.control(self.ring);
         self.state.consume(ctl, record);
@@ -895,6 +897,7 @@ impl Link {
 
     /// Waits for room for a message of `len` bytes in one record (`len <=
     /// max_loan()`), and lends it: the caller writes it in place, then [`Loan::commit`]s.
+    #[inline]
     pub(crate) fn loan(&self, len: usize) -> Result<Loan<MutexGuard<'_, Sender>>, LinkError> {
         debug_assert!(len <= self.max_record);
         let mut tx = self.lock_tx();
@@ -927,6 +930,7 @@ impl Link {
     /// Waits for the next message and, when it lies in the ring in one record (a message
     /// of at most [`max_loan`](Self::max_loan) bytes), lends it in place; a longer message
     /// (or the rest of one partly read) is gathered into memory of its own.
+    #[inline]
     pub(crate) fn recv_borrowed(
         &self,
         deadline: Option<Instant>,
@@ -970,6 +974,7 @@ impl<G: DerefMut<Target = Sender>> Loan<G> {
     }
 
     /// The lent bytes, to read back.
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         let (_, data) = self.tx.parts();
         // SAFETY: the slot was reserved by this producer, which `self.tx` holds exclusively
@@ -980,6 +985,7 @@ impl<G: DerefMut<Target = Sender>> Loan<G> {
     }
 
     /// The lent bytes, to write.
+    #[inline]
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         let (_, data) = self.tx.parts();
         // SAFETY: the slot was reserved by this producer, which `self.tx` holds exclusively,
@@ -989,6 +995,7 @@ impl<G: DerefMut<Target = Sender>> Loan<G> {
     }
 
     /// Publishes the message.
+    #[inline]
     pub(crate) fn commit(mut self) {
         let (ctl, data, _, state) = self.tx.split();
         if state
@@ -1013,6 +1020,7 @@ pub(crate) enum Borrowed<R: DerefMut<Target = Receiver>> {
 
 impl<R: DerefMut<Target = Receiver>> Borrowed<R> {
     /// The message's bytes.
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Borrowed::InPlace { rx, record } => {
