@@ -70,11 +70,8 @@ pub(crate) struct Outcome {
     pub case: Case,
     /// Nanoseconds per iteration, every sample of every repetition.
     pub samples: Vec<f64>,
-    /// The median of each repetition.
+    /// The median of each repetition (a case's `k`-th ran just after its floor's `k`-th).
     pub rep_medians: Vec<f64>,
-    /// Each repetition's median over the floor's repetition just before it (empty for a
-    /// floor, or a case measured without its floor).
-    pub paired: Vec<f64>,
     /// Bytes per iteration (0 for latency).
     pub bytes: u64,
 }
@@ -135,13 +132,17 @@ impl Run {
     }
 
     /// procwire's cost over the floor's (time per round trip, or per byte): 1.0 is the
-    /// floor, 2.0 twice its cost: the median of the repetitions' ratios.
+    /// floor, 2.0 twice its cost: the median of each repetition's ratio to the floor's
+    /// repetition just before it.
     pub fn ratio(&self, o: &Outcome) -> Option<f64> {
         let floor = self.floor(o)?;
-        if std::ptr::eq(floor, o) {
-            return Some(1.0);
-        }
-        (!o.paired.is_empty()).then(|| percentile(&o.paired, 0.5))
+        let ratios: Vec<f64> = o
+            .rep_medians
+            .iter()
+            .zip(&floor.rep_medians)
+            .map(|(case, floor)| case / floor)
+            .collect();
+        (!ratios.is_empty()).then(|| percentile(&ratios, 0.5))
     }
 }
 
@@ -267,7 +268,6 @@ fn measure(group: &[Case], reps: u32, budget: Duration) -> anyhow::Result<Vec<Ou
                 case,
                 samples: Vec::new(),
                 rep_medians: Vec::new(),
-                paired: Vec::new(),
                 bytes: 0,
             })
             .collect();
@@ -280,13 +280,6 @@ fn measure(group: &[Case], reps: u32, budget: Duration) -> anyhow::Result<Vec<Ou
                 outcome.rep_medians.push(median);
                 outcome.samples.extend(rep);
                 outcome.bytes = bytes;
-            }
-            let floor = *outcomes[0].rep_medians.last().expect("a repetition");
-            if group[0].raw {
-                for outcome in &mut outcomes[1..] {
-                    let median = *outcome.rep_medians.last().expect("a repetition");
-                    outcome.paired.push(median / floor);
-                }
             }
             bar.inc(1);
         }
@@ -354,5 +347,47 @@ mod tests {
         let groups = floor_groups(&cases);
         assert_eq!(groups.len(), cases.len());
         assert!(groups.iter().all(|g| g.len() == 1));
+    }
+
+    #[test]
+    fn the_ratio_pairs_each_repetition_with_the_floors_before_it() {
+        let cases = all_cases();
+        let floor = *cases.iter().find(|c| c.raw).expect("a floor");
+        let case = *cases
+            .iter()
+            .find(|c| !c.raw && c.floor(&cases).map(Case::label) == Some(floor.label()))
+            .expect("a case with that floor");
+        // The host slows down from one repetition to the next, and both feel it; the
+        // medians of all samples (here: 100 and 600 ns) would give 6x.
+        let outcome = |case, samples: Vec<f64>, rep_medians: Vec<f64>| Outcome {
+            case,
+            samples,
+            rep_medians,
+            bytes: 0,
+        };
+        let run = Run {
+            outcomes: vec![
+                outcome(
+                    floor,
+                    vec![100.0, 100.0, 100.0, 200.0, 400.0],
+                    vec![100.0, 200.0, 400.0],
+                ),
+                outcome(
+                    case,
+                    vec![150.0, 300.0, 600.0, 600.0, 600.0],
+                    vec![150.0, 300.0, 600.0],
+                ),
+            ],
+            pinning: placement::Pinning {
+                placement: Placement::None,
+                bench_cpu: None,
+                peer_cpu: None,
+            },
+            reps: 3,
+            machine: String::new(),
+            command: String::new(),
+        };
+        assert_eq!(run.ratio(&run.outcomes[0]), Some(1.0));
+        assert_eq!(run.ratio(&run.outcomes[1]), Some(1.5));
     }
 }
