@@ -20,10 +20,10 @@ pub mod bench;
 pub mod nats;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The environment variable that carries a helper's role.
@@ -329,12 +329,11 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 /// A copy of `program` where every user can run it (the build tree may sit in a private,
-/// 0700 home directory), made once per test process and per program name.
-pub fn copy_for_others(program: &std::path::Path) -> PathBuf {
+/// 0700 home directory), made once per test process and per program name, in
+/// [`shared_dir`].
+pub fn copy_for_others(program: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("procwire-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = shared_dir();
     let copy = dir.join(program.file_name().expect("a program file"));
     if !copy.exists() {
         let temp = dir.join(format!("{}.part", unique_name("copy")));
@@ -343,6 +342,68 @@ pub fn copy_for_others(program: &std::path::Path) -> PathBuf {
         std::fs::rename(&temp, &copy).unwrap();
     }
     copy
+}
+
+/// How the directories of [`shared_dir`] are named: this, the test process's id, a dash.
+const SHARED_DIR_PREFIX: &str = "procwire-test-";
+
+/// A directory of this test process in the system's temporary directory that every user
+/// can read and enter (for the programs a test runs as another user), and only this user
+/// can write. It is always made here, never one found in place: another user may have
+/// planted a directory of the name, or a link. The directories that test processes now
+/// gone left behind (a test process ends without running destructors) are removed first,
+/// so that runs do not pile up copies of test binaries.
+pub fn shared_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        remove_left_behind_shared_dirs();
+        loop {
+            let dir = std::env::temp_dir().join(format!(
+                "{SHARED_DIR_PREFIX}{}",
+                unique_name("dir").trim_start_matches("t-dir-")
+            ));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+                    return dir;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => panic!("cannot make a directory in {}: {e}", dir.display()),
+            }
+        }
+    })
+}
+
+/// Removes the [`shared_dir`]s of this user whose test process is gone.
+fn remove_left_behind_shared_dirs() {
+    use rustix::process::{test_kill_process, Pid};
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SHARED_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        // Another user's, or a process that still runs (EPERM: someone else's): not ours
+        // to remove.
+        let gone = matches!(test_kill_process(pid), Err(rustix::io::Errno::SRCH));
+        if meta.is_dir() && meta.uid() == me && gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// In a helper process: prints `line` on a line of its own (the test harness may have
@@ -380,7 +441,7 @@ pub fn helper_command(exe: PathBuf, role: &str, vars: &[(&str, &str)]) -> Comman
 pub fn helper_on_cpu(cpu: usize, role: &str, vars: &[(&str, &str)]) -> Proc {
     let exe = std::env::current_exe().unwrap();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let taskset = std::path::Path::new("/usr/bin/taskset");
+    let taskset = Path::new("/usr/bin/taskset");
     let mut cmd = if cpus > cpu && taskset.exists() {
         let mut cmd = Command::new(taskset);
         cmd.arg("-c").arg(cpu.to_string()).arg(exe);
@@ -428,5 +489,35 @@ pub fn raise_open_file_limit() {
     if limit.current != limit.maximum {
         limit.current = limit.maximum;
         let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_dir_is_fresh_and_open_to_all_and_only_dead_processes_dirs_are_swept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = shared_dir();
+        let mode = dir.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{}", dir.display());
+
+        let mut gone = Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        let tmp = std::env::temp_dir();
+        let left = tmp.join(format!("{SHARED_DIR_PREFIX}{gone_pid}-0-left"));
+        let live = tmp.join(format!("{SHARED_DIR_PREFIX}{}-0-live", std::process::id()));
+        for d in [&left, &live] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("program"), b"x").unwrap();
+        }
+        remove_left_behind_shared_dirs();
+        let (left_exists, live_exists) = (left.exists(), live.exists());
+        let _ = std::fs::remove_dir_all(&live);
+        assert!(!left_exists, "a dead process's directory stays");
+        assert!(live_exists, "a running process's directory was removed");
+        assert!(dir.exists(), "this process's own directory was removed");
     }
 }

@@ -35,11 +35,7 @@ pub fn library_dir() -> PathBuf {
 /// Where this test process puts what it builds (readable by every user, for the tests
 /// that run a program as another one).
 pub fn build_dir() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("procwire-ffi-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
+    procwire_testkit::shared_dir().to_path_buf()
 }
 
 /// The libraries a Rust static library needs from the system (`--print native-static-libs`).
