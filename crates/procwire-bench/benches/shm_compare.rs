@@ -21,6 +21,10 @@
 //! taskset -c 0 BENCH --bench                              # both on CPU 0
 //! ```
 //!
+//! With `PROCWIRE_BENCH_RING_SIZES=4096,1048576` (ring sizes in bytes) the binary runs no
+//! benchmark but the comparison of [`ring_sizes`]: the 64 B round trip of the floor and of
+//! a shared-memory pipe per ring size, in blocks taken in turns.
+//!
 //! Results are in `docs/performance.md`.
 
 mod round_trip_cases;
@@ -37,10 +41,91 @@ fn main() -> ExitCode {
     }
     match bench_peer_role() {
         Some(role) => serve_peer(&role, serve),
-        None => {
-            divan::main();
-            ExitCode::SUCCESS
+        None => match std::env::var(RING_SIZES_VAR) {
+            Ok(sizes) => ring_sizes::compare(&sizes),
+            Err(_) => {
+                divan::main();
+                ExitCode::SUCCESS
+            }
+        },
+    }
+}
+
+/// The variable that asks for the ring-size comparison instead of the benchmarks.
+const RING_SIZES_VAR: &str = "PROCWIRE_BENCH_RING_SIZES";
+
+/// The 64 B round trip of shared-memory pipes with rings of several sizes, each against
+/// the floor measured just before it: one session per ring size and one of the floor, all
+/// alive at once, run in blocks of 5,000 round trips, in turns (the floor's block, then
+/// each pipe's, their order rotating from one round to the next), for 300 rounds. A
+/// host whose speed changes from one second to the next then changes both sides of each
+/// ratio alike.
+mod ring_sizes {
+    use std::process::ExitCode;
+    use std::time::Instant;
+
+    use super::round_trip_cases::{pipe_session, PipeSession};
+
+    const BLOCK: u32 = 5_000;
+    const ROUNDS: usize = 300;
+
+    /// Runs the comparison for the comma-separated ring sizes in `sizes`.
+    pub fn compare(sizes: &str) -> ExitCode {
+        let Ok(rings) = sizes
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<usize>, _>>()
+        else {
+            eprintln!(
+                "{}: ring sizes in bytes, comma-separated",
+                super::RING_SIZES_VAR
+            );
+            return ExitCode::FAILURE;
+        };
+        let mut floor = procwire_bench::cases::atomic_ping_pong(64).expect("start the floor");
+        let mut pipes: Vec<PipeSession> = rings
+            .iter()
+            .map(|ring| pipe_session(&format!("shm-echo-ring-{ring}")))
+            .collect();
+        let (message, mut answer) = (vec![7u8; 64], vec![0u8; 64]);
+        let mut floor_ns = Vec::with_capacity(ROUNDS);
+        let mut pipe_ns = vec![Vec::with_capacity(ROUNDS); pipes.len()];
+        for round in 0..ROUNDS {
+            let start = Instant::now();
+            for _ in 0..BLOCK {
+                floor.iter();
+            }
+            floor_ns.push(start.elapsed().as_nanos() as f64 / f64::from(BLOCK));
+            for k in 0..pipes.len() {
+                let i = (k + round) % pipes.len();
+                let conn = &mut pipes[i].conn;
+                let start = Instant::now();
+                for _ in 0..BLOCK {
+                    conn.send(&message).expect("send");
+                    let part = conn.recv_into(&mut answer).expect("receive");
+                    assert!(part.complete && part.len == message.len());
+                }
+                pipe_ns[i].push(start.elapsed().as_nanos() as f64 / f64::from(BLOCK));
+            }
         }
+        println!(
+            "floor: {:.1} ns (median of {ROUNDS} blocks)",
+            median(floor_ns.clone())
+        );
+        for (ring, ns) in rings.iter().zip(&pipe_ns) {
+            let ratios = ns.iter().zip(&floor_ns).map(|(p, f)| p / f).collect();
+            println!(
+                "ring of {ring} bytes: {:.1} ns, {:.3}x the floor (medians)",
+                median(ns.clone()),
+                median(ratios)
+            );
+        }
+        ExitCode::SUCCESS
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
     }
 }
 

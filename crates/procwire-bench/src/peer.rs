@@ -252,11 +252,30 @@ pub fn pipe_server(
     shared_memory: bool,
     serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
 ) -> Result<(), String> {
-    let server = PipeOptions::new()
+    let options = PipeOptions::new()
         .mode(PipeMode::Message)
-        .shared_memory(shared_memory)
-        .create(name)
-        .map_err(|e| e.to_string())?;
+        .shared_memory(shared_memory);
+    serve_first_connection(options, name, serve)
+}
+
+/// As [`pipe_server`] offering shared memory with rings of `ring` bytes.
+pub fn shm_pipe_server_with_ring(
+    name: &str,
+    ring: usize,
+    serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
+) -> Result<(), String> {
+    let options = PipeOptions::new()
+        .mode(PipeMode::Message)
+        .shared_memory_ring_size(ring);
+    serve_first_connection(options, name, serve)
+}
+
+fn serve_first_connection(
+    options: PipeOptions,
+    name: &str,
+    serve: fn(&mut PipeConnection) -> Result<(), PipeError>,
+) -> Result<(), String> {
+    let server = options.create(name).map_err(|e| e.to_string())?;
     ready("")?;
     let mut conn = server.accept().map_err(|e| e.to_string())?;
     match serve(&mut conn) {

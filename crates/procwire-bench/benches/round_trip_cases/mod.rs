@@ -38,7 +38,12 @@ pub fn serve(role: &str, addr: &str) -> Option<Result<(), String>> {
         "pipe-echo-into" => pipe_server(addr, false, procwire_bench::peer::pipe_echo),
         "shm-echo" => pipe_server(addr, true, procwire_bench::peer::pipe_echo),
         "shm-echo-in-place" => pipe_server(addr, true, pipe_echo_in_place),
-        _ => return None,
+        _ => {
+            // `shm-echo-ring-BYTES`: the copying echo over rings of BYTES each.
+            let ring = role.strip_prefix("shm-echo-ring-")?.parse().ok()?;
+            let echo = procwire_bench::peer::pipe_echo;
+            procwire_bench::peer::shm_pipe_server_with_ring(addr, ring, echo)
+        }
     })
 }
 
