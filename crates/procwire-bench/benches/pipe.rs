@@ -57,6 +57,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The rings of the shared-memory throughput case with small rings.
+const SMALL_RING: usize = 4096;
+
 /// The peer process: what runs when `PROCWIRE_BENCH_ROLE` is set.
 mod peer {
     use super::*;
@@ -72,6 +75,11 @@ mod peer {
             "shm-sink-recv-into" => pipe_server(addr, true, procwire_bench::peer::pipe_sink),
             "shm-sink-in-place" => pipe_server(addr, true, pipe_sink_in_place),
             "shm-sink-many" => pipe_server(addr, true, pipe_sink_many),
+            "shm-sink-recv-into-small-rings" => procwire_bench::peer::shm_pipe_server_with_ring(
+                addr,
+                SMALL_RING,
+                procwire_bench::peer::pipe_sink,
+            ),
             _ => Err(format!("unknown role `{role}`")),
         }
     }
@@ -333,6 +341,14 @@ mod shm_throughput {
     #[divan::bench(args = SHM_SIZES)]
     fn batched(bencher: Bencher<'_, '_>, size: usize) {
         batch(bencher, size, "shm-sink-many", Way::Many);
+    }
+
+    /// `send` as [`copy`] does, through rings of [`SMALL_RING`] bytes (the size that gives
+    /// the shortest small-message round trip): long messages pass in many records, each
+    /// side waiting for the other's room in turn.
+    #[divan::bench(args = SHM_SIZES)]
+    fn copy_small_rings(bencher: Bencher<'_, '_>, size: usize) {
+        batch(bencher, size, "shm-sink-recv-into-small-rings", Way::Send);
     }
 
     /// The socket pipe with the same sink, for the ratio.
